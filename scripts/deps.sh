@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs every Debian package racefree needs to build, test and benchmark.
+# One list, idempotent: apt-get runs only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential pkg-config
+    libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libpq-dev
+    sqlite3 valgrind curl ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "deps: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
