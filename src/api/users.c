@@ -1,0 +1,167 @@
+#include <string.h>
+
+#include "api/api.h"
+#include "core/rules.h"
+#include "store/store.h"
+
+static json_t *user_json(const struct rf_user *u)
+{
+    return json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s}", "id", u->id, "email", u->email, "name",
+                     u->name, "username", u->username, "createdAt", u->created_at, "updatedAt",
+                     u->updated_at);
+}
+
+/* Validates the optional "name" member; replies 422 and returns -1 if bad. */
+static int check_name(struct rf_req *r, json_t *v)
+{
+    if (v && rf_name_check(json_string_value(v), json_string_length(v)) != 0) {
+        rf_reply_problem_field(r, 422, "invalid_name", "name",
+                               "A name is 1-%d bytes without control characters.", RF_NAME_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+void rf_api_user_create(struct rf_req *r)
+{
+    static const struct rf_field fields[] = {
+        {"email", RF_F_STRING, 1},
+        {"name", RF_F_STRING, 0},
+    };
+    const char *bad;
+    enum rf_input_err ie = rf_input_check(r->body, fields, 2, &bad);
+    if (ie) {
+        rf_reply_input_error(r, ie, bad, fields, 2);
+        return;
+    }
+    json_t *jemail = json_object_get(r->body, "email");
+    json_t *jname = json_object_get(r->body, "name");
+    char email[RF_EMAIL_MAX + 1];
+    if (strlen(json_string_value(jemail)) != json_string_length(jemail) ||
+        rf_email_normalize(json_string_value(jemail), json_string_length(jemail), email,
+                           sizeof(email)) != 0) {
+        rf_reply_problem_field(r, 422, "invalid_email", "email",
+                               "An email has one '@' with text on both sides, at most %d bytes.",
+                               RF_EMAIL_MAX);
+        return;
+    }
+    if (check_name(r, jname))
+        return;
+
+    struct rf_user u;
+    struct rf_db_error e;
+    int created;
+    int rc = rf_store_user_create(r->app->db, r->a, r->ws, email,
+                                  jname ? json_string_value(jname) : NULL, &u, &created, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    rf_reply_json(r, created ? 201 : 200,
+                  json_pack("{s:o, s:b}", "user", user_json(&u), "created", created));
+}
+
+void rf_api_user_get(struct rf_req *r)
+{
+    struct rf_user u;
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_user_get(r->app->db, r->a, r->ws, r->params[0], &u, &found, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    if (!found) {
+        rf_reply_problem(r, 404, "not_found", "No such user.");
+        return;
+    }
+    rf_reply_json(r, 200, json_pack("{s:o}", "user", user_json(&u)));
+}
+
+void rf_api_user_list(struct rf_req *r)
+{
+    const char *q = r->query(r, "email");
+    char email[RF_EMAIL_MAX + 1];
+    if (!q) {
+        rf_reply_problem_field(r, 422, "invalid_query", "email",
+                               "Give ?email= to look a user up; listing all users is not offered.");
+        return;
+    }
+    json_t *data = json_array();
+    /* An address that cannot be valid cannot match: an empty list, not an error. */
+    if (rf_email_normalize(q, strlen(q), email, sizeof(email)) == 0) {
+        struct rf_user u;
+        struct rf_db_error e;
+        int found;
+        int rc = rf_store_user_by_email(r->app->db, r->a, r->ws, email, &u, &found, &e);
+        if (rc != RF_DB_OK) {
+            json_decref(data);
+            rf_reply_db_error(r, rc, e.detail);
+            return;
+        }
+        if (found)
+            json_array_append_new(data, user_json(&u));
+    }
+    rf_reply_json(r, 200, json_pack("{s:o, s:n}", "data", data, "cursor"));
+}
+
+void rf_api_user_patch(struct rf_req *r)
+{
+    static const struct rf_field fields[] = {
+        {"username", RF_F_STRING_OR_NULL, 0},
+        {"name", RF_F_STRING, 0},
+    };
+    const char *bad;
+    enum rf_input_err ie = rf_input_check(r->body, fields, 2, &bad);
+    if (ie) {
+        rf_reply_input_error(r, ie, bad, fields, 2);
+        return;
+    }
+    json_t *jname = json_object_get(r->body, "name");
+    json_t *juser = json_object_get(r->body, "username");
+    struct rf_user_patch p = {0};
+    if (check_name(r, jname))
+        return;
+    p.name = jname ? json_string_value(jname) : NULL;
+    if (juser) {
+        p.set_username = 1;
+        if (json_is_string(juser)) {
+            const char *s = json_string_value(juser);
+            size_t n = json_string_length(juser);
+            enum rf_username_check uc = strlen(s) != n ? RF_USERNAME_INVALID
+                                                       : rf_username_check(s, n);
+            if (uc == RF_USERNAME_INVALID) {
+                rf_reply_problem_field(r, 422, "invalid_username", "username",
+                                       "A username is 1-%d letters, digits or single hyphens, "
+                                       "not starting or ending with a hyphen.",
+                                       RF_USERNAME_MAX);
+                return;
+            }
+            if (uc == RF_USERNAME_RESERVED) {
+                rf_reply_problem_field(r, 422, "username_reserved", "username",
+                                       "This username is reserved.");
+                return;
+            }
+            p.username = s;
+        }
+    }
+
+    struct rf_user u;
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_user_update(r->app->db, r->a, r->ws, r->params[0], &p, &u, &found, &e);
+    if (rc == RF_DB_UNIQUE && strstr(e.constraint, "username")) {
+        rf_reply_problem_field(r, 409, "username_taken", "username",
+                               "Another user already has this username.");
+        return;
+    }
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    if (!found) {
+        rf_reply_problem(r, 404, "not_found", "No such user.");
+        return;
+    }
+    rf_reply_json(r, 200, json_pack("{s:o}", "user", user_json(&u)));
+}

@@ -1,0 +1,43 @@
+#include "db/db.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *rf_db_strerror(enum rf_db_err e)
+{
+    switch (e) {
+    case RF_DB_OK:
+        return "ok";
+    case RF_DB_UNIQUE:
+        return "unique violation";
+    case RF_DB_RETRY:
+        return "retryable conflict";
+    case RF_DB_UNAVAILABLE:
+        return "database unavailable";
+    case RF_DB_ERROR:
+        return "database error";
+    }
+    return "unknown";
+}
+
+int rf_db_fail(struct rf_db_error *e, enum rf_db_err code, const char *fmt, ...)
+{
+    va_list ap;
+    e->code = code;
+    e->constraint[0] = '\0';
+    va_start(ap, fmt);
+    vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int rf_db_open(const char *url, int nreaders, struct rf_db **out, struct rf_db_error *e)
+{
+    *out = NULL;
+    if (strncmp(url, "sqlite:", 7) == 0)
+        return rf_db_sqlite.open(url + 7, nreaders, out, e);
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        return rf_db_fail(e, RF_DB_ERROR, "PostgreSQL support is not built yet");
+    return rf_db_fail(e, RF_DB_ERROR, "unknown database URL (want sqlite:PATH or postgres://…)");
+}

@@ -1,0 +1,123 @@
+/* Storage drivers behind one vtable (after curl's struct Curl_ssl).
+ *
+ * Callers write SQL once with '?' placeholders in the subset SQLite and
+ * PostgreSQL share (INSERT … ON CONFLICT … RETURNING); a driver hides
+ * placeholders, BEGIN flavour and error classification. Every database error
+ * is mapped here, at the boundary, into enum rf_db_err, so no caller ever
+ * looks at an SQLite code or SQLSTATE. */
+#ifndef RF_DB_H
+#define RF_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+
+enum rf_db_err {
+    RF_DB_OK = 0,
+    RF_DB_UNIQUE,      /* a unique/primary key was violated; constraint names it */
+    RF_DB_RETRY,       /* busy, locked, serialization failure, deadlock: run the tx again */
+    RF_DB_UNAVAILABLE, /* cannot reach or open the database */
+    RF_DB_ERROR,       /* anything else: a bug or corrupt state */
+};
+
+struct rf_db_error {
+    enum rf_db_err code;
+    char constraint[96]; /* RF_DB_UNIQUE: index/constraint or "table.col, …" */
+    char detail[256];    /* driver text, for logs only: never sent to clients */
+};
+
+const char *rf_db_strerror(enum rf_db_err e);
+/* Sets e and returns code, for one-line error returns. */
+int rf_db_fail(struct rf_db_error *e, enum rf_db_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+enum rf_db_type { RF_DB_NULL = 0, RF_DB_TEXT, RF_DB_INT };
+struct rf_db_param {
+    enum rf_db_type type;
+    const char *s;
+    int64_t i;
+};
+/* A NULL string binds SQL NULL. */
+static inline struct rf_db_param RF_TEXT(const char *s)
+{
+    return (struct rf_db_param){s ? RF_DB_TEXT : RF_DB_NULL, s, 0};
+}
+static inline struct rf_db_param RF_INT(int64_t i)
+{
+    return (struct rf_db_param){RF_DB_INT, NULL, i};
+}
+
+/* Result rows, every cell as text (NULL pointer for SQL NULL); all memory
+ * lives in the arena passed to exec. */
+struct rf_db_rows {
+    int nrows, ncols;
+    const char **cells;
+};
+static inline const char *rf_db_cell(const struct rf_db_rows *r, int row, int col)
+{
+    return (row < r->nrows && col < r->ncols) ? r->cells[row * r->ncols + col] : NULL;
+}
+
+struct rf_db;      /* a database: its connections and settings */
+struct rf_db_conn; /* one connection, owned by one thread between acquire and release */
+
+struct rf_db_driver {
+    const char *name;
+    /* url without the scheme's meaning changed; nreaders: read connections. */
+    int (*open)(const char *url, int nreaders, struct rf_db **out, struct rf_db_error *e);
+    void (*close)(struct rf_db *db);
+    /* write=1: the connection that may write (SQLite: the one writer, held
+     * under a mutex until release). Blocks until one is free. */
+    int (*acquire)(struct rf_db *db, int write, struct rf_db_conn **out, struct rf_db_error *e);
+    void (*release)(struct rf_db *db, struct rf_db_conn *c);
+    int (*begin)(struct rf_db_conn *c, int write, struct rf_db_error *e);
+    int (*commit)(struct rf_db_conn *c, struct rf_db_error *e);
+    void (*rollback)(struct rf_db_conn *c);
+    /* One statement. out may be NULL when no rows are wanted. */
+    int (*exec)(struct rf_db_conn *c, const char *sql, const struct rf_db_param *p, int np,
+                struct rf_arena *a, struct rf_db_rows *out, struct rf_db_error *e);
+    /* Inside a write tx: serialise schema migration across processes. */
+    int (*migrate_lock)(struct rf_db_conn *c, struct rf_db_error *e);
+};
+
+/* Every driver's handle begins with this, so wrappers can find the vtable. */
+struct rf_db {
+    const struct rf_db_driver *drv;
+};
+struct rf_db_conn {
+    const struct rf_db_driver *drv;
+};
+
+extern const struct rf_db_driver rf_db_sqlite;
+
+/* Picks the driver from the URL scheme ("sqlite:PATH", "postgres://…"). */
+int rf_db_open(const char *url, int nreaders, struct rf_db **out, struct rf_db_error *e)
+    __attribute__((warn_unused_result));
+
+static inline void rf_db_close(struct rf_db *db)
+{
+    if (db)
+        db->drv->close(db);
+}
+static inline int rf_db_acquire(struct rf_db *db, int write, struct rf_db_conn **c,
+                                struct rf_db_error *e)
+{
+    return db->drv->acquire(db, write, c, e);
+}
+static inline void rf_db_release(struct rf_db *db, struct rf_db_conn *c)
+{
+    db->drv->release(db, c);
+}
+static inline int rf_db_exec(struct rf_db_conn *c, const char *sql, const struct rf_db_param *p,
+                             int np, struct rf_arena *a, struct rf_db_rows *out,
+                             struct rf_db_error *e)
+{
+    return c->drv->exec(c, sql, p, np, a, out, e);
+}
+
+/* Classifies an SQLite result code (primary or extended) into rf_db_err;
+ * exposed for unit tests. */
+enum rf_db_err rf_sqlite_classify(int extended_rc);
+
+#endif

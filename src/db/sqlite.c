@@ -1,0 +1,362 @@
+/* SQLite driver: WAL, one writer connection per process behind a mutex
+ * (SQLite has one writer; several in-process writers would only sleep in
+ * the busy handler), a pool of read connections, BEGIN IMMEDIATE for writes
+ * so a transaction never has to upgrade its lock halfway through. Other
+ * processes on the same file are serialised by SQLite's own file locks; the
+ * busy timeout below turns their contention into waiting, and what outlasts
+ * it becomes RF_DB_RETRY for tx_run. */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db/db.h"
+
+#define BUSY_TIMEOUT_MS 5000
+#define STMT_CACHE 48
+
+struct sq_conn {
+    struct rf_db_conn base;
+    sqlite3 *h;
+    struct sq_conn *next_free;
+    int ncache;
+    struct {
+        const char *sql; /* statements are string literals: the pointer is the key */
+        sqlite3_stmt *st;
+    } cache[STMT_CACHE];
+};
+
+struct sq_db {
+    struct rf_db base;
+    pthread_mutex_t wmu;
+    struct sq_conn writer;
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    struct sq_conn *readers, *free_readers;
+    int nreaders;
+};
+
+const struct rf_db_driver rf_db_sqlite;
+
+enum rf_db_err rf_sqlite_classify(int rc)
+{
+    switch (rc) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return RF_DB_OK;
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        return RF_DB_UNIQUE;
+    }
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_PROTOCOL: /* a WAL lock race between processes: try again */
+        return RF_DB_RETRY;
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_NOTADB:
+    case SQLITE_PERM:
+    case SQLITE_NOMEM:
+        return RF_DB_UNAVAILABLE;
+    default:
+        return RF_DB_ERROR;
+    }
+}
+
+static int sq_fail(sqlite3 *h, int rc, struct rf_db_error *e)
+{
+    enum rf_db_err code = rf_sqlite_classify(rc);
+    const char *msg = h ? sqlite3_errmsg(h) : sqlite3_errstr(rc);
+    rf_db_fail(e, code, "sqlite: %s (%d)", msg, rc);
+    if (code == RF_DB_UNIQUE) {
+        /* "UNIQUE constraint failed: users.workspace_id, users.email" */
+        const char *cols = strstr(msg, "failed: ");
+        cols = cols ? cols + 8 : msg;
+        size_t n = strlen(cols);
+        if (n >= sizeof(e->constraint))
+            n = sizeof(e->constraint) - 1;
+        memcpy(e->constraint, cols, n);
+        e->constraint[n] = '\0';
+    }
+    return code;
+}
+
+static int sq_conn_open(struct sq_conn *c, const char *path, int flags, struct rf_db_error *e)
+{
+    memset(c, 0, sizeof(*c));
+    c->base.drv = &rf_db_sqlite;
+    int rc = sqlite3_open_v2(path, &c->h, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        sq_fail(c->h, rc, e);
+        e->code = RF_DB_UNAVAILABLE;
+        sqlite3_close(c->h);
+        c->h = NULL;
+        return RF_DB_UNAVAILABLE;
+    }
+    sqlite3_extended_result_codes(c->h, 1);
+    sqlite3_busy_timeout(c->h, BUSY_TIMEOUT_MS);
+    /* NORMAL in WAL: a commit survives a crash of the process; a power cut
+     * may lose the last few commits but never corrupts. See ARCHITECTURE.md. */
+    static const char *const pragmas[] = {"PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"};
+    for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
+        rc = sqlite3_exec(c->h, pragmas[i], NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            return sq_fail(c->h, rc, e);
+    }
+    return RF_DB_OK;
+}
+
+static void sq_conn_close(struct sq_conn *c)
+{
+    for (int i = 0; i < c->ncache; i++)
+        sqlite3_finalize(c->cache[i].st);
+    c->ncache = 0;
+    if (c->h)
+        sqlite3_close(c->h);
+    c->h = NULL;
+}
+
+static void sq_close(struct rf_db *base)
+{
+    struct sq_db *db = (struct sq_db *)base;
+    if (!db)
+        return;
+    sq_conn_close(&db->writer);
+    for (int i = 0; i < db->nreaders; i++)
+        sq_conn_close(&db->readers[i]);
+    free(db->readers);
+    pthread_mutex_destroy(&db->wmu);
+    pthread_mutex_destroy(&db->rmu);
+    pthread_cond_destroy(&db->rcv);
+    free(db);
+}
+
+/* Switching to WAL takes an exclusive lock; when several processes open a new
+ * file at once one of them may see SQLITE_BUSY here despite the busy timeout. */
+static int sq_set_wal(struct sq_conn *c, struct rf_db_error *e)
+{
+    int rc = SQLITE_OK;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        rc = sqlite3_exec(c->h, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if (rf_sqlite_classify(rc) != RF_DB_RETRY)
+            break;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return rc == SQLITE_OK ? RF_DB_OK : sq_fail(c->h, rc, e);
+}
+
+static int sq_open(const char *path, int nreaders, struct rf_db **out, struct rf_db_error *e)
+{
+    int rc;
+    if (!*path)
+        return rf_db_fail(e, RF_DB_ERROR, "sqlite: empty path");
+    if (nreaders < 1)
+        nreaders = 1;
+    struct sq_db *db = calloc(1, sizeof(*db));
+    if (!db)
+        return rf_db_fail(e, RF_DB_UNAVAILABLE, "out of memory");
+    db->base.drv = &rf_db_sqlite;
+    pthread_mutex_init(&db->wmu, NULL);
+    pthread_mutex_init(&db->rmu, NULL);
+    pthread_cond_init(&db->rcv, NULL);
+    rc = sq_conn_open(&db->writer, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, e);
+    if (rc == RF_DB_OK)
+        rc = sq_set_wal(&db->writer, e);
+    if (rc != RF_DB_OK)
+        goto fail;
+    db->readers = calloc((size_t)nreaders, sizeof(*db->readers));
+    if (!db->readers) {
+        rc = rf_db_fail(e, RF_DB_UNAVAILABLE, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < nreaders; i++) {
+        rc = sq_conn_open(&db->readers[i], path, SQLITE_OPEN_READWRITE, e);
+        if (rc != RF_DB_OK)
+            goto fail;
+        db->nreaders++;
+        db->readers[i].next_free = db->free_readers;
+        db->free_readers = &db->readers[i];
+    }
+    *out = &db->base;
+    return RF_DB_OK;
+fail:
+    sq_close(&db->base);
+    return rc;
+}
+
+static int sq_acquire(struct rf_db *base, int write, struct rf_db_conn **out, struct rf_db_error *e)
+{
+    struct sq_db *db = (struct sq_db *)base;
+    (void)e;
+    if (write) {
+        pthread_mutex_lock(&db->wmu);
+        *out = &db->writer.base;
+        return RF_DB_OK;
+    }
+    pthread_mutex_lock(&db->rmu);
+    while (!db->free_readers)
+        pthread_cond_wait(&db->rcv, &db->rmu);
+    struct sq_conn *c = db->free_readers;
+    db->free_readers = c->next_free;
+    pthread_mutex_unlock(&db->rmu);
+    *out = &c->base;
+    return RF_DB_OK;
+}
+
+static void sq_release(struct rf_db *base, struct rf_db_conn *cb)
+{
+    struct sq_db *db = (struct sq_db *)base;
+    struct sq_conn *c = (struct sq_conn *)cb;
+    if (c == &db->writer) {
+        pthread_mutex_unlock(&db->wmu);
+        return;
+    }
+    pthread_mutex_lock(&db->rmu);
+    c->next_free = db->free_readers;
+    db->free_readers = c;
+    pthread_cond_signal(&db->rcv);
+    pthread_mutex_unlock(&db->rmu);
+}
+
+static int sq_simple(struct sq_conn *c, const char *sql, struct rf_db_error *e)
+{
+    int rc = sqlite3_exec(c->h, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? RF_DB_OK : sq_fail(c->h, rc, e);
+}
+
+static int sq_begin(struct rf_db_conn *cb, int write, struct rf_db_error *e)
+{
+    return sq_simple((struct sq_conn *)cb, write ? "BEGIN IMMEDIATE" : "BEGIN", e);
+}
+
+static int sq_commit(struct rf_db_conn *cb, struct rf_db_error *e)
+{
+    return sq_simple((struct sq_conn *)cb, "COMMIT", e);
+}
+
+static void sq_rollback(struct rf_db_conn *cb)
+{
+    struct sq_conn *c = (struct sq_conn *)cb;
+    if (!sqlite3_get_autocommit(c->h))
+        sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int sq_prepare(struct sq_conn *c, const char *sql, sqlite3_stmt **st, struct rf_db_error *e)
+{
+    for (int i = 0; i < c->ncache; i++) {
+        if (c->cache[i].sql == sql) {
+            *st = c->cache[i].st;
+            return RF_DB_OK;
+        }
+    }
+    int rc = sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(c->h, rc, e);
+    if (c->ncache < STMT_CACHE) {
+        c->cache[c->ncache].sql = sql;
+        c->cache[c->ncache].st = *st;
+        c->ncache++;
+    }
+    return RF_DB_OK;
+}
+
+static int sq_exec(struct rf_db_conn *cb, const char *sql, const struct rf_db_param *p, int np,
+                   struct rf_arena *a, struct rf_db_rows *out, struct rf_db_error *e)
+{
+    struct sq_conn *c = (struct sq_conn *)cb;
+    sqlite3_stmt *st;
+    int rc = sq_prepare(c, sql, &st, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    int cached = 0;
+    for (int i = 0; i < c->ncache; i++)
+        cached |= c->cache[i].st == st;
+
+    int result = RF_DB_OK, cap = 0;
+    if (out) {
+        out->nrows = 0;
+        out->ncols = sqlite3_column_count(st);
+        out->cells = NULL;
+    }
+    for (int i = 0; i < np && result == RF_DB_OK; i++) {
+        switch (p[i].type) {
+        case RF_DB_NULL:
+            rc = sqlite3_bind_null(st, i + 1);
+            break;
+        case RF_DB_TEXT:
+            rc = sqlite3_bind_text(st, i + 1, p[i].s, -1, SQLITE_STATIC);
+            break;
+        case RF_DB_INT:
+            rc = sqlite3_bind_int64(st, i + 1, p[i].i);
+            break;
+        }
+        if (rc != SQLITE_OK)
+            result = sq_fail(c->h, rc, e);
+    }
+    while (result == RF_DB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!out)
+            continue;
+        if (out->nrows == cap) {
+            /* Rows are few (single-row writes, bounded pages): grow by doubling
+             * in the arena; the old block is simply left there. */
+            int ncap = cap ? cap * 2 : 4;
+            const char **cells = rf_arena_alloc(a, sizeof(char *) * (size_t)ncap *
+                                                       (size_t)(out->ncols ? out->ncols : 1));
+            if (!cells) {
+                result = rf_db_fail(e, RF_DB_ERROR, "out of memory for rows");
+                break;
+            }
+            if (out->cells)
+                memcpy(cells, out->cells, sizeof(char *) * (size_t)cap * (size_t)out->ncols);
+            out->cells = cells;
+            cap = ncap;
+        }
+        for (int col = 0; col < out->ncols; col++) {
+            const unsigned char *t = sqlite3_column_text(st, col);
+            const char *v = NULL;
+            if (t) {
+                v = rf_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, col));
+                if (!v) {
+                    result = rf_db_fail(e, RF_DB_ERROR, "out of memory for cell");
+                    break;
+                }
+            }
+            out->cells[out->nrows * out->ncols + col] = v;
+        }
+        out->nrows++;
+    }
+    if (result == RF_DB_OK && rc != SQLITE_DONE)
+        result = sq_fail(c->h, rc, e);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (!cached)
+        sqlite3_finalize(st);
+    return result;
+}
+
+static int sq_migrate_lock(struct rf_db_conn *c, struct rf_db_error *e)
+{
+    /* BEGIN IMMEDIATE already holds the file's write lock. */
+    (void)c;
+    (void)e;
+    return RF_DB_OK;
+}
+
+const struct rf_db_driver rf_db_sqlite = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .acquire = sq_acquire,
+    .release = sq_release,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .exec = sq_exec,
+    .migrate_lock = sq_migrate_lock,
+};

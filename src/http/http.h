@@ -1,0 +1,106 @@
+/* HTTP layer: one request's state, the response a handler fills in, RFC 9457
+ * problem details, input checks, and the route table type. libmicrohttpd is
+ * confined to server.c; handlers see only struct rf_req. */
+#ifndef RF_HTTP_H
+#define RF_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "core/arena.h"
+
+#define RF_BODY_MAX (1024 * 1024) /* SPEC §2: larger bodies get 413 */
+#define RF_JSON_DEPTH_MAX 32
+#define RF_MAX_PATH_PARAMS 4
+
+struct rf_app; /* defined by the api layer: database, settings */
+
+struct rf_resp {
+    int status;           /* 0 until a handler answers */
+    const char *ctype;    /* arena or static */
+    const char *body;     /* arena; may be NULL for 204 */
+    size_t body_len;
+    int retry_after;      /* seconds; 0 = no header */
+    const char *allow;    /* 405: Allow header */
+};
+
+struct rf_req {
+    struct rf_arena *a;
+    struct rf_app *app;
+    const char *method, *path, *request_id;
+    const char *params[RF_MAX_PATH_PARAMS]; /* {name} segments, in order (arena) */
+    int nparams;
+    const char *ws;                        /* authenticated workspace id, or NULL */
+    json_t *body;                          /* parsed JSON object, or NULL; owned by server.c */
+    /* Query string lookup (libmicrohttpd behind it); NULL when absent. */
+    const char *(*query)(const struct rf_req *r, const char *name);
+    void *conn;
+    struct rf_resp resp;
+};
+
+typedef void (*rf_handler)(struct rf_req *r);
+
+enum rf_route_flags {
+    RF_ROUTE_AUTH = 1 << 0, /* needs a root key: sets r->ws */
+    RF_ROUTE_JSON = 1 << 1, /* takes a JSON object body */
+};
+
+struct rf_route {
+    const char *method;
+    const char *pattern; /* "/v1/users/{id}": {x} matches one non-empty segment */
+    rf_handler fn;
+    unsigned flags;
+    const char *name; /* label for logs/metrics, e.g. "users.create" */
+};
+
+/* Finds the route for method+path. Path params are copied into r->params.
+ * Returns NULL when nothing matches; then *path_known says whether the path
+ * exists under another method (→ 405, with those methods in allow). */
+const struct rf_route *rf_route_match(const struct rf_route *routes, size_t n, const char *method,
+                                      const char *path, struct rf_req *r, int *path_known,
+                                      char *allow, size_t allowlen);
+
+/* ---- responses ---- */
+
+/* Serialises j (compact) into the response and takes ownership of j. */
+void rf_reply_json(struct rf_req *r, int status, json_t *j);
+/* An RFC 9457 problem: type urn:racefree:error:<code>, title from the code
+ * table, detail formatted, requestId. Extra members (e.g. "field") via
+ * rf_reply_problem_field. */
+void rf_reply_problem(struct rf_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void rf_reply_problem_field(struct rf_req *r, int status, const char *code, const char *field,
+                            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* 503 database_unavailable with Retry-After, or 500 (logged) for a bug,
+ * chosen from the rf_db_err code. */
+void rf_reply_db_error(struct rf_req *r, int db_code, const char *detail);
+
+/* ---- input ---- */
+
+/* Parses a request body that must be one JSON object, depth ≤
+ * RF_JSON_DEPTH_MAX, no duplicate keys, valid UTF-8. On failure returns NULL
+ * and writes where and why into err. */
+json_t *rf_json_parse_object(const char *buf, size_t len, char *err, size_t errlen);
+
+enum rf_field_type {
+    RF_F_STRING,         /* JSON string */
+    RF_F_STRING_OR_NULL, /* string or null */
+    RF_F_INT,
+    RF_F_BOOL,
+    RF_F_OBJECT,
+};
+struct rf_field {
+    const char *name;
+    enum rf_field_type type;
+    int required;
+};
+enum rf_input_err { RF_INPUT_OK = 0, RF_INPUT_UNKNOWN, RF_INPUT_MISSING, RF_INPUT_TYPE };
+/* Checks obj against the field list; on error *bad points at the offending
+ * field name (inside obj or fields: valid while both live). */
+enum rf_input_err rf_input_check(json_t *obj, const struct rf_field *fields, size_t n,
+                                 const char **bad);
+/* Replies 422 for a non-OK rf_input_check result. */
+void rf_reply_input_error(struct rf_req *r, enum rf_input_err err, const char *field,
+                          const struct rf_field *fields, size_t n);
+
+#endif

@@ -1,0 +1,377 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+#define ARENA_LIMIT (16u * 1024 * 1024)
+#define DISCARD_MAX (8u * RF_BODY_MAX)
+
+struct conn_req {
+    struct rf_req r;
+    struct rf_arena arena;
+    const struct rf_route *route;
+    char *body;
+    size_t body_len, body_cap;
+    size_t seen; /* body bytes received, kept or not */
+    uint64_t t0;
+    char rid[RF_ID_MAX];
+};
+
+static const struct rf_server_opts *opts;
+static atomic_int inflight;
+
+void rf_server_block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static const char *query_get(const struct rf_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static int ctype_is_json(const char *ct)
+{
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0)
+        return 0;
+    ct += 16;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+/* Everything decidable from the request line and headers, before reading a
+ * body: unknown route, 401, 415, declared 413. Sets r->resp when it answers. */
+static void preflight(struct conn_req *cr, struct MHD_Connection *conn)
+{
+    struct rf_req *r = &cr->r;
+    int path_known;
+    char allow[64];
+    cr->route = rf_route_match(opts->routes, opts->nroutes, r->method, r->path, r, &path_known,
+                               allow, sizeof(allow));
+    if (!cr->route) {
+        if (path_known) {
+            rf_reply_problem(r, 405, "method_not_allowed", "%s is not allowed here; use %s.",
+                             r->method, allow);
+            r->resp.allow = rf_arena_strdup(r->a, allow);
+        } else {
+            rf_reply_problem(r, 404, "not_found", "No route for this path.");
+        }
+        return;
+    }
+    if (cr->route->flags & RF_ROUTE_AUTH) {
+        const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
+            rf_reply_problem(r, 401, "unauthorized",
+                             "Send 'Authorization: Bearer <rootKey>' with every /v1 request.");
+            return;
+        }
+        opts->authenticate(r, h + 7);
+        if (r->resp.status)
+            return;
+        if (!r->ws) {
+            rf_reply_problem(r, 401, "unauthorized", "Unknown root key.");
+            return;
+        }
+    }
+    if (cr->route->flags & RF_ROUTE_JSON) {
+        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+        if (!ctype_is_json(ct)) {
+            rf_reply_problem(r, 415, "unsupported_media_type",
+                             "Send the body as 'Content-Type: application/json'.");
+            return;
+        }
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > RF_BODY_MAX) {
+            rf_reply_problem(r, 413, "payload_too_large", "Bodies are limited to %d bytes.",
+                             RF_BODY_MAX);
+            return;
+        }
+    }
+}
+
+static int has_body(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") ||
+           (cl && strtoull(cl, NULL, 10) > 0);
+}
+
+static int body_append(struct conn_req *cr, const char *data, size_t n)
+{
+    if (cr->body_len + n > RF_BODY_MAX)
+        return -1;
+    if (cr->body_len + n > cr->body_cap) {
+        size_t cap = cr->body_cap ? cr->body_cap : 1024;
+        while (cap < cr->body_len + n)
+            cap *= 2;
+        if (cap > RF_BODY_MAX)
+            cap = RF_BODY_MAX;
+        char *b = realloc(cr->body, cap);
+        if (!b)
+            return -1;
+        cr->body = b;
+        cr->body_cap = cap;
+    }
+    memcpy(cr->body + cr->body_len, data, n);
+    cr->body_len += n;
+    return 0;
+}
+
+static void dispatch(struct conn_req *cr)
+{
+    struct rf_req *r = &cr->r;
+    if (cr->route->flags & RF_ROUTE_JSON) {
+        char err[256];
+        r->body = rf_json_parse_object(cr->body, cr->body_len, err, sizeof(err));
+        if (!r->body) {
+            rf_reply_problem(r, 400, "invalid_json", "Invalid JSON: %s.", err);
+            return;
+        }
+    }
+    cr->route->fn(r);
+    if (!r->resp.status) {
+        rf_log(RF_LOG_ERROR, "request %s: handler %s gave no response", r->request_id,
+               cr->route->name);
+        rf_reply_problem(r, 500, "internal_error", "Internal error; reference request %s.",
+                         r->request_id);
+    }
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *cr)
+{
+    struct rf_resp *rs = &cr->r.resp;
+    struct MHD_Response *m = MHD_create_response_from_buffer(
+        rs->body_len, (void *)(rs->body ? rs->body : ""), MHD_RESPMEM_MUST_COPY);
+    if (!m)
+        return MHD_NO;
+    if (rs->body_len)
+        MHD_add_response_header(m, "Content-Type", rs->ctype);
+    MHD_add_response_header(m, "X-Request-Id", cr->rid);
+    MHD_add_response_header(m, "Cache-Control", "no-store");
+    if (rs->retry_after) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", rs->retry_after);
+        MHD_add_response_header(m, "Retry-After", ra);
+    }
+    if (rs->allow)
+        MHD_add_response_header(m, "Allow", rs->allow);
+    if (rs->status == 401)
+        MHD_add_response_header(m, "WWW-Authenticate", "Bearer");
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rs->status, m);
+    MHD_destroy_response(m);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct conn_req *cr = *con_cls;
+    (void)cls;
+    (void)version;
+    if (!cr) {
+        /* First call: headers only. Answering here would make libmicrohttpd
+         * close the connection (DESIGN.md), so decide now, answer next call. */
+        cr = calloc(1, sizeof(*cr));
+        if (!cr)
+            return MHD_NO;
+        atomic_fetch_add(&inflight, 1);
+        *con_cls = cr;
+        cr->t0 = rf_mono_ns();
+        rf_arena_init(&cr->arena, ARENA_LIMIT);
+        if (rf_id_new(cr->rid, sizeof(cr->rid), "req_", 12))
+            return MHD_NO;
+        cr->r.a = &cr->arena;
+        cr->r.app = opts->app;
+        cr->r.request_id = cr->rid;
+        cr->r.method = rf_arena_strdup(&cr->arena, method);
+        cr->r.path = rf_arena_strdup(&cr->arena, url);
+        cr->r.query = query_get;
+        cr->r.conn = conn;
+        if (!cr->r.method || !cr->r.path)
+            return MHD_NO;
+        preflight(cr, conn);
+        /* An early answer to a request that carries a body goes out now:
+         * libmicrohttpd accepts a response only before the body is read or
+         * after all of it, and answering now makes it close the connection
+         * instead of reading (and sending 100 Continue for) a body nobody
+         * wants. Without a body we answer on the next call and keep-alive. */
+        if (cr->r.resp.status && has_body(conn))
+            return send_resp(conn, cr);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        /* A body without a declared length that grows past the limit: the
+         * response can only be queued once the body ends, so discard the
+         * rest, up to a bound past which the connection is simply closed. */
+        cr->seen += *upload_data_size;
+        if (cr->seen > DISCARD_MAX)
+            return MHD_NO;
+        if (!cr->r.resp.status && cr->route && (cr->route->flags & RF_ROUTE_JSON) &&
+            body_append(cr, upload_data, *upload_data_size) != 0)
+            rf_reply_problem(&cr->r, 413, "payload_too_large", "Bodies are limited to %d bytes.",
+                             RF_BODY_MAX);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (!cr->r.resp.status)
+        dispatch(cr);
+    return send_resp(conn, cr);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn_req *cr = *con_cls;
+    (void)cls;
+    (void)conn;
+    if (!cr)
+        return;
+    if (rf_log_min <= RF_LOG_INFO) {
+        json_int_t us = (json_int_t)((rf_mono_ns() - cr->t0) / 1000);
+        json_t *line =
+            json_pack("{s:s, s:s?, s:s?, s:s?, s:i, s:I, s:s?, s:i}", "requestId", cr->rid,
+                      "method", cr->r.method, "path", cr->r.path, "route",
+                      cr->route ? cr->route->name : NULL, "status", cr->r.resp.status,
+                      "durationUs", us, "workspaceId", cr->r.ws, "termination", (int)toe);
+        char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
+        if (s)
+            rf_log(RF_LOG_INFO, "%s", s);
+        free(s);
+        json_decref(line);
+    }
+    json_decref(cr->r.body);
+    free(cr->body);
+    rf_arena_free(&cr->arena);
+    free(cr);
+    *con_cls = NULL;
+    atomic_fetch_sub(&inflight, 1);
+}
+
+/* Binds the listening socket ourselves so that port 0 works and the real
+ * port can be printed for scripts and tests. */
+static int listen_on(const char *spec, char *shown, size_t shownlen)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
+        rf_log(RF_LOG_ERROR, "--listen wants HOST:PORT, got '%s'", spec);
+        return -1;
+    }
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    char *h = host;
+    if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+        h[strlen(h) - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    int gai = getaddrinfo(*h ? h : NULL, colon + 1, &hints, &res);
+    if (gai) {
+        rf_log(RF_LOG_ERROR, "--listen %s: %s", spec, gai_strerror(gai));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+            rf_log(RF_LOG_ERROR, "--listen %s: %s", spec, strerror(errno));
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char addr[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof(addr));
+            port = ntohs(s4->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof(addr));
+            port = ntohs(s6->sin6_port);
+        }
+    }
+    snprintf(shown, shownlen, ss.ss_family == AF_INET6 ? "http://[%s]:%d" : "http://%s:%d", addr,
+             port);
+    return fd;
+}
+
+int rf_server_run(const struct rf_server_opts *o)
+{
+    char shown[128];
+    opts = o;
+    int fd = listen_on(o->listen, shown, sizeof(shown));
+    if (fd < 0)
+        return -1;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(o->threads > 0 ? o->threads : 1), MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 10000u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
+    if (!d) {
+        rf_log(RF_LOG_ERROR, "cannot start the HTTP daemon");
+        close(fd);
+        return -1;
+    }
+    rf_log(RF_LOG_INFO, "listening on %s (%d threads)", shown, o->threads);
+
+    sigset_t set;
+    int sig = 0;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    while (sigwait(&set, &sig) != 0)
+        ;
+    rf_log(RF_LOG_INFO, "signal %d: draining", sig);
+    /* Stop accepting, let in-flight requests finish (bounded), then stop. */
+    int lfd = MHD_quiesce_daemon(d);
+    if (lfd >= 0)
+        close(lfd);
+    uint64_t deadline = rf_mono_ns() + (uint64_t)(o->drain_seconds > 0 ? o->drain_seconds : 10) *
+                                           1000000000u;
+    while (atomic_load(&inflight) > 0 && rf_mono_ns() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(d);
+    rf_log(RF_LOG_INFO, "stopped");
+    return 0;
+}

@@ -1,0 +1,27 @@
+/* The libmicrohttpd glue: listens, turns each request into a struct rf_req,
+ * runs the route table, sends struct rf_resp, stops gracefully on
+ * SIGTERM/SIGINT. */
+#ifndef RF_SERVER_H
+#define RF_SERVER_H
+
+#include "http/http.h"
+
+struct rf_server_opts {
+    const char *listen; /* "host:port"; port 0 picks a free one */
+    int threads;        /* libmicrohttpd worker threads */
+    const struct rf_route *routes;
+    size_t nroutes;
+    struct rf_app *app;
+    /* Sets r->ws for a valid token; leaves it NULL for an unknown one; may
+     * answer itself (r->resp) when the database fails. */
+    void (*authenticate)(struct rf_req *r, const char *token);
+    int drain_seconds; /* on SIGTERM: how long in-flight requests may finish */
+};
+
+/* Runs until SIGTERM or SIGINT. Returns 0 after a clean stop, -1 when it
+ * could not start (the reason is logged). The caller must have blocked
+ * SIGTERM, SIGINT in every thread (rf_server_block_signals) first. */
+int rf_server_run(const struct rf_server_opts *o);
+void rf_server_block_signals(void);
+
+#endif

@@ -1,0 +1,118 @@
+/* Versioned schema. Each migration is a list of statements in the SQL both
+ * drivers accept (TEXT, BIGINT, named constraints). Migrations run in one
+ * write transaction under the driver's migrate lock, so processes that start
+ * together apply each version exactly once and the rest see it done. Never
+ * edit a released migration: append a new one. */
+#include <stdlib.h>
+
+#include "core/util.h"
+#include "store/store.h"
+
+struct migration {
+    int version;
+    const char *const *stmts;
+};
+
+static const char *const m1[] = {
+    "CREATE TABLE workspaces ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " created_at TEXT NOT NULL,"
+    " CONSTRAINT workspaces_name_key UNIQUE (name))",
+
+    "CREATE TABLE root_keys ("
+    " key_hash TEXT PRIMARY KEY,"
+    " workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    " created_at TEXT NOT NULL)",
+
+    /* Process-wide facts that must be decided once, e.g. bootstrap. */
+    "CREATE TABLE rf_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+
+    "CREATE TABLE users ("
+    " id TEXT PRIMARY KEY,"
+    " workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    " email TEXT NOT NULL,"
+    " name TEXT,"
+    " username TEXT,"
+    " username_key TEXT,"
+    " created_at TEXT NOT NULL,"
+    " updated_at TEXT NOT NULL,"
+    /* The two rules of seeds 001 and 002, enforced where no race can pass. */
+    " CONSTRAINT users_ws_email_key UNIQUE (workspace_id, email),"
+    " CONSTRAINT users_ws_username_key UNIQUE (workspace_id, username_key))",
+    NULL,
+};
+
+static const struct migration migrations[] = {
+    {1, m1},
+};
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+struct migrate_ctx {
+    int applied;
+};
+
+static int migrate_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct migrate_ctx *ctx = arg;
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    int rc;
+
+    ctx->applied = 0;
+    rc = c->drv->migrate_lock(c, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    rc = rf_db_exec(c,
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+                    NULL, 0, NULL, NULL, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    rf_arena_init(&a, 0);
+    rc = rf_db_exec(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, 0, &a,
+                    &rows, e);
+    int current = rc == RF_DB_OK && rows.nrows ? atoi(rf_db_cell(&rows, 0, 0)) : 0;
+    rf_arena_free(&a);
+    if (rc != RF_DB_OK)
+        return rc;
+    if (current > NMIGRATIONS)
+        return rf_db_fail(e, RF_DB_ERROR,
+                          "database schema version %d is newer than this binary (%d)", current,
+                          NMIGRATIONS);
+    for (int i = current; i < NMIGRATIONS; i++) {
+        char now[RF_TIME_MAX];
+        for (const char *const *s = migrations[i].stmts; *s; s++) {
+            rc = rf_db_exec(c, *s, NULL, 0, NULL, NULL, e);
+            if (rc != RF_DB_OK)
+                return rc;
+        }
+        rf_now_rfc3339(now);
+        struct rf_db_param p[] = {RF_INT(migrations[i].version), RF_TEXT(now)};
+        rc = rf_db_exec(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", p,
+                        2, NULL, NULL, e);
+        if (rc != RF_DB_OK)
+            return rc;
+        ctx->applied++;
+    }
+    return RF_DB_OK;
+}
+
+int rf_store_migrate(struct rf_db *db, int *applied, struct rf_db_error *e)
+{
+    struct migrate_ctx ctx = {0};
+    int rc = rf_tx_run(db, 1, migrate_tx, &ctx, e);
+    *applied = rc == RF_DB_OK ? ctx.applied : 0;
+    return rc;
+}
+
+static int ping_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    (void)arg;
+    return rf_db_exec(c, "SELECT 1", NULL, 0, NULL, NULL, e);
+}
+
+int rf_store_ping(struct rf_db *db, struct rf_db_error *e)
+{
+    return rf_tx_run(db, 0, ping_tx, NULL, e);
+}

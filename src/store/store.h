@@ -1,0 +1,92 @@
+/* Domain operations, each written once in SQL both drivers accept, each run
+ * inside rf_tx_run. Race safety lives in the schema (every uniqueness rule is
+ * a constraint) and in rf_tx_run's bounded retry; nothing here decides
+ * "absent, so insert" from a SELECT.
+ *
+ * Ownership: every string in an output struct lives in the arena the caller
+ * passes and dies with it. */
+#ifndef RF_STORE_H
+#define RF_STORE_H
+
+#include "core/arena.h"
+#include "db/db.h"
+
+/* ---- transactions ---- */
+
+/* A transaction body: returns RF_DB_OK to commit, anything else to roll back.
+ * It may run several times: it must not keep state across runs except in
+ * ctx fields it resets itself. */
+typedef int (*rf_tx_fn)(struct rf_db_conn *c, void *ctx, struct rf_db_error *e);
+
+struct rf_tx_stats {
+    unsigned long retries; /* RF_DB_RETRY restarts, process-wide */
+    unsigned long exhausted;
+};
+
+#define RF_TX_MAX_ATTEMPTS 12
+
+/* Runs fn in one transaction (write: the writer connection, BEGIN IMMEDIATE
+ * on SQLite). RF_DB_RETRY from fn, BEGIN or COMMIT restarts the whole
+ * transaction after a jittered exponential backoff, at most
+ * RF_TX_MAX_ATTEMPTS times; any other error is returned as is, after
+ * rollback. A retry budget that runs out returns RF_DB_RETRY. */
+int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_error *e)
+    __attribute__((warn_unused_result));
+void rf_tx_stats_get(struct rf_tx_stats *out);
+
+/* ---- schema ---- */
+
+/* Applies pending migrations, serialised across processes. Sets *applied to
+ * the number this call applied (others may have done the rest). */
+int rf_store_migrate(struct rf_db *db, int *applied, struct rf_db_error *e);
+
+/* ---- workspaces and auth ---- */
+
+#define RF_ROOT_KEY_MAX 64
+
+/* Creates a workspace and its root key. *exists=1 (and RF_DB_OK) when the
+ * name is taken. The plaintext key is written to root_key and never stored. */
+int rf_store_workspace_create(struct rf_db *db, const char *name, char ws_id[64],
+                              char root_key[RF_ROOT_KEY_MAX], int *exists, struct rf_db_error *e);
+
+/* On an empty database, creates workspace "default" exactly once across
+ * all processes; *created=1 and root_key filled in the one that did. */
+int rf_store_bootstrap(struct rf_db *db, char ws_id[64], char root_key[RF_ROOT_KEY_MAX],
+                       int *created, struct rf_db_error *e);
+
+/* Looks a root key up by its plaintext; *ws_id (arena) is NULL if unknown. */
+int rf_store_auth(struct rf_db *db, struct rf_arena *a, const char *root_key, const char **ws_id,
+                  struct rf_db_error *e);
+
+/* ---- users ---- */
+
+struct rf_user {
+    const char *id, *email, *name, *username, *created_at, *updated_at;
+};
+
+/* Create-if-missing by (workspace, email): *created=1 if this call inserted. */
+int rf_store_user_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *email,
+                         const char *name, struct rf_user *out, int *created,
+                         struct rf_db_error *e);
+/* *found=0 when absent or in another workspace. */
+int rf_store_user_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
+                      struct rf_user *out, int *found, struct rf_db_error *e);
+int rf_store_user_by_email(struct rf_db *db, struct rf_arena *a, const char *ws,
+                           const char *email, struct rf_user *out, int *found,
+                           struct rf_db_error *e);
+
+struct rf_user_patch {
+    const char *name;     /* NULL: keep */
+    int set_username;     /* 0: keep */
+    const char *username; /* with set_username: NULL releases */
+};
+/* RF_DB_UNIQUE when another user of the workspace holds the username
+ * (case-insensitively); re-claiming one's own is not a conflict. */
+int rf_store_user_update(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
+                         const struct rf_user_patch *p, struct rf_user *out, int *found,
+                         struct rf_db_error *e);
+
+/* Readiness: one trivial query. */
+int rf_store_ping(struct rf_db *db, struct rf_db_error *e);
+
+#endif
