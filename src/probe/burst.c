@@ -1,0 +1,487 @@
+#include "probe/burst.h"
+
+#include <errno.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Descriptors kept free for the epoll fd and whatever the caller holds. */
+#define FD_RESERVE 64
+#define MAX_EVENTS 256
+#define READ_CHUNK 16384
+/* Upper bound on waiting for the peer to acknowledge every prefix before the
+ * release: long enough for a delayed ACK from a remote server, short enough
+ * not to matter when a receive window never opens. */
+#define SETTLE_MAX_NS (250ull * 1000 * 1000)
+
+enum phase {
+    PH_CONNECTING,
+    PH_SENDING,  /* writing the request (LASTBYTE: all but its final byte) */
+    PH_HELD,     /* LASTBYTE: everything but the final byte is written */
+    PH_LAST,     /* LASTBYTE: final byte hit a full send buffer; waiting for room */
+    PH_READING,  /* request fully written */
+    PH_FINISHED, /* socket closed; res holds the outcome */
+};
+
+struct conn {
+    int fd;
+    enum phase phase;
+    int unready;     /* counted in burst.unready */
+    uint32_t events; /* current epoll interest */
+    size_t sent;
+};
+
+struct burst {
+    const struct rf_burst_req *reqs;
+    struct rf_burst_res *res;
+    struct conn *c;
+    size_t n;
+    int ep;
+    enum rf_burst_sync sync;
+    size_t unready;     /* LASTBYTE: connections still connecting or sending their prefix */
+    size_t active;      /* connections not finished */
+    size_t settle_next; /* first connection not yet known to have its prefix acked */
+};
+
+uint64_t rf_burst_now_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+        return 0; /* cannot happen for CLOCK_MONOTONIC on Linux */
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void errf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    if (!buf || len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static void finish(struct burst *b, size_t i)
+{
+    struct conn *c = &b->c[i];
+    if (c->phase == PH_FINISHED)
+        return;
+    if (c->fd >= 0) {
+        /* close() releases the descriptor even when it reports an error, and
+         * nothing is left to flush on a socket we are done with. */
+        (void)close(c->fd);
+        c->fd = -1;
+    }
+    if (c->unready) {
+        c->unready = 0;
+        b->unready--;
+    }
+    c->phase = PH_FINISHED;
+    b->res[i].t_done_ns = rf_burst_now_ns();
+    b->active--;
+}
+
+static void fail(struct burst *b, size_t i, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void fail(struct burst *b, size_t i, int err, const char *fmt, ...)
+{
+    struct rf_burst_res *r = &b->res[i];
+    va_list ap;
+    if (b->c[i].phase == PH_FINISHED)
+        return;
+    r->err = err;
+    va_start(ap, fmt);
+    vsnprintf(r->err_msg, sizeof(r->err_msg), fmt, ap);
+    va_end(ap);
+    finish(b, i);
+}
+
+static int set_events(struct burst *b, size_t i, uint32_t ev)
+{
+    struct conn *c = &b->c[i];
+    struct epoll_event e = {.events = ev, .data.u64 = i};
+    if (c->events == ev)
+        return 0;
+    if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &e) < 0) {
+        int e2 = errno;
+        fail(b, i, e2, "epoll_ctl: %s", strerror(e2));
+        return -1;
+    }
+    c->events = ev;
+    return 0;
+}
+
+static void start(struct burst *b, size_t i)
+{
+    const struct rf_burst_req *q = &b->reqs[i];
+    struct conn *c = &b->c[i];
+    int one = 1, fam = q->addr.ss_family;
+
+    if (!q->data || q->len == 0) {
+        fail(b, i, EINVAL, "empty request");
+        return;
+    }
+    if (q->addrlen == 0 || q->addrlen > sizeof(q->addr)) {
+        fail(b, i, EINVAL, "bad address length %u", (unsigned)q->addrlen);
+        return;
+    }
+    c->fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        int e = errno;
+        fail(b, i, e, "socket: %s", strerror(e));
+        return;
+    }
+    /* Without NODELAY, Nagle would hold the final byte until the prefix is
+     * acked, which is exactly the skew the burst exists to avoid. */
+    if ((fam == AF_INET || fam == AF_INET6) &&
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        int e = errno;
+        fail(b, i, e, "setsockopt(TCP_NODELAY): %s", strerror(e));
+        return;
+    }
+    if (connect(c->fd, (const struct sockaddr *)&q->addr, q->addrlen) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        fail(b, i, e, "connect: %s", strerror(e));
+        return;
+    }
+    /* EPOLLIN from the start: a server may answer (and close) before it has
+     * the whole request, and that answer is the result we want to keep. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = i};
+    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+        int e = errno;
+        fail(b, i, e, "epoll_ctl: %s", strerror(e));
+        return;
+    }
+    c->events = ev.events;
+    c->phase = PH_CONNECTING;
+}
+
+/* Writes data[sent, limit). Returns 1 when done, 0 when the socket is full, -1
+ * after failing the request. */
+static int send_upto(struct burst *b, size_t i, size_t limit)
+{
+    struct conn *c = &b->c[i];
+    const char *d = b->reqs[i].data;
+    while (c->sent < limit) {
+        ssize_t w = send(c->fd, d + c->sent, limit - c->sent, MSG_NOSIGNAL);
+        if (w > 0) {
+            c->sent += (size_t)w;
+        } else if (w < 0 && errno == EINTR) {
+            continue;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return 0;
+        } else {
+            int e = w < 0 ? errno : EIO;
+            fail(b, i, e, "send: %s", strerror(e));
+            return -1;
+        }
+    }
+    return 1;
+}
+
+static void on_writable(struct burst *b, size_t i)
+{
+    struct conn *c = &b->c[i];
+    struct rf_burst_res *r = &b->res[i];
+    size_t len = b->reqs[i].len;
+
+    if (c->phase == PH_CONNECTING) {
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
+            int e = errno;
+            fail(b, i, e, "getsockopt(SO_ERROR): %s", strerror(e));
+            return;
+        }
+        if (soerr) {
+            fail(b, i, soerr, "connect: %s", strerror(soerr));
+            return;
+        }
+        r->t_connected_ns = rf_burst_now_ns();
+        c->phase = PH_SENDING;
+    }
+    if (c->phase == PH_SENDING) {
+        int lastbyte = b->sync == RF_BURST_LASTBYTE;
+        int st = send_upto(b, i, lastbyte ? len - 1 : len);
+        if (st <= 0)
+            return;
+        if (lastbyte) {
+            c->phase = PH_HELD;
+            c->unready = 0;
+            b->unready--;
+        } else {
+            r->t_lastbyte_ns = rf_burst_now_ns();
+            c->phase = PH_READING;
+        }
+        set_events(b, i, EPOLLIN);
+        return;
+    }
+    if (c->phase == PH_LAST) {
+        if (send_upto(b, i, len) <= 0)
+            return;
+        r->t_lastbyte_ns = rf_burst_now_ns();
+        c->phase = PH_READING;
+        set_events(b, i, EPOLLIN);
+    }
+}
+
+static void on_readable(struct burst *b, size_t i)
+{
+    struct conn *c = &b->c[i];
+    struct rf_burst_res *r = &b->res[i];
+    char buf[READ_CHUNK];
+
+    while (c->phase != PH_FINISHED && c->phase != PH_CONNECTING) {
+        ssize_t got = recv(c->fd, buf, sizeof(buf), 0);
+        if (got > 0) {
+            if (!r->t_firstbyte_ns)
+                r->t_firstbyte_ns = rf_burst_now_ns();
+            int st = rf_httpres_feed(&r->http, buf, (size_t)got);
+            if (st == RF_HTTPRES_DONE) {
+                finish(b, i);
+            } else if (st == RF_HTTPRES_ERROR) {
+                fail(b, i, RF_BURST_ERR_PROTO, "bad response: %s", r->http.err);
+            } else if ((size_t)got < sizeof(buf)) {
+                return; /* drained; level-triggered epoll reports the rest */
+            }
+        } else if (got == 0) {
+            if (rf_httpres_eof(&r->http) == RF_HTTPRES_DONE)
+                finish(b, i);
+            else
+                fail(b, i, RF_BURST_ERR_TRUNCATED, "%s", r->http.err);
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return;
+        } else if (errno != EINTR) {
+            int e = errno;
+            fail(b, i, e, "recv: %s", strerror(e));
+        }
+    }
+}
+
+/* Whether every held prefix has been acknowledged by its peer, so that only
+ * the final bytes remain in flight when they are released. */
+static int settled(struct burst *b)
+{
+    for (; b->settle_next < b->n; b->settle_next++) {
+        size_t i = b->settle_next;
+        struct conn *c = &b->c[i];
+        int fam = b->reqs[i].addr.ss_family, outq = 0;
+        if (c->phase != PH_HELD || (fam != AF_INET && fam != AF_INET6))
+            continue;
+        /* SIOCOUTQ counts unacknowledged bytes; if the kernel cannot say,
+         * there is nothing better to wait for. */
+        if (ioctl(c->fd, SIOCOUTQ, &outq) < 0)
+            continue;
+        if (outq > 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* The moment of the burst: kept to one send and one clock read per request. */
+static void release(struct burst *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct conn *c = &b->c[i];
+        if (c->phase != PH_HELD)
+            continue;
+        ssize_t w = send(c->fd, b->reqs[i].data + b->reqs[i].len - 1, 1, MSG_NOSIGNAL);
+        uint64_t t = rf_burst_now_ns();
+        if (w == 1) {
+            c->sent++;
+            b->res[i].t_lastbyte_ns = t;
+            c->phase = PH_READING;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            c->phase = PH_LAST;
+            set_events(b, i, EPOLLIN | EPOLLOUT);
+        } else {
+            int e = w < 0 ? errno : EIO;
+            fail(b, i, e, "send: %s", strerror(e));
+        }
+    }
+}
+
+static void on_event(struct burst *b, size_t i, uint32_t ev)
+{
+    enum phase ph = b->c[i].phase;
+    if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) &&
+        (ph == PH_CONNECTING || ph == PH_SENDING || ph == PH_LAST))
+        on_writable(b, i);
+    ph = b->c[i].phase;
+    if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && ph != PH_CONNECTING && ph != PH_FINISHED)
+        on_readable(b, i);
+}
+
+static const char *timeout_what(enum phase ph)
+{
+    switch (ph) {
+    case PH_CONNECTING:
+        return "connecting";
+    case PH_SENDING:
+    case PH_LAST:
+        return "sending the request";
+    case PH_HELD:
+        return "waiting for the other connections to be ready";
+    default:
+        return "waiting for the response";
+    }
+}
+
+static int raise_nofile(size_t n, char *errbuf, size_t errlen)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)n + FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        errf(errbuf, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return -1;
+    }
+    if (rl.rlim_cur >= need)
+        return 0;
+    if (rl.rlim_max < need) {
+        errf(errbuf, errlen,
+             "RLIMIT_NOFILE hard limit %llu is below the %llu descriptors needed for %zu "
+             "connections",
+             (unsigned long long)rl.rlim_max, (unsigned long long)need, n);
+        return -1;
+    }
+    rl.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        errf(errbuf, errlen, "setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)need,
+             strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int ms_until(uint64_t now, uint64_t deadline)
+{
+    uint64_t ms = (deadline - now + 999999) / 1000000;
+    return ms > 1000000 ? 1000000 : (int)ms;
+}
+
+static void run_loop(struct burst *b, uint64_t deadline, struct epoll_event *evs, int nevs)
+{
+    int released = b->sync != RF_BURST_LASTBYTE;
+    uint64_t settle_deadline = 0;
+
+    while (b->active > 0) {
+        uint64_t now = rf_burst_now_ns();
+        if (now >= deadline)
+            return;
+        int wait_ms = ms_until(now, deadline);
+        if (!released && b->unready == 0) {
+            if (!settle_deadline)
+                settle_deadline = now + SETTLE_MAX_NS;
+            if (now >= settle_deadline || settled(b)) {
+                release(b);
+                released = 1;
+                continue;
+            }
+            /* Acks arrive without any epoll event, so poll for them. */
+            wait_ms = 1;
+        }
+        int ne = epoll_wait(b->ep, evs, nevs, wait_ms);
+        if (ne < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            for (size_t i = 0; i < b->n; i++)
+                fail(b, i, e, "epoll_wait: %s", strerror(e));
+            return;
+        }
+        for (int k = 0; k < ne; k++)
+            on_event(b, (size_t)evs[k].data.u64, evs[k].events);
+    }
+}
+
+int rf_burst_run(const struct rf_burst_req *reqs, size_t n, const struct rf_burst_opts *o,
+                 struct rf_burst_res *res, char *errbuf, size_t errlen)
+{
+    struct rf_burst_opts def = {.sync = RF_BURST_LASTBYTE};
+    struct burst b = {.reqs = reqs, .res = res, .n = n, .ep = -1};
+
+    if (!o)
+        o = &def;
+    if (n > RF_BURST_MAX) {
+        errf(errbuf, errlen, "too many requests: %zu (max %d)", n, RF_BURST_MAX);
+        return -1;
+    }
+    if (o->sync != RF_BURST_LASTBYTE && o->sync != RF_BURST_NONE) {
+        errf(errbuf, errlen, "unknown sync mode %d", (int)o->sync);
+        return -1;
+    }
+    if (o->timeout_ms < 0) {
+        errf(errbuf, errlen, "negative timeout_ms %d", o->timeout_ms);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        memset(&res[i], 0, sizeof(res[i]));
+        rf_httpres_init(&res[i].http, o->max_response);
+        res[i].http.head_request = reqs[i].head_request;
+    }
+    if (n == 0)
+        return 0;
+    if (raise_nofile(n, errbuf, errlen) < 0)
+        return -1;
+
+    int nevs = n < MAX_EVENTS ? (int)n : MAX_EVENTS;
+    struct epoll_event *evs = calloc((size_t)nevs, sizeof(*evs));
+    b.c = calloc(n, sizeof(*b.c));
+    if (!evs || !b.c) {
+        errf(errbuf, errlen, "out of memory for %zu connections", n);
+        free(evs);
+        free(b.c);
+        return -1;
+    }
+    b.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (b.ep < 0) {
+        errf(errbuf, errlen, "epoll_create1: %s", strerror(errno));
+        free(evs);
+        free(b.c);
+        return -1;
+    }
+
+    uint64_t t0 = rf_burst_now_ns();
+    uint64_t timeout_ns =
+        (uint64_t)(o->timeout_ms ? o->timeout_ms : RF_BURST_DEFAULT_TIMEOUT_MS) * 1000000ull;
+    b.sync = o->sync;
+    b.active = n;
+    b.unready = b.sync == RF_BURST_LASTBYTE ? n : 0;
+    for (size_t i = 0; i < n; i++) {
+        b.c[i].fd = -1;
+        b.c[i].phase = PH_CONNECTING;
+        b.c[i].unready = b.sync == RF_BURST_LASTBYTE;
+    }
+    for (size_t i = 0; i < n; i++)
+        start(&b, i);
+
+    run_loop(&b, t0 + timeout_ns, evs, nevs);
+
+    for (size_t i = 0; i < n; i++)
+        fail(&b, i, ETIMEDOUT, "timed out after %d ms %s",
+             o->timeout_ms ? o->timeout_ms : RF_BURST_DEFAULT_TIMEOUT_MS,
+             timeout_what(b.c[i].phase));
+    /* Every socket is closed by now; the epoll fd holds nothing to flush. */
+    (void)close(b.ep);
+    free(evs);
+    free(b.c);
+    return 0;
+}
+
+void rf_burst_res_free(struct rf_burst_res *res, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        rf_httpres_free(&res[i].http);
+}

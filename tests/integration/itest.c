@@ -1,0 +1,906 @@
+/* Black-box tests against the real `racefree serve` binary over loopback.
+ *
+ * Each test gets a fresh SQLite file, its own workspaces (made with
+ * `racefree workspace create`), and one or two server processes on free
+ * ports, started here and stopped by PID. Races are fired with the probe's
+ * burst engine: every request is sent but its last byte, then all last bytes
+ * go out together. Invariants are checked in the responses and in the
+ * database itself, through the project's own driver layer.
+ *
+ * usage: itest --bin build/racefree [--repeat N] [--only SUBSTR] */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/rules.h"
+#include "core/util.h"
+#include "db/db.h"
+#include "probe/burst.h"
+
+#define MAX_SRV 3
+#define MAX_PIDS 64
+#define RF_TEST_HUGE (RF_BODY_MAX_TEST + 16)
+#define RF_BODY_MAX_TEST (1024 * 1024)
+
+static const char *bin = "build/racefree";
+static pid_t live_pids[MAX_PIDS];
+static int test_failed;
+
+/* ---------- failure reporting ---------- */
+
+static void fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    test_failed = 1;
+    fprintf(stderr, "  FAIL %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+#define EXPECT(c, ...)                                                                             \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fail(__FILE__, __LINE__, __VA_ARGS__);                                                 \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* ---------- processes ---------- */
+
+static void track(pid_t p)
+{
+    for (int i = 0; i < MAX_PIDS; i++)
+        if (!live_pids[i]) {
+            live_pids[i] = p;
+            return;
+        }
+}
+static void untrack(pid_t p)
+{
+    for (int i = 0; i < MAX_PIDS; i++)
+        if (live_pids[i] == p)
+            live_pids[i] = 0;
+}
+
+/* The whole run is bounded: on timeout every server we started is killed. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+    for (int i = 0; i < MAX_PIDS; i++)
+        if (live_pids[i] > 0)
+            kill(live_pids[i], SIGKILL);
+    static const char msg[] = "itest: global timeout, servers killed\n";
+    ssize_t w = write(2, msg, sizeof(msg) - 1);
+    (void)w;
+    _exit(3);
+}
+
+/* Runs argv to completion, capturing stdout into out. Returns exit status. */
+static int run_capture(char *const argv[], char *out, size_t outlen)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t p = fork();
+    if (p < 0)
+        return -1;
+    if (p == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    track(p);
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fds[0], out + n, outlen - 1 - n)) > 0 && n + (size_t)r < outlen - 1)
+        n += (size_t)r;
+    if (r > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(fds[0]);
+    int st;
+    waitpid(p, &st, 0);
+    untrack(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+struct srv {
+    pid_t pid;
+    int port;
+    char log[512];
+};
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int srv_launch(struct srv *s, const char *dir, int idx, const char *db_url)
+{
+    snprintf(s->log, sizeof(s->log), "%s/serve%d.log", dir, idx);
+    s->port = 0;
+    s->pid = fork();
+    if (s->pid < 0)
+        return -1;
+    if (s->pid == 0) {
+        int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--db", db_url, "--threads", "8",
+              (char *)NULL);
+        _exit(127);
+    }
+    track(s->pid);
+    return 0;
+}
+
+/* Waits for "listening on http://127.0.0.1:PORT" in the server's log. */
+static int srv_wait(struct srv *s)
+{
+    for (int i = 0; i < 500; i++) {
+        char buf[8192];
+        FILE *f = fopen(s->log, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+            fclose(f);
+            buf[n] = '\0';
+            const char *p = strstr(buf, "listening on http://127.0.0.1:");
+            if (p) {
+                s->port = atoi(p + strlen("listening on http://127.0.0.1:"));
+                return s->port > 0 ? 0 : -1;
+            }
+        }
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            untrack(s->pid);
+            s->pid = 0;
+            fprintf(stderr, "  server exited early; log %s\n", s->log);
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    return -1;
+}
+
+/* SIGTERM, then wait (bounded) for a clean exit. Returns the exit status,
+ * or -1 if it had to be killed. */
+static int srv_stop(struct srv *s)
+{
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    int st = 0, rc = -1;
+    for (int i = 0; i < 1000; i++) {
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            break;
+        }
+        sleep_ms(10);
+    }
+    if (rc == -1 && waitpid(s->pid, &st, WNOHANG) == 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, &st, 0);
+    }
+    untrack(s->pid);
+    s->pid = 0;
+    return rc;
+}
+
+/* ---------- environment: a database, workspaces, servers ---------- */
+
+struct env {
+    char dir[256];
+    char db_url[512];
+    char key[128], key2[128]; /* root keys of workspaces "t1" and "t2" */
+    struct srv srv[MAX_SRV];
+    int nsrv;
+    struct rf_db *db; /* for invariant checks */
+};
+
+static int workspace_create(struct env *e, const char *name, char *key, size_t keylen)
+{
+    char out[1024];
+    char *argv[] = {(char *)bin, "workspace", "create", (char *)name, "--db", e->db_url, NULL};
+    if (run_capture(argv, out, sizeof(out)) != 0)
+        return -1;
+    json_t *j = json_loads(out, 0, NULL);
+    const char *k = json_string_value(json_object_get(j, "rootKey"));
+    int rc = k ? 0 : -1;
+    if (k)
+        snprintf(key, keylen, "%s", k);
+    json_decref(j);
+    return rc;
+}
+
+/* Stops every server; one that does not exit 0 on SIGTERM fails the test
+ * (under ASan/UBSan that is also how a leak or undefined behaviour shows). */
+static void env_down(struct env *e)
+{
+    for (int i = 0; i < e->nsrv; i++) {
+        int rc = srv_stop(&e->srv[i]);
+        if (rc != 0)
+            fail(__FILE__, __LINE__, "server %d exited with %d on SIGTERM (log %s)", i, rc,
+                 e->srv[i].log);
+    }
+    rf_db_close(e->db);
+    e->db = NULL;
+    if (!getenv("KEEP") && !test_failed && e->dir[0]) {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "  could not remove %s\n", e->dir);
+    } else if (e->dir[0]) {
+        fprintf(stderr, "  logs kept in %s\n", e->dir);
+    }
+}
+
+/* nsrv servers on one fresh database; workspaces made before they start. */
+static int env_up(struct env *e, int nsrv)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->dir, sizeof(e->dir), "/tmp/rf-itest-XXXXXX");
+    if (!mkdtemp(e->dir))
+        return -1;
+    snprintf(e->db_url, sizeof(e->db_url), "sqlite:%s/racefree.db", e->dir);
+    if (workspace_create(e, "t1", e->key, sizeof(e->key)) ||
+        workspace_create(e, "t2", e->key2, sizeof(e->key2))) {
+        fprintf(stderr, "  workspace create failed\n");
+        return -1;
+    }
+    for (int i = 0; i < nsrv; i++) {
+        if (srv_launch(&e->srv[i], e->dir, i, e->db_url))
+            return -1;
+        e->nsrv++;
+    }
+    for (int i = 0; i < nsrv; i++)
+        if (srv_wait(&e->srv[i]))
+            return -1;
+    struct rf_db_error err;
+    if (rf_db_open(e->db_url, 1, &e->db, &err) != RF_DB_OK) {
+        fprintf(stderr, "  db open: %s\n", err.detail);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------- HTTP ---------- */
+
+struct reqspec {
+    const char *method, *path, *key, *body, *extra_headers;
+    int srv; /* which server */
+};
+
+static char *build_request(const struct reqspec *q, int port, size_t *len)
+{
+    char *buf = NULL;
+    size_t blen = q->body ? strlen(q->body) : 0;
+    char auth[200] = "";
+    if (q->key)
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", q->key);
+    FILE *f = open_memstream(&buf, len);
+    if (!f)
+        return NULL;
+    fprintf(f, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s", q->method, q->path, port, auth);
+    if (q->body && !(q->extra_headers && strstr(q->extra_headers, "Content-Type")))
+        fprintf(f, "Content-Type: application/json\r\n");
+    if (q->body)
+        fprintf(f, "Content-Length: %zu\r\n", blen);
+    fprintf(f, "%sConnection: close\r\n\r\n", q->extra_headers ? q->extra_headers : "");
+    if (q->body)
+        fwrite(q->body, 1, blen, f);
+    fclose(f);
+    return buf;
+}
+
+struct burst {
+    size_t n;
+    struct rf_burst_req *reqs;
+    struct rf_burst_res *res;
+    char **bufs;
+};
+
+static int burst_fire(struct env *e, const struct reqspec *specs, size_t n, struct burst *b)
+{
+    char err[256];
+    b->n = n;
+    b->reqs = calloc(n, sizeof(*b->reqs));
+    b->res = calloc(n, sizeof(*b->res));
+    b->bufs = calloc(n, sizeof(*b->bufs));
+    if (!b->reqs || !b->res || !b->bufs)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        struct srv *s = &e->srv[specs[i].srv % (e->nsrv ? e->nsrv : 1)];
+        struct sockaddr_in *sa = (struct sockaddr_in *)&b->reqs[i].addr;
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons((uint16_t)s->port);
+        inet_pton(AF_INET, "127.0.0.1", &sa->sin_addr);
+        b->reqs[i].addrlen = sizeof(*sa);
+        b->bufs[i] = build_request(&specs[i], s->port, &b->reqs[i].len);
+        if (!b->bufs[i])
+            return -1;
+        b->reqs[i].data = b->bufs[i];
+    }
+    struct rf_burst_opts o = {.sync = RF_BURST_LASTBYTE, .timeout_ms = 20000};
+    if (rf_burst_run(b->reqs, n, &o, b->res, err, sizeof(err)) != 0) {
+        fprintf(stderr, "  burst: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void burst_free(struct burst *b)
+{
+    if (b->res)
+        rf_burst_res_free(b->res, b->n);
+    for (size_t i = 0; b->bufs && i < b->n; i++)
+        free(b->bufs[i]);
+    free(b->bufs);
+    free(b->reqs);
+    free(b->res);
+    memset(b, 0, sizeof(*b));
+}
+
+/* One request; returns status (0 on transport error), *body parsed JSON
+ * (caller decrefs) when body is non-NULL. */
+static int http1(struct env *e, const struct reqspec *q, json_t **body)
+{
+    struct burst b = {0};
+    int status = 0;
+    if (body)
+        *body = NULL;
+    if (burst_fire(e, q, 1, &b) == 0 && b.res[0].err == 0) {
+        status = b.res[0].http.status;
+        if (body)
+            *body = json_loads(b.res[0].http.body ? b.res[0].http.body : "", 0, NULL);
+    }
+    burst_free(&b);
+    return status;
+}
+
+static const char *jstr(json_t *j, const char *a, const char *b)
+{
+    json_t *v = json_object_get(j, a);
+    if (b)
+        v = json_object_get(v, b);
+    return json_string_value(v);
+}
+
+/* ---------- database checks ---------- */
+
+static long db_count(struct env *e, const char *sql, const char *p1, const char *p2)
+{
+    struct rf_db_conn *c;
+    struct rf_db_error err;
+    struct rf_db_rows rows;
+    struct rf_arena a;
+    long n = -1;
+    struct rf_db_param p[] = {RF_TEXT(p1), RF_TEXT(p2)};
+    if (rf_db_acquire(e->db, 0, &c, &err) != RF_DB_OK)
+        return -1;
+    rf_arena_init(&a, 0);
+    if (rf_db_exec(c, sql, p, p2 ? 2 : (p1 ? 1 : 0), &a, &rows, &err) == RF_DB_OK &&
+        rows.nrows == 1)
+        n = atol(rf_db_cell(&rows, 0, 0));
+    else
+        fprintf(stderr, "  db_count: %s\n", err.detail);
+    rf_arena_free(&a);
+    rf_db_release(e->db, c);
+    return n;
+}
+
+/* ---------- the tests ---------- */
+
+#define RACE_USERS 64
+#define RACE_CLAIMS 48
+/* Each race test fires several independent bursts: a broken build loses
+ * some of them by luck of scheduling, never all (measured: see notes). */
+#define RACE_ROUNDS 10
+
+/* Seed 002: N simultaneous create-if-missing with one new email. */
+static void race_user_create(int nsrv)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_USERS];
+    char email[64];
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        burst_free(&b);
+        snprintf(email, sizeof(email), "race-%u@example.com", rf_rand_below(1u << 30));
+        char body[128];
+        snprintf(body, sizeof(body), "{\"email\":\"%s\",\"name\":\"Racer\"}", email);
+        for (int i = 0; i < RACE_USERS; i++)
+            q[i] = (struct reqspec){"POST", "/v1/users", e.key, body, NULL, i};
+        EXPECT(burst_fire(&e, q, RACE_USERS, &b) == 0, "burst");
+
+        int n201 = 0, n200 = 0, other = 0;
+        char first_id[64] = "";
+        int distinct_ids = 0;
+        for (int i = 0; i < RACE_USERS; i++) {
+            int st = b.res[i].http.status;
+            json_t *j = json_loads(b.res[i].http.body ? b.res[i].http.body : "", 0, NULL);
+            const char *id = jstr(j, "user", "id");
+            json_t *created = json_object_get(j, "created");
+            if (st == 201 && json_is_true(created))
+                n201++;
+            else if (st == 200 && json_is_false(created))
+                n200++;
+            else {
+                other++;
+                fprintf(stderr, "  request %d: err=%d status=%d body=%s\n", i, b.res[i].err, st,
+                        b.res[i].http.body ? b.res[i].http.body : "");
+            }
+            if (id && !first_id[0]) {
+                snprintf(first_id, sizeof(first_id), "%s", id);
+                distinct_ids = 1;
+            } else if (id && strcmp(id, first_id) != 0) {
+                distinct_ids++;
+            }
+            json_decref(j);
+        }
+        EXPECT(other == 0, "%d responses were neither 201+created nor 200+!created", other);
+        EXPECT(n201 == 1, "want exactly one 201, got %d (and %d x 200)", n201, n200);
+        EXPECT(n200 == RACE_USERS - 1, "want %d x 200, got %d", RACE_USERS - 1, n200);
+        EXPECT(distinct_ids == 1, "want one user id across the burst, got %d", distinct_ids);
+        long rows = db_count(&e, "SELECT COUNT(*) FROM users WHERE email = ?", email, NULL);
+        EXPECT(rows == 1, "want one row for %s, found %ld", email, rows);
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_user_create_1srv(void)
+{
+    race_user_create(1);
+}
+static void t_race_user_create_2srv(void)
+{
+    race_user_create(2);
+}
+
+/* Seed 001: N different users claim one free username at once. */
+static void race_username_claim(int nsrv)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_CLAIMS];
+    char *ids[RACE_CLAIMS] = {0};
+    char paths[RACE_CLAIMS][96], bodies[RACE_CLAIMS][96];
+    char uname[40];
+    int winner = -1;
+    char key[40];
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int i = 0; i < RACE_CLAIMS; i++) {
+        json_t *j;
+        snprintf(bodies[i], sizeof(bodies[i]), "{\"email\":\"claimer%d@example.com\"}", i);
+        struct reqspec c = {"POST", "/v1/users", e.key, bodies[i], NULL, i};
+        int st = http1(&e, &c, &j);
+        const char *id = jstr(j, "user", "id");
+        if (id)
+            ids[i] = strdup(id);
+        json_decref(j);
+        EXPECT(st == 201 && ids[i], "creating claimer %d: status %d", i, st);
+    }
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        burst_free(&b);
+        snprintf(uname, sizeof(uname), "Race-%u", rf_rand_below(1u << 30));
+        for (int i = 0; i < RACE_CLAIMS; i++) {
+            /* Every claimer spells it differently: uniqueness is case-insensitive. */
+            char spelled[40];
+            snprintf(spelled, sizeof(spelled), "%s", uname);
+            for (size_t k = 0; spelled[k]; k++)
+                if ((i >> (k % 5)) & 1 && spelled[k] >= 'a' && spelled[k] <= 'z')
+                    spelled[k] = (char)(spelled[k] - 32);
+            snprintf(paths[i], sizeof(paths[i]), "/v1/users/%s", ids[i]);
+            snprintf(bodies[i], sizeof(bodies[i]), "{\"username\":\"%s\"}", spelled);
+            q[i] = (struct reqspec){"PATCH", paths[i], e.key, bodies[i], NULL, i};
+        }
+        EXPECT(burst_fire(&e, q, RACE_CLAIMS, &b) == 0, "burst");
+        int n200 = 0, n409 = 0;
+        winner = -1;
+        for (int i = 0; i < RACE_CLAIMS; i++) {
+            int st = b.res[i].http.status;
+            const char *body = b.res[i].http.body ? b.res[i].http.body : "";
+            if (st == 200) {
+                n200++;
+                winner = i;
+            } else if (st == 409 && strstr(body, "\"code\":\"username_taken\"")) {
+                n409++;
+            } else {
+                fprintf(stderr, "  request %d: err=%d status=%d body=%s\n", i, b.res[i].err, st,
+                        body);
+            }
+        }
+        EXPECT(n200 == 1, "want exactly one 200, got %d (409s: %d)", n200, n409);
+        EXPECT(n409 == RACE_CLAIMS - 1, "want %d x 409 username_taken, got %d", RACE_CLAIMS - 1,
+               n409);
+        rf_username_key(uname, strlen(uname), key);
+        long owners = db_count(&e, "SELECT COUNT(*) FROM users WHERE username_key = ?", key, NULL);
+        EXPECT(owners == 1, "want one owner in the database, found %ld", owners);
+        long is_winner = db_count(
+            &e, "SELECT COUNT(*) FROM users WHERE username_key = ? AND id = ?", key, ids[winner]);
+        EXPECT(is_winner == 1, "the database owner is not the request that got 200");
+    }
+
+    /* Afterwards, another spelling by a loser is still taken. */
+    {
+        int loser = (winner + 1) % RACE_CLAIMS;
+        char lower_body[96];
+        snprintf(lower_body, sizeof(lower_body), "{\"username\":\"%s\"}", key);
+        struct reqspec c = {"PATCH", paths[loser], e.key, lower_body, NULL, loser};
+        int st = http1(&e, &c, NULL);
+        EXPECT(st == 409, "other case by a loser: want 409, got %d", st);
+        /* The owner re-claiming, in another case, is fine. */
+        struct reqspec w = {"PATCH", paths[winner], e.key, lower_body, NULL, 0};
+        json_t *j;
+        st = http1(&e, &w, &j);
+        const char *got = jstr(j, "user", "username");
+        int same = got && strcmp(got, key) == 0;
+        json_decref(j);
+        EXPECT(st == 200 && same, "owner re-claim in lower case: status %d", st);
+    }
+out:
+    for (int i = 0; i < RACE_CLAIMS; i++)
+        free(ids[i]);
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_username_claim_1srv(void)
+{
+    race_username_claim(1);
+}
+static void t_race_username_claim_2srv(void)
+{
+    race_username_claim(2);
+}
+
+/* Create-if-missing and lookups, one request at a time. */
+static void t_users_basics(void)
+{
+    struct env e;
+    json_t *j = NULL;
+    char id[64] = "", path[128];
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    struct reqspec c1 = {"POST", "/v1/users", e.key, "{\"email\":\"  Ann@Example.COM \"}", NULL, 0};
+    int st = http1(&e, &c1, &j);
+    EXPECT(st == 201, "first create: %d", st);
+    EXPECT(json_is_true(json_object_get(j, "created")), "created:true");
+    EXPECT(jstr(j, "user", "email") && !strcmp(jstr(j, "user", "email"), "ann@example.com"),
+           "email normalised");
+    EXPECT(jstr(j, "user", "createdAt") && strlen(jstr(j, "user", "createdAt")) == 24,
+           "createdAt RFC 3339");
+    snprintf(id, sizeof(id), "%s", jstr(j, "user", "id"));
+    EXPECT(!strncmp(id, "usr_", 4), "id prefix");
+    json_decref(j);
+    j = NULL;
+    struct reqspec c2 = {
+        "POST", "/v1/users", e.key, "{\"email\":\"ann@example.com\",\"name\":\"Other\"}", NULL, 0};
+    st = http1(&e, &c2, &j);
+    EXPECT(st == 200 && json_is_false(json_object_get(j, "created")), "second create: %d", st);
+    EXPECT(!strcmp(jstr(j, "user", "id"), id), "same id");
+    json_decref(j);
+    j = NULL;
+    snprintf(path, sizeof(path), "/v1/users/%s", id);
+    struct reqspec g = {"GET", path, e.key, NULL, NULL, 0};
+    st = http1(&e, &g, &j);
+    EXPECT(st == 200 && !strcmp(jstr(j, "user", "id"), id), "get by id: %d", st);
+    json_decref(j);
+    j = NULL;
+    struct reqspec ge = {"GET", "/v1/users?email=ANN%40example.com", e.key, NULL, NULL, 0};
+    st = http1(&e, &ge, &j);
+    EXPECT(st == 200 && json_array_size(json_object_get(j, "data")) == 1, "by email: %d", st);
+    json_decref(j);
+    j = NULL;
+    struct reqspec gn = {"GET", "/v1/users?email=nobody%40example.com", e.key, NULL, NULL, 0};
+    st = http1(&e, &gn, &j);
+    EXPECT(st == 200 && json_array_size(json_object_get(j, "data")) == 0, "by email none");
+    json_decref(j);
+    j = NULL;
+    struct reqspec g404 = {"GET", "/v1/users/usr_nope", e.key, NULL, NULL, 0};
+    EXPECT(http1(&e, &g404, NULL) == 404, "unknown id 404");
+    /* Release and re-take a username. */
+    struct reqspec p1 = {"PATCH", path, e.key, "{\"username\":\"ann\",\"name\":\"Ann\"}", NULL, 0};
+    st = http1(&e, &p1, &j);
+    EXPECT(st == 200 && !strcmp(jstr(j, "user", "username"), "ann"), "claim: %d", st);
+    json_decref(j);
+    j = NULL;
+    struct reqspec p2 = {"PATCH", path, e.key, "{\"username\":null}", NULL, 0};
+    st = http1(&e, &p2, &j);
+    EXPECT(st == 200 && json_is_null(json_object_get(json_object_get(j, "user"), "username")),
+           "release: %d", st);
+    EXPECT(!strcmp(jstr(j, "user", "name"), "Ann"), "name kept on release");
+    json_decref(j);
+    j = NULL;
+    long n =
+        db_count(&e, "SELECT COUNT(*) FROM users WHERE username_key IS NULL AND id = ?", id, NULL);
+    EXPECT(n == 1, "released in the database");
+out:
+    json_decref(j);
+    env_down(&e);
+}
+
+/* Another workspace's objects answer 404, for reads and writes alike. */
+static void t_tenancy(void)
+{
+    struct env e;
+    json_t *j = NULL;
+    char id[64] = "", path[128];
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    struct reqspec c1 = {"POST", "/v1/users", e.key, "{\"email\":\"t@example.com\"}", NULL, 0};
+    EXPECT(http1(&e, &c1, &j) == 201, "create in t1");
+    snprintf(id, sizeof(id), "%s", jstr(j, "user", "id"));
+    json_decref(j);
+    j = NULL;
+    snprintf(path, sizeof(path), "/v1/users/%s", id);
+    struct reqspec g = {"GET", path, e.key2, NULL, NULL, 0};
+    EXPECT(http1(&e, &g, NULL) == 404, "GET from t2 must be 404");
+    struct reqspec p = {"PATCH", path, e.key2, "{\"username\":\"stolen\"}", NULL, 0};
+    EXPECT(http1(&e, &p, NULL) == 404, "PATCH from t2 must be 404");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM users WHERE username_key = ?", "stolen", NULL) == 0,
+           "PATCH from t2 wrote");
+    struct reqspec ge = {"GET", "/v1/users?email=t%40example.com", e.key2, NULL, NULL, 0};
+    EXPECT(http1(&e, &ge, &j) == 200 && json_array_size(json_object_get(j, "data")) == 0,
+           "lookup by email from t2 must be empty");
+    json_decref(j);
+    j = NULL;
+    /* The same email in t2 is a different user. */
+    struct reqspec c2 = {"POST", "/v1/users", e.key2, "{\"email\":\"t@example.com\"}", NULL, 0};
+    EXPECT(http1(&e, &c2, &j) == 201, "same email in t2 is new");
+    EXPECT(strcmp(jstr(j, "user", "id"), id) != 0, "distinct id");
+    /* A username is unique per workspace, not globally. */
+    struct reqspec p1 = {"PATCH", path, e.key, "{\"username\":\"shared\"}", NULL, 0};
+    EXPECT(http1(&e, &p1, NULL) == 200, "t1 claims 'shared'");
+    char path2[128];
+    snprintf(path2, sizeof(path2), "/v1/users/%s", jstr(j, "user", "id"));
+    struct reqspec p2 = {"PATCH", path2, e.key2, "{\"username\":\"shared\"}", NULL, 0};
+    EXPECT(http1(&e, &p2, NULL) == 200, "t2 claims 'shared' too");
+out:
+    json_decref(j);
+    env_down(&e);
+}
+
+/* Every bad input of SPEC §2, §3.1, §3.2: its 4xx problem+json, nothing
+ * written, and the server alive afterwards. */
+static void t_bad_input(void)
+{
+    struct env e;
+    json_t *j = NULL;
+    char *huge = NULL;
+    char path[128] = "", bigname[400];
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    struct reqspec mk = {"POST", "/v1/users", e.key, "{\"email\":\"keep@example.com\"}", NULL, 0};
+    EXPECT(http1(&e, &mk, &j) == 201, "setup user");
+    snprintf(path, sizeof(path), "/v1/users/%s", jstr(j, "user", "id"));
+    json_decref(j);
+    j = NULL;
+    memset(bigname, 'n', sizeof(bigname));
+    memcpy(bigname, "{\"email\":\"x@y.z\",\"name\":\"", 25);
+    memcpy(bigname + 300, "\"}", 3);
+    huge = malloc(RF_TEST_HUGE);
+    EXPECT(huge, "malloc");
+    memset(huge, ' ', RF_TEST_HUGE - 1);
+    huge[0] = '{';
+    huge[RF_TEST_HUGE - 2] = '}';
+    huge[RF_TEST_HUGE - 1] = '\0';
+
+    const struct {
+        struct reqspec q;
+        int status;
+        const char *code;
+    } cases[] = {
+        {{"POST", "/v1/users", NULL, "{\"email\":\"a@b.c\"}", NULL, 0}, 401, "unauthorized"},
+        {{"POST", "/v1/users", "rk_wrong", "{\"email\":\"a@b.c\"}", NULL, 0}, 401, "unauthorized"},
+        {{"GET", "/v1/users/x", NULL, NULL, NULL, 0}, 401, "unauthorized"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"a@b.c\"}", "Content-Type: text/plain\r\n", 0},
+         415,
+         "unsupported_media_type"},
+        {{"POST", "/v1/users", e.key, huge, NULL, 0}, 413, "payload_too_large"},
+        {{"POST", "/v1/users", e.key, "", NULL, 0}, 400, "invalid_json"},
+        {{"POST", "/v1/users", e.key, "{\"email\":", NULL, 0}, 400, "invalid_json"},
+        {{"POST", "/v1/users", e.key, "[\"a@b.c\"]", NULL, 0}, 400, "invalid_json"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"\xff\xfe@b.c\"}", NULL, 0},
+         400,
+         "invalid_json"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"a\\u0000@b.c\"}", NULL, 0},
+         400,
+         "invalid_json"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"a@b.c\",\"email\":\"d@e.f\"}", NULL, 0},
+         400,
+         "invalid_json"},
+        {{"POST", "/v1/users", e.key,
+          "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+          "}",
+          NULL, 0},
+         400,
+         "invalid_json"},
+        {{"POST", "/v1/users", e.key, "{}", NULL, 0}, 422, "missing_field"},
+        {{"POST", "/v1/users", e.key, "{\"email\":42}", NULL, 0}, 422, "invalid_field"},
+        {{"POST", "/v1/users", e.key, "{\"email\":null}", NULL, 0}, 422, "invalid_field"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"a@b.c\",\"admin\":true}", NULL, 0},
+         422,
+         "unknown_field"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"a@b.c\",\"name\":7}", NULL, 0},
+         422,
+         "invalid_field"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"no-at-sign\"}", NULL, 0}, 422, "invalid_email"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"a@b@c\"}", NULL, 0}, 422, "invalid_email"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"';DROP/**/TABLE/**/users;--@x\"}", NULL, 0},
+         201,
+         NULL}, /* odd but valid: stored as data, nothing dropped */
+        {{"POST", "/v1/users", e.key, "{\"email\":\"@\"}", NULL, 0}, 422, "invalid_email"},
+        {{"POST", "/v1/users", e.key, bigname, NULL, 0}, 422, "invalid_name"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"a@b.c\",\"name\":\"\"}", NULL, 0},
+         422,
+         "invalid_name"},
+        {{"PATCH", path, e.key, "{\"username\":\"a--b\"}", NULL, 0}, 422, "invalid_username"},
+        {{"PATCH", path, e.key, "{\"username\":\"-ab\"}", NULL, 0}, 422, "invalid_username"},
+        {{"PATCH", path, e.key, "{\"username\":\"\"}", NULL, 0}, 422, "invalid_username"},
+        {{"PATCH", path, e.key, "{\"username\":\"x' OR '1'='1\"}", NULL, 0},
+         422,
+         "invalid_username"},
+        {{"PATCH", path, e.key, "{\"username\":\"Admin\"}", NULL, 0}, 422, "username_reserved"},
+        {{"PATCH", path, e.key, "{\"username\":\"ME\"}", NULL, 0}, 422, "username_reserved"},
+        {{"PATCH", path, e.key, "{\"username\":5}", NULL, 0}, 422, "invalid_field"},
+        {{"PATCH", path, e.key, "{\"email\":\"new@x.y\"}", NULL, 0}, 422, "unknown_field"},
+        {{"PATCH", "/v1/users/usr_missing", e.key, "{\"username\":\"ok\"}", NULL, 0},
+         404,
+         "not_found"},
+        {{"DELETE", path, e.key, NULL, NULL, 0}, 405, "method_not_allowed"},
+        {{"GET", "/v1/nothing", e.key, NULL, NULL, 0}, 404, "not_found"},
+        {{"GET", "/v1/users", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+    };
+    size_t ncases = sizeof(cases) / sizeof(cases[0]);
+    for (size_t i = 0; i < ncases; i++) {
+        struct burst b = {0};
+        int ok = burst_fire(&e, &cases[i].q, 1, &b) == 0;
+        int st = ok ? b.res[0].http.status : 0;
+        const char *body = ok && b.res[0].http.body ? b.res[0].http.body : "";
+        size_t ctl = 0;
+        const char *ct = ok ? rf_httpres_header(&b.res[0].http, "Content-Type", &ctl) : NULL;
+        const char *rid = ok ? rf_httpres_header(&b.res[0].http, "X-Request-Id", &ctl) : NULL;
+        char want_code[96] = "";
+        if (cases[i].code)
+            snprintf(want_code, sizeof(want_code), "\"code\":\"%s\"", cases[i].code);
+        int good = st == cases[i].status && rid &&
+                   (!cases[i].code || (ct && !strncmp(ct, "application/problem+json", 24) &&
+                                       strstr(body, want_code) && strstr(body, "\"requestId\"")));
+        if (!good)
+            fail(__FILE__, __LINE__, "case %zu (%s %s): want %d %s, got %d %.300s", i,
+                 cases[i].q.method, cases[i].q.path, cases[i].status,
+                 cases[i].code ? cases[i].code : "", st, body);
+        burst_free(&b);
+    }
+    EXPECT(!test_failed, "bad-input cases failed");
+    /* Nothing half-written: only the setup user and the odd-but-valid one. */
+    long n = db_count(&e, "SELECT COUNT(*) FROM users", NULL, NULL);
+    EXPECT(n == 2, "want 2 users after the bad inputs, found %ld", n);
+    n = db_count(&e, "SELECT COUNT(*) FROM users WHERE username IS NOT NULL", NULL, NULL);
+    EXPECT(n == 0, "a rejected username was written");
+    struct reqspec h = {"GET", "/healthz", NULL, NULL, NULL, 0};
+    EXPECT(http1(&e, &h, NULL) == 200, "server alive after bad input");
+out:
+    free(huge);
+    json_decref(j);
+    env_down(&e);
+}
+
+/* Servers started at once on an empty file migrate once and bootstrap
+ * "default" once; SIGTERM stops each with exit 0. */
+static void t_concurrent_start_and_shutdown(void)
+{
+    struct env e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.dir, sizeof(e.dir), "/tmp/rf-itest-XXXXXX");
+    EXPECT(mkdtemp(e.dir), "mkdtemp");
+    snprintf(e.db_url, sizeof(e.db_url), "sqlite:%s/racefree.db", e.dir);
+    for (int i = 0; i < MAX_SRV; i++) {
+        EXPECT(srv_launch(&e.srv[i], e.dir, i, e.db_url) == 0, "launch");
+        e.nsrv++;
+    }
+    for (int i = 0; i < MAX_SRV; i++)
+        EXPECT(srv_wait(&e.srv[i]) == 0, "server %d did not come up (log %s)", i, e.srv[i].log);
+    struct rf_db_error err;
+    EXPECT(rf_db_open(e.db_url, 1, &e.db, &err) == RF_DB_OK, "db open");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM schema_migrations", NULL, NULL) == 1,
+           "migrations applied more than once");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM workspaces WHERE name = ?", "default", NULL) == 1,
+           "default workspace");
+    int printed = 0;
+    for (int i = 0; i < MAX_SRV; i++) {
+        char buf[8192] = "";
+        FILE *f = fopen(e.srv[i].log, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+            buf[n] = '\0';
+            fclose(f);
+        }
+        printed += strstr(buf, "root key, shown only once") != NULL;
+    }
+    EXPECT(printed == 1, "root key printed by %d servers, want 1", printed);
+out:
+    env_down(&e);
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+    int race; /* repeated by --repeat */
+} tests[] = {
+    {"users_basics", t_users_basics, 0},
+    {"tenancy", t_tenancy, 0},
+    {"bad_input", t_bad_input, 0},
+    {"concurrent_start_and_shutdown", t_concurrent_start_and_shutdown, 0},
+    {"race_user_create_1srv", t_race_user_create_1srv, 1},
+    {"race_user_create_2srv", t_race_user_create_2srv, 1},
+    {"race_username_claim_1srv", t_race_username_claim_1srv, 1},
+    {"race_username_claim_2srv", t_race_username_claim_2srv, 1},
+};
+
+int main(int argc, char **argv)
+{
+    const char *only = NULL;
+    int repeat = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--bin") && i + 1 < argc)
+            bin = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
+            repeat = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: itest --bin PATH [--only SUBSTR] [--repeat N]\n");
+            return 2;
+        }
+    }
+    if (rf_util_init() != 0 || access(bin, X_OK) != 0) {
+        fprintf(stderr, "itest: cannot run %s\n", bin);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGALRM, on_alarm);
+    alarm(900);
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        if (only && !strstr(tests[i].name, only))
+            continue;
+        int runs = tests[i].race ? repeat : 1;
+        for (int r = 0; r < runs; r++) {
+            uint64_t t0 = rf_mono_ns();
+            test_failed = 0;
+            tests[i].fn();
+            double ms = (double)(rf_mono_ns() - t0) / 1e6;
+            if (test_failed) {
+                failed++;
+                fprintf(stderr, "not ok %s (run %d) %.0f ms\n", tests[i].name, r + 1, ms);
+            } else {
+                passed++;
+                fprintf(stderr, "ok %s%s %.0f ms\n", tests[i].name, runs > 1 ? " (repeat)" : "",
+                        ms);
+            }
+        }
+    }
+    printf("integration: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

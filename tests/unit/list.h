@@ -1,0 +1,16 @@
+/* Every unit test, in the order they run. */
+UNIT(test_email_normalize)
+UNIT(test_email_invalid)
+UNIT(test_username_rules)
+UNIT(test_name_rules)
+UNIT(test_base58_and_ids)
+UNIT(test_arena_limit)
+UNIT(test_sqlite_classify_codes)
+UNIT(test_sqlite_real_busy)
+UNIT(test_sqlite_driver_unique)
+UNIT(test_tx_run_retries_then_gives_up)
+UNIT(test_json_parse_object)
+UNIT(test_json_parse_errors)
+UNIT(test_input_check)
+UNIT(test_route_match)
+#include "list.probe.h"
