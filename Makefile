@@ -5,7 +5,7 @@
 #   make SAN=1      sanitizer build into build-san/
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libsodium
+PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wno-unused-parameter
@@ -74,5 +74,8 @@ clean:
 
 format:
 	clang-format -i $(wildcard src/*.c src/*/*.[ch] tests/*/*.[ch])
+
+# Optional fragments (fuzzers, benchmarks) live in mk/*.mk.
+-include mk/*.mk
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) $(BUILD)/src/main.d

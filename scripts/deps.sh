@@ -4,9 +4,14 @@
 set -euo pipefail
 
 PACKAGES=(
+    # build
     build-essential pkg-config
     libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libpq-dev
-    sqlite3 valgrind curl ca-certificates
+    # tests: sqlite shell, PostgreSQL server (started per test run), valgrind,
+    # clang + libFuzzer for the fuzz targets
+    sqlite3 postgresql valgrind clang libfuzzer-14-dev libclang-rt-14-dev
+    # tools, data
+    curl ca-certificates unicode-data
 )
 
 missing=()

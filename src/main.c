@@ -9,6 +9,7 @@
 #include "api/api.h"
 #include "core/util.h"
 #include "http/server.h"
+#include "probe/probe.h"
 #include "store/store.h"
 
 #define RF_VERSION "0.1.0"
@@ -25,6 +26,7 @@ static void usage(FILE *f)
           "  racefree serve [--listen HOST:PORT] [--db URL] [--threads N] [--log-level LEVEL]\n"
           "  racefree migrate [--db URL]\n"
           "  racefree workspace create NAME [--db URL]\n"
+          "  racefree probe [options] URL      (racefree probe --help)\n"
           "  racefree version\n"
           "\n"
           "  --db URL      sqlite:PATH (default sqlite:./racefree.db); env RACEFREE_DB\n"
@@ -231,6 +233,8 @@ int main(int argc, char **argv)
         return cmd_migrate(argc - 1, argv + 1);
     if (!strcmp(cmd, "workspace"))
         return cmd_workspace(argc - 1, argv + 1);
+    if (!strcmp(cmd, "probe"))
+        return rf_probe_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("racefree %s\n", RF_VERSION);
         return 0;

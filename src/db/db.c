@@ -38,6 +38,6 @@ int rf_db_open(const char *url, int nreaders, struct rf_db **out, struct rf_db_e
     if (strncmp(url, "sqlite:", 7) == 0)
         return rf_db_sqlite.open(url + 7, nreaders, out, e);
     if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
-        return rf_db_fail(e, RF_DB_ERROR, "PostgreSQL support is not built yet");
+        return rf_db_pg.open(url, nreaders, out, e);
     return rf_db_fail(e, RF_DB_ERROR, "unknown database URL (want sqlite:PATH or postgres://…)");
 }

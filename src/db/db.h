@@ -90,6 +90,7 @@ struct rf_db_conn {
 };
 
 extern const struct rf_db_driver rf_db_sqlite;
+extern const struct rf_db_driver rf_db_pg;
 
 /* Picks the driver from the URL scheme ("sqlite:PATH", "postgres://…"). */
 int rf_db_open(const char *url, int nreaders, struct rf_db **out, struct rf_db_error *e)
