@@ -35,12 +35,21 @@ all: $(BUILD)/racefree
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/librf.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/racefree: $(BUILD)/src/main.o $(BUILD)/librf.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The test binary: the same objects, with fault-injection hooks live.
+$(BUILD)/src/core/hooks-test.o: src/core/hooks.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DRF_TEST_HOOKS -c $< -o $@
+
+$(BUILD)/racefree-test: $(BUILD)/src/main.o $(BUILD)/src/core/hooks-test.o $(BUILD)/librf.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/unit: $(UNIT_OBJ) $(BUILD)/librf.a
@@ -61,12 +70,12 @@ run: deps
 test: deps
 	./scripts/test.sh
 
-check: $(BUILD)/racefree $(BUILD)/unit $(BUILD)/itest
+check: $(BUILD)/racefree $(BUILD)/racefree-test $(BUILD)/unit $(BUILD)/itest
 
 unit: $(BUILD)/unit
 	./$(BUILD)/unit
 
-itest: $(BUILD)/racefree $(BUILD)/itest
+itest: $(BUILD)/racefree $(BUILD)/racefree-test $(BUILD)/itest
 	./$(BUILD)/itest --bin ./$(BUILD)/racefree
 
 clean:

@@ -23,5 +23,14 @@ void rf_api_user_create(struct rf_req *r);
 void rf_api_user_get(struct rf_req *r);
 void rf_api_user_list(struct rf_req *r);
 void rf_api_user_patch(struct rf_req *r);
+void rf_api_event_create(struct rf_req *r);
+void rf_api_event_get(struct rf_req *r);
+void rf_api_event_list(struct rf_req *r);
+void rf_api_identity_create(struct rf_req *r);
+void rf_api_identity_get(struct rf_req *r);
+void rf_api_key_create(struct rf_req *r);
+void rf_api_key_get(struct rf_req *r);
+void rf_api_key_patch(struct rf_req *r);
+void rf_api_key_verify(struct rf_req *r);
 
 #endif

@@ -13,6 +13,16 @@ const struct rf_route rf_routes[] = {
     {"GET", "/v1/users", rf_api_user_list, V1, "users.list"},
     {"GET", "/v1/users/{id}", rf_api_user_get, V1, "users.get"},
     {"PATCH", "/v1/users/{id}", rf_api_user_patch, V1_JSON, "users.patch"},
+    {"POST", "/v1/events", rf_api_event_create, V1_JSON, "events.create"},
+    {"GET", "/v1/events", rf_api_event_list, V1, "events.list"},
+    {"GET", "/v1/events/{slug}", rf_api_event_get, V1, "events.get"},
+    {"POST", "/v1/identities", rf_api_identity_create, V1_JSON, "identities.create"},
+    {"GET", "/v1/identities/{externalId}", rf_api_identity_get, V1, "identities.get"},
+    /* before /v1/keys/{keyId}: the table is matched in order */
+    {"POST", "/v1/keys/verify", rf_api_key_verify, V1_JSON, "keys.verify"},
+    {"POST", "/v1/keys", rf_api_key_create, V1_JSON, "keys.create"},
+    {"GET", "/v1/keys/{keyId}", rf_api_key_get, V1, "keys.get"},
+    {"PATCH", "/v1/keys/{keyId}", rf_api_key_patch, V1_JSON, "keys.patch"},
 };
 const size_t rf_nroutes = sizeof(rf_routes) / sizeof(rf_routes[0]);
 

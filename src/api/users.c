@@ -28,12 +28,8 @@ void rf_api_user_create(struct rf_req *r)
         {"email", RF_F_STRING, 1},
         {"name", RF_F_STRING, 0},
     };
-    const char *bad;
-    enum rf_input_err ie = rf_input_check(r->body, fields, 2, &bad);
-    if (ie) {
-        rf_reply_input_error(r, ie, bad, fields, 2);
+    if (rf_input_require(r, fields, RF_NFIELDS(fields)))
         return;
-    }
     json_t *jemail = json_object_get(r->body, "email");
     json_t *jname = json_object_get(r->body, "name");
     char email[RF_EMAIL_MAX + 1];
@@ -111,12 +107,8 @@ void rf_api_user_patch(struct rf_req *r)
         {"username", RF_F_STRING_OR_NULL, 0},
         {"name", RF_F_STRING, 0},
     };
-    const char *bad;
-    enum rf_input_err ie = rf_input_check(r->body, fields, 2, &bad);
-    if (ie) {
-        rf_reply_input_error(r, ie, bad, fields, 2);
+    if (rf_input_require(r, fields, RF_NFIELDS(fields)))
         return;
-    }
     json_t *jname = json_object_get(r->body, "name");
     json_t *juser = json_object_get(r->body, "username");
     struct rf_user_patch p = {0};

@@ -23,6 +23,13 @@ void rf_sha256_hex(const void *data, size_t n, char out[65]);
 #define RF_TIME_MAX 32
 void rf_now_rfc3339(char out[RF_TIME_MAX]);
 uint64_t rf_mono_ns(void);
+/* Milliseconds since the Unix epoch, now. */
+int64_t rf_now_ms(void);
+/* Parses RFC 3339 (YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM), 't'/'z' allowed,
+ * years 0001-9999) into ms since the epoch. Returns 0, or -1 if invalid. */
+int rf_time_parse(const char *s, int64_t *ms);
+/* Formats ms since the epoch as RFC 3339 UTC with milliseconds. */
+void rf_time_format(int64_t ms, char out[RF_TIME_MAX]);
 /* Uniform random integer in [0, upper). */
 uint32_t rf_rand_below(uint32_t upper);
 

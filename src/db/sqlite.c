@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/hooks.h"
 #include "db/db.h"
 
 #define BUSY_TIMEOUT_MS 5000
@@ -232,6 +233,10 @@ static int sq_simple(struct sq_conn *c, const char *sql, struct rf_db_error *e)
 
 static int sq_begin(struct rf_db_conn *cb, int write, struct rf_db_error *e)
 {
+    /* Test builds: in WAL mode a writer meets SQLITE_BUSY here, when
+     * BEGIN IMMEDIATE cannot take the write lock; simulate exactly that. */
+    if (write && rf_fault("sqlite.busy"))
+        return rf_db_fail(e, RF_DB_RETRY, "sqlite: injected SQLITE_BUSY");
     return sq_simple((struct sq_conn *)cb, write ? "BEGIN IMMEDIATE" : "BEGIN", e);
 }
 

@@ -86,8 +86,10 @@ enum rf_field_type {
     RF_F_STRING,         /* JSON string */
     RF_F_STRING_OR_NULL, /* string or null */
     RF_F_INT,
+    RF_F_INT_OR_NULL,
     RF_F_BOOL,
     RF_F_OBJECT,
+    RF_F_OBJECT_OR_NULL,
 };
 struct rf_field {
     const char *name;
@@ -99,6 +101,9 @@ enum rf_input_err { RF_INPUT_OK = 0, RF_INPUT_UNKNOWN, RF_INPUT_MISSING, RF_INPU
  * field name (inside obj or fields: valid while both live). */
 enum rf_input_err rf_input_check(json_t *obj, const struct rf_field *fields, size_t n,
                                  const char **bad);
+/* rf_input_check on r->body; on error replies 422 and returns -1. */
+int rf_input_require(struct rf_req *r, const struct rf_field *fields, size_t n);
+#define RF_NFIELDS(f) (sizeof(f) / sizeof((f)[0]))
 /* Replies 422 for a non-OK rf_input_check result. */
 void rf_reply_input_error(struct rf_req *r, enum rf_input_err err, const char *field,
                           const struct rf_field *fields, size_t n);

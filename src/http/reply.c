@@ -24,6 +24,12 @@ static const struct {
     {"invalid_username", "Invalid username"},
     {"username_reserved", "Username is reserved"},
     {"username_taken", "Username is taken"},
+    {"invalid_starts_at", "Invalid startsAt"},
+    {"invalid_external_id", "Invalid externalId"},
+    {"invalid_meta", "Invalid meta"},
+    {"invalid_expires", "Invalid expires"},
+    {"invalid_remaining", "Invalid remaining"},
+    {"identity_exists", "Identity already exists"},
     {"database_unavailable", "Database unavailable"},
     {"internal_error", "Internal error"},
 };
@@ -171,10 +177,14 @@ static int type_ok(json_t *v, enum rf_field_type t)
         return json_is_string(v) || json_is_null(v);
     case RF_F_INT:
         return json_is_integer(v);
+    case RF_F_INT_OR_NULL:
+        return json_is_integer(v) || json_is_null(v);
     case RF_F_BOOL:
         return json_is_boolean(v);
     case RF_F_OBJECT:
         return json_is_object(v);
+    case RF_F_OBJECT_OR_NULL:
+        return json_is_object(v) || json_is_null(v);
     }
     return 0;
 }
@@ -229,10 +239,14 @@ static const char *type_name(enum rf_field_type t)
         return "a string or null";
     case RF_F_INT:
         return "an integer";
+    case RF_F_INT_OR_NULL:
+        return "an integer or null";
     case RF_F_BOOL:
         return "a boolean";
     case RF_F_OBJECT:
         return "an object";
+    case RF_F_OBJECT_OR_NULL:
+        return "an object or null";
     }
     return "?";
 }
@@ -262,4 +276,14 @@ void rf_reply_input_error(struct rf_req *r, enum rf_input_err err, const char *f
     default:
         rf_reply_problem(r, 422, "invalid_field", "Invalid input.");
     }
+}
+
+int rf_input_require(struct rf_req *r, const struct rf_field *fields, size_t n)
+{
+    const char *bad;
+    enum rf_input_err ie = rf_input_check(r->body, fields, n, &bad);
+    if (ie == RF_INPUT_OK)
+        return 0;
+    rf_reply_input_error(r, ie, bad, fields, n);
+    return -1;
 }

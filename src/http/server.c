@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hooks.h"
 #include "core/util.h"
 
 #define ARENA_LIMIT (16u * 1024 * 1024)
@@ -151,7 +152,9 @@ static void dispatch(struct conn_req *cr)
             return;
         }
     }
+    rf_fault_arm(1);
     cr->route->fn(r);
+    rf_fault_arm(0);
     if (!r->resp.status) {
         rf_log(RF_LOG_ERROR, "request %s: handler %s gave no response", r->request_id,
                cr->route->name);

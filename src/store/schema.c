@@ -43,8 +43,59 @@ static const char *const m1[] = {
     NULL,
 };
 
+static const char *const m2[] = {
+    "CREATE TABLE events ("
+    " id TEXT PRIMARY KEY,"
+    " workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    " name TEXT NOT NULL,"
+    " slug TEXT NOT NULL,"
+    " starts_at TEXT,"
+    " created_at TEXT NOT NULL,"
+    /* Seed 000: the slug is unique where no race can pass. */
+    " CONSTRAINT events_ws_slug_key UNIQUE (workspace_id, slug))",
+
+    "CREATE INDEX events_ws_page ON events (workspace_id, created_at, id)",
+
+    /* One counter per (workspace, base slug): the next suffix in one
+     * atomic upsert, however many events already share the base. */
+    "CREATE TABLE slug_counters ("
+    " workspace_id TEXT NOT NULL,"
+    " base TEXT NOT NULL,"
+    " n BIGINT NOT NULL,"
+    " PRIMARY KEY (workspace_id, base))",
+
+    "CREATE TABLE identities ("
+    " id TEXT PRIMARY KEY,"
+    " workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    " external_id TEXT NOT NULL,"
+    " meta TEXT,"
+    " created_at TEXT NOT NULL,"
+    /* Seed 003: one identity per external id, enforced here. */
+    " CONSTRAINT identities_ws_external_id_key UNIQUE (workspace_id, external_id))",
+
+    "CREATE TABLE api_keys ("
+    " id TEXT PRIMARY KEY,"
+    " workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    " key_hash TEXT NOT NULL,"
+    " start TEXT NOT NULL,"
+    " name TEXT,"
+    " enabled BIGINT NOT NULL,"
+    " remaining BIGINT,"
+    " expires BIGINT,"
+    " meta TEXT,"
+    " identity_id TEXT REFERENCES identities(id),"
+    " created_at TEXT NOT NULL,"
+    " updated_at TEXT NOT NULL,"
+    " CONSTRAINT api_keys_key_hash_key UNIQUE (key_hash),"
+    " CONSTRAINT api_keys_remaining_check CHECK (remaining IS NULL OR remaining >= 0))",
+
+    "CREATE INDEX api_keys_identity ON api_keys (identity_id)",
+    NULL,
+};
+
 static const struct migration migrations[] = {
     {1, m1},
+    {2, m2},
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

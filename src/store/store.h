@@ -86,6 +86,82 @@ int rf_store_user_update(struct rf_db *db, struct rf_arena *a, const char *ws, c
                          const struct rf_user_patch *p, struct rf_user *out, int *found,
                          struct rf_db_error *e);
 
+/* ---- events ---- */
+
+struct rf_event {
+    const char *id, *name, *slug, *starts_at, *created_at;
+};
+
+/* Inserts an event under a unique slug derived from base (already
+ * slugified): base, then base-2, base-3, … from a per-(workspace, base)
+ * counter; a slug already taken literally moves on to the next number. */
+int rf_store_event_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *name,
+                          const char *base, const char *starts_at, struct rf_event *out,
+                          struct rf_db_error *e);
+int rf_store_event_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *slug,
+                       struct rf_event *out, int *found, struct rf_db_error *e);
+/* Events after the cursor position (created_at, id), ascending; limit+1 are
+ * fetched so *more tells whether another page exists. */
+int rf_store_event_list(struct rf_db *db, struct rf_arena *a, const char *ws,
+                        const char *after_created, const char *after_id, int limit,
+                        struct rf_event **out, int *n, int *more, struct rf_db_error *e);
+
+/* ---- identities and keys ---- */
+
+struct rf_identity {
+    const char *id, *external_id, *meta, *created_at; /* meta: JSON text or NULL */
+};
+
+/* *exists=1 (RF_DB_OK) when the external id is taken in the workspace. */
+int rf_store_identity_create(struct rf_db *db, struct rf_arena *a, const char *ws,
+                             const char *external_id, const char *meta, struct rf_identity *out,
+                             int *exists, struct rf_db_error *e);
+int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
+                          const char *external_id, struct rf_identity *out, int *found,
+                          struct rf_db_error *e);
+
+struct rf_key {
+    const char *id, *start, *name, *meta, *created_at, *updated_at;
+    int enabled;
+    int has_remaining, has_expires;
+    int64_t remaining, expires;
+    int has_identity;
+    struct rf_identity identity;
+};
+
+/* Which fields a create or patch sets. For strings NULL means SQL NULL. */
+struct rf_key_input {
+    int set_name, set_meta, set_remaining, set_expires, set_enabled, set_external_id;
+    const char *name, *meta, *external_id; /* external_id NULL: detach */
+    int has_remaining, has_expires;
+    int64_t remaining, expires;
+    int enabled;
+};
+
+/* Creates a key (hash and start of the plaintext given) and, with an
+ * external id, gets or creates its identity in the same transaction. */
+int rf_store_key_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_hash,
+                        const char *start, const struct rf_key_input *in, char key_id[64],
+                        const char **identity_id, struct rf_db_error *e);
+int rf_store_key_update(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_id,
+                        const struct rf_key_input *in, struct rf_key *out, int *found,
+                        struct rf_db_error *e);
+int rf_store_key_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_id,
+                     struct rf_key *out, int *found, struct rf_db_error *e);
+
+enum rf_verify_code {
+    RF_VERIFY_VALID,
+    RF_VERIFY_NOT_FOUND,
+    RF_VERIFY_DISABLED,
+    RF_VERIFY_EXPIRED,
+    RF_VERIFY_USAGE_EXCEEDED,
+};
+/* Verifies by hash, spending one credit atomically when the key has any.
+ * out is filled (identity too) for every code but NOT_FOUND. */
+int rf_store_key_verify(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_hash,
+                        int64_t now_ms, enum rf_verify_code *code, struct rf_key *out,
+                        struct rf_db_error *e);
+
 /* Readiness: one trivial query. */
 int rf_store_ping(struct rf_db *db, struct rf_db_error *e);
 

@@ -33,6 +33,9 @@
 #define RF_BODY_MAX_TEST (1024 * 1024)
 
 static const char *bin = "build/racefree";
+static char test_bin[512]; /* bin + "-test": fault-injection hooks live */
+/* When set, servers start from test_bin with RACEFREE_FAULTS=faults. */
+static const char *faults;
 static pid_t live_pids[MAX_PIDS];
 static int test_failed;
 
@@ -146,7 +149,12 @@ static int srv_launch(struct srv *s, const char *dir, int idx, const char *db_ur
             dup2(fd, 2);
             close(fd);
         }
-        execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--db", db_url, "--threads", "8",
+        const char *exe = bin;
+        if (faults) {
+            exe = test_bin;
+            setenv("RACEFREE_FAULTS", faults, 1);
+        }
+        execl(exe, exe, "serve", "--listen", "127.0.0.1:0", "--db", db_url, "--threads", "8",
               (char *)NULL);
         _exit(127);
     }
@@ -417,14 +425,14 @@ static long db_count(struct env *e, const char *sql, const char *p1, const char 
 #define RACE_ROUNDS 10
 
 /* Seed 002: N simultaneous create-if-missing with one new email. */
-static void race_user_create(int nsrv)
+static void race_user_create(int nsrv, int rounds)
 {
     struct env e;
     struct burst b = {0};
     struct reqspec q[RACE_USERS];
     char email[64];
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
-    for (int round = 0; round < RACE_ROUNDS; round++) {
+    for (int round = 0; round < rounds; round++) {
         burst_free(&b);
         snprintf(email, sizeof(email), "race-%u@example.com", rf_rand_below(1u << 30));
         char body[128];
@@ -472,11 +480,11 @@ out:
 
 static void t_race_user_create_1srv(void)
 {
-    race_user_create(1);
+    race_user_create(1, RACE_ROUNDS);
 }
 static void t_race_user_create_2srv(void)
 {
-    race_user_create(2);
+    race_user_create(2, RACE_ROUNDS);
 }
 
 /* Seed 001: N different users claim one free username at once. */
@@ -823,8 +831,8 @@ static void t_concurrent_start_and_shutdown(void)
         EXPECT(srv_wait(&e.srv[i]) == 0, "server %d did not come up (log %s)", i, e.srv[i].log);
     struct rf_db_error err;
     EXPECT(rf_db_open(e.db_url, 1, &e.db, &err) == RF_DB_OK, "db open");
-    EXPECT(db_count(&e, "SELECT COUNT(*) FROM schema_migrations", NULL, NULL) == 1,
-           "migrations applied more than once");
+    EXPECT(db_count(&e, "SELECT COUNT(*) - MAX(version) FROM schema_migrations", NULL, NULL) == 0,
+           "migrations missing or applied more than once");
     EXPECT(db_count(&e, "SELECT COUNT(*) FROM workspaces WHERE name = ?", "default", NULL) == 1,
            "default workspace");
     int printed = 0;
@@ -843,6 +851,362 @@ out:
     env_down(&e);
 }
 
+
+/* ---------- events, identities, keys ---------- */
+
+#define RACE_EVENTS 48
+#define RACE_KEYS 48
+#define RACE_VERIFIES 40
+#define VERIFY_CREDITS 10
+
+/* Counts statuses; prints the odd ones. Returns how many had `want`. */
+static int count_status(const struct burst *b, int want, int *n5xx)
+{
+    int n = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        int st = b->res[i].http.status;
+        if (st == want)
+            n++;
+        if (st >= 500 || st == 0) {
+            (*n5xx)++;
+            fprintf(stderr, "  request %zu: err=%d status=%d body=%.200s\n", i, b->res[i].err,
+                    st, b->res[i].http.body ? b->res[i].http.body : "");
+        }
+    }
+    return n;
+}
+
+static json_t *res_json(const struct burst *b, size_t i)
+{
+    return json_loads(b->res[i].http.body ? b->res[i].http.body : "", 0, NULL);
+}
+
+/* Seed 000: N simultaneous creates of one name → N distinct slugs. */
+static void race_event_create(int nsrv, int rounds)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_EVENTS];
+    char name[64], body[128], slugs[RACE_EVENTS][72];
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < rounds; round++) {
+        burst_free(&b);
+        snprintf(name, sizeof(name), "Launch Party %u", rf_rand_below(1u << 30));
+        snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+        for (int i = 0; i < RACE_EVENTS; i++)
+            q[i] = (struct reqspec){"POST", "/v1/events", e.key, body, NULL, i};
+        EXPECT(burst_fire(&e, q, RACE_EVENTS, &b) == 0, "burst");
+        int n5xx = 0, n201 = count_status(&b, 201, &n5xx);
+        EXPECT(n5xx == 0, "%d responses were 5xx or failed", n5xx);
+        EXPECT(n201 == RACE_EVENTS, "want %d x 201, got %d", RACE_EVENTS, n201);
+        for (int i = 0; i < RACE_EVENTS; i++) {
+            json_t *j = res_json(&b, (size_t)i);
+            const char *slug = jstr(j, "event", "slug");
+            snprintf(slugs[i], sizeof(slugs[i]), "%s", slug ? slug : "");
+            json_decref(j);
+            EXPECT(slugs[i][0], "response %d has no slug", i);
+            for (int k = 0; k < i; k++)
+                EXPECT(strcmp(slugs[k], slugs[i]) != 0, "slug %s handed out twice", slugs[i]);
+        }
+        long rows = db_count(&e, "SELECT COUNT(*) FROM events WHERE name = ?", name, NULL);
+        EXPECT(rows == RACE_EVENTS, "want %d rows, found %ld", RACE_EVENTS, rows);
+        long dslugs = db_count(&e, "SELECT COUNT(DISTINCT slug) FROM events WHERE name = ?", name,
+                               NULL);
+        EXPECT(dslugs == RACE_EVENTS, "want %d distinct slugs in the database, found %ld",
+               RACE_EVENTS, dslugs);
+    }
+    /* "<name> 2" collides with a suffix already handed out: still 201, and
+     * a slug nobody holds; GET by slug finds each. */
+    {
+        char body2[160], path[128];
+        json_t *j = NULL;
+        snprintf(body2, sizeof(body2), "{\"name\":\"%s 2\"}", name);
+        struct reqspec c = {"POST", "/v1/events", e.key, body2, NULL, 0};
+        int st = http1(&e, &c, &j);
+        const char *slug = jstr(j, "event", "slug");
+        int fresh = slug != NULL;
+        for (int i = 0; fresh && i < RACE_EVENTS; i++)
+            fresh = strcmp(slugs[i], slug) != 0;
+        if (slug)
+            snprintf(path, sizeof(path), "/v1/events/%s", slug);
+        json_decref(j);
+        EXPECT(st == 201 && fresh, "'<name> 2': status %d, slug must be fresh", st);
+        struct reqspec g = {"GET", path, e.key, NULL, NULL, 1};
+        EXPECT(http1(&e, &g, NULL) == 200, "GET by slug");
+        snprintf(path, sizeof(path), "/v1/events/%s", slugs[RACE_EVENTS - 1]);
+        struct reqspec g2 = {"GET", path, e.key2, NULL, NULL, 0};
+        EXPECT(http1(&e, &g2, NULL) == 404, "another workspace's event must be 404");
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_event_create_1srv(void)
+{
+    race_event_create(1, RACE_ROUNDS);
+}
+static void t_race_event_create_2srv(void)
+{
+    race_event_create(2, RACE_ROUNDS);
+}
+
+/* Seed 003: N simultaneous key creates with one new externalId → one
+ * identity; then N simultaneous PATCHes moving every key to another. */
+static void race_key_identity(int nsrv, int rounds)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_KEYS];
+    char xid[64], body[128], paths[RACE_KEYS][96];
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < rounds; round++) {
+        burst_free(&b);
+        snprintf(xid, sizeof(xid), "ext_%u", rf_rand_below(1u << 30));
+        snprintf(body, sizeof(body), "{\"externalId\":\"%s\",\"name\":\"k\"}", xid);
+        for (int i = 0; i < RACE_KEYS; i++)
+            q[i] = (struct reqspec){"POST", "/v1/keys", e.key, body, NULL, i};
+        EXPECT(burst_fire(&e, q, RACE_KEYS, &b) == 0, "burst");
+        int n5xx = 0, n201 = count_status(&b, 201, &n5xx);
+        EXPECT(n5xx == 0 && n201 == RACE_KEYS, "want %d x 201, got %d (%d 5xx)", RACE_KEYS, n201,
+               n5xx);
+        char idn[64] = "";
+        for (int i = 0; i < RACE_KEYS; i++) {
+            json_t *j = res_json(&b, (size_t)i);
+            const char *id = jstr(j, "identityId", NULL), *kid = jstr(j, "keyId", NULL);
+            int same = id && (!idn[0] || strcmp(idn, id) == 0);
+            if (id && !idn[0])
+                snprintf(idn, sizeof(idn), "%s", id);
+            snprintf(paths[i], sizeof(paths[i]), "/v1/keys/%s", kid ? kid : "none");
+            json_decref(j);
+            EXPECT(same, "key %d got another identity", i);
+        }
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM identities WHERE external_id = ?", xid, NULL) ==
+                   1,
+               "want exactly one identity row for %s", xid);
+        EXPECT(db_count(&e,
+                        "SELECT COUNT(*) FROM api_keys k JOIN identities i ON i.id = k.identity_id"
+                        " WHERE i.external_id = ?",
+                        xid, NULL) == RACE_KEYS,
+               "want %d keys pointing at it", RACE_KEYS);
+
+        /* Move every key to a second new externalId at once. */
+        char xid2[64], body2[128];
+        snprintf(xid2, sizeof(xid2), "ext2_%u", rf_rand_below(1u << 30));
+        snprintf(body2, sizeof(body2), "{\"externalId\":\"%s\"}", xid2);
+        for (int i = 0; i < RACE_KEYS; i++)
+            q[i] = (struct reqspec){"PATCH", paths[i], e.key, body2, NULL, i};
+        burst_free(&b);
+        EXPECT(burst_fire(&e, q, RACE_KEYS, &b) == 0, "burst");
+        n5xx = 0;
+        int n200 = count_status(&b, 200, &n5xx);
+        EXPECT(n5xx == 0 && n200 == RACE_KEYS, "PATCH: want %d x 200, got %d (%d 5xx)", RACE_KEYS,
+               n200, n5xx);
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM identities WHERE external_id = ?", xid2, NULL) ==
+                   1,
+               "want exactly one identity row for %s", xid2);
+        EXPECT(db_count(&e,
+                        "SELECT COUNT(*) FROM api_keys k JOIN identities i ON i.id = k.identity_id"
+                        " WHERE i.external_id = ?",
+                        xid2, NULL) == RACE_KEYS,
+               "want every key moved to %s", xid2);
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_key_identity_1srv(void)
+{
+    race_key_identity(1, RACE_ROUNDS);
+}
+static void t_race_key_identity_2srv(void)
+{
+    race_key_identity(2, RACE_ROUNDS);
+}
+
+/* M simultaneous verifies of a key with R credits → exactly min(M, R). */
+static void race_verify(int nsrv, int rounds)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_VERIFIES];
+    char vbody[160], kid[64] = "";
+    json_t *j = NULL;
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < rounds; round++) {
+        burst_free(&b);
+        char cbody[96];
+        snprintf(cbody, sizeof(cbody), "{\"remaining\":%d}", VERIFY_CREDITS);
+        struct reqspec c = {"POST", "/v1/keys", e.key, cbody, NULL, 0};
+        EXPECT(http1(&e, &c, &j) == 201, "create key");
+        snprintf(vbody, sizeof(vbody), "{\"key\":\"%s\"}", jstr(j, "key", NULL));
+        snprintf(kid, sizeof(kid), "%s", jstr(j, "keyId", NULL));
+        json_decref(j);
+        j = NULL;
+        for (int i = 0; i < RACE_VERIFIES; i++)
+            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, vbody, NULL, i};
+        EXPECT(burst_fire(&e, q, RACE_VERIFIES, &b) == 0, "burst");
+        int valid = 0, exceeded = 0, other = 0;
+        for (int i = 0; i < RACE_VERIFIES; i++) {
+            json_t *r = res_json(&b, (size_t)i);
+            const char *code = jstr(r, "code", NULL);
+            json_int_t rem = json_integer_value(json_object_get(r, "remaining"));
+            if (b.res[i].http.status == 200 && code && !strcmp(code, "VALID") && rem >= 0)
+                valid++;
+            else if (b.res[i].http.status == 200 && code && !strcmp(code, "USAGE_EXCEEDED"))
+                exceeded++;
+            else {
+                other++;
+                fprintf(stderr, "  verify %d: %d %.200s\n", i, b.res[i].http.status,
+                        b.res[i].http.body ? b.res[i].http.body : "");
+            }
+            json_decref(r);
+        }
+        EXPECT(other == 0, "%d verifies were neither VALID nor USAGE_EXCEEDED", other);
+        EXPECT(valid == VERIFY_CREDITS && exceeded == RACE_VERIFIES - VERIFY_CREDITS,
+               "want %d VALID and %d USAGE_EXCEEDED, got %d and %d", VERIFY_CREDITS,
+               RACE_VERIFIES - VERIFY_CREDITS, valid, exceeded);
+        EXPECT(db_count(&e, "SELECT remaining FROM api_keys WHERE id = ?", kid, NULL) == 0,
+               "remaining must end at 0");
+    }
+out:
+    json_decref(j);
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_verify_1srv(void)
+{
+    race_verify(1, RACE_ROUNDS);
+}
+static void t_race_verify_2srv(void)
+{
+    race_verify(2, RACE_ROUNDS);
+}
+
+/* The retry path under injected SQLITE_BUSY on 30% of write statements:
+ * the same races, still no 5xx, invariants intact. */
+static void t_race_with_busy_faults(void)
+{
+    faults = "sqlite.busy=0.3";
+    race_user_create(2, 3);
+    if (!test_failed)
+        race_event_create(2, 3);
+    if (!test_failed)
+        race_key_identity(2, 2);
+    if (!test_failed)
+        race_verify(2, 3);
+    faults = NULL;
+}
+
+/* A retry budget that runs out is 503 database_unavailable with
+ * Retry-After, never 500; reads still work. */
+static void t_busy_exhausted_is_503(void)
+{
+    struct env e;
+    struct burst b = {0};
+    faults = "sqlite.busy=1";
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    struct reqspec c = {"POST", "/v1/users", e.key, "{\"email\":\"busy@example.com\"}", NULL, 0};
+    EXPECT(burst_fire(&e, &c, 1, &b) == 0, "request");
+    size_t len = 0;
+    const char *ra = rf_httpres_header(&b.res[0].http, "Retry-After", &len);
+    const char *body = b.res[0].http.body ? b.res[0].http.body : "";
+    EXPECT(b.res[0].http.status == 503, "want 503, got %d", b.res[0].http.status);
+    EXPECT(strstr(body, "\"code\":\"database_unavailable\""), "want database_unavailable: %s",
+           body);
+    EXPECT(ra && len > 0, "want a Retry-After header");
+    struct reqspec g = {"GET", "/v1/users?email=busy%40example.com", e.key, NULL, NULL, 0};
+    EXPECT(http1(&e, &g, NULL) == 200, "reads are unaffected");
+out:
+    faults = NULL;
+    burst_free(&b);
+    env_down(&e);
+}
+
+/* Bad input on every field of events, identities and keys. */
+static void t_bad_input_events_keys(void)
+{
+    struct env e;
+    char meta[12000];
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    snprintf(meta, sizeof(meta), "{\"meta\":{\"x\":\"");
+    size_t n = strlen(meta);
+    memset(meta + n, 'm', 10240);
+    memcpy(meta + n + 10240, "\"}}", 4);
+    const struct {
+        struct reqspec q;
+        int status;
+        const char *code;
+    } cases[] = {
+        {{"POST", "/v1/events", e.key, "{}", NULL, 0}, 422, "missing_field"},
+        {{"POST", "/v1/events", e.key, "{\"name\":1}", NULL, 0}, 422, "invalid_field"},
+        {{"POST", "/v1/events", e.key, "{\"name\":\"\"}", NULL, 0}, 422, "invalid_name"},
+        {{"POST", "/v1/events", e.key, "{\"name\":\"a\",\"slug\":\"x\"}", NULL, 0}, 422,
+         "unknown_field"},
+        {{"POST", "/v1/events", e.key, "{\"name\":\"a\",\"startsAt\":\"2026-13-01T00:00:00Z\"}",
+          NULL, 0},
+         422, "invalid_starts_at"},
+        {{"POST", "/v1/events", e.key, "{\"name\":\"a\",\"startsAt\":\"2026-02-30T00:00:00Z\"}",
+          NULL, 0},
+         422, "invalid_starts_at"},
+        {{"POST", "/v1/events", e.key, "{\"name\":\"a\",\"startsAt\":12}", NULL, 0}, 422,
+         "invalid_field"},
+        {{"GET", "/v1/events?limit=1000", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"GET", "/v1/events?limit=abc", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"GET", "/v1/events?cursor=%27%3B--", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"GET", "/v1/events/no-such-slug", e.key, NULL, NULL, 0}, 404, "not_found"},
+        {{"POST", "/v1/identities", e.key, "{}", NULL, 0}, 422, "missing_field"},
+        {{"POST", "/v1/identities", e.key, "{\"externalId\":\"\"}", NULL, 0}, 422,
+         "invalid_external_id"},
+        {{"POST", "/v1/identities", e.key, "{\"externalId\":\"a\",\"meta\":[1]}", NULL, 0}, 422,
+         "invalid_field"},
+        {{"POST", "/v1/identities", e.key, "{\"externalId\":\"a\",\"x\":1}", NULL, 0}, 422,
+         "unknown_field"},
+        {{"GET", "/v1/identities/nobody", e.key, NULL, NULL, 0}, 404, "not_found"},
+        {{"POST", "/v1/keys", e.key, "{\"remaining\":-1}", NULL, 0}, 422, "invalid_remaining"},
+        {{"POST", "/v1/keys", e.key, "{\"remaining\":\"5\"}", NULL, 0}, 422, "invalid_field"},
+        {{"POST", "/v1/keys", e.key, "{\"remaining\":1.5}", NULL, 0}, 422, "invalid_field"},
+        {{"POST", "/v1/keys", e.key, "{\"expires\":1000}", NULL, 0}, 422, "invalid_expires"},
+        {{"POST", "/v1/keys", e.key, "{\"expires\":\"tomorrow\"}", NULL, 0}, 422,
+         "invalid_field"},
+        {{"POST", "/v1/keys", e.key, "{\"enabled\":\"yes\"}", NULL, 0}, 422, "invalid_field"},
+        {{"POST", "/v1/keys", e.key, "{\"externalId\":\"a/b\"}", NULL, 0}, 422,
+         "invalid_external_id"},
+        {{"POST", "/v1/keys", e.key, "{\"externalId\":null}", NULL, 0}, 422, "invalid_field"},
+        {{"POST", "/v1/keys", e.key, meta, NULL, 0}, 422, "invalid_meta"},
+        {{"POST", "/v1/keys", e.key, "{\"name\":\"k\",\"plan\":\"x\"}", NULL, 0}, 422,
+         "unknown_field"},
+        {{"PATCH", "/v1/keys/key_nope", e.key, "{\"name\":\"k\"}", NULL, 0}, 404, "not_found"},
+        {{"GET", "/v1/keys/key_nope", e.key, NULL, NULL, 0}, 404, "not_found"},
+        {{"POST", "/v1/keys/verify", e.key, "{}", NULL, 0}, 422, "missing_field"},
+        {{"POST", "/v1/keys/verify", e.key, "{\"key\":5}", NULL, 0}, 422, "invalid_field"},
+        {{"POST", "/v1/keys/verify", e.key, "{\"key\":\"rf_' OR 1=1 --\"}", NULL, 0}, 200, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct burst b = {0};
+        int ok = burst_fire(&e, &cases[i].q, 1, &b) == 0;
+        int st = ok ? b.res[0].http.status : 0;
+        const char *body = ok && b.res[0].http.body ? b.res[0].http.body : "";
+        char want_code[96] = "";
+        if (cases[i].code)
+            snprintf(want_code, sizeof(want_code), "\"code\":\"%s\"", cases[i].code);
+        if (st != cases[i].status || (cases[i].code && !strstr(body, want_code)))
+            fail(__FILE__, __LINE__, "case %zu (%s %s): want %d %s, got %d %.300s", i,
+                 cases[i].q.method, cases[i].q.path, cases[i].status,
+                 cases[i].code ? cases[i].code : "", st, body);
+        burst_free(&b);
+    }
+    EXPECT(!test_failed, "bad-input cases failed");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM api_keys", NULL, NULL) == 0, "a key was written");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM events", NULL, NULL) == 0, "an event was written");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM identities", NULL, NULL) == 0,
+           "an identity was written");
+out:
+    env_down(&e);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -856,6 +1220,15 @@ static const struct {
     {"race_user_create_2srv", t_race_user_create_2srv, 1},
     {"race_username_claim_1srv", t_race_username_claim_1srv, 1},
     {"race_username_claim_2srv", t_race_username_claim_2srv, 1},
+    {"bad_input_events_keys", t_bad_input_events_keys, 0},
+    {"race_event_create_1srv", t_race_event_create_1srv, 1},
+    {"race_event_create_2srv", t_race_event_create_2srv, 1},
+    {"race_key_identity_1srv", t_race_key_identity_1srv, 1},
+    {"race_key_identity_2srv", t_race_key_identity_2srv, 1},
+    {"race_verify_1srv", t_race_verify_1srv, 1},
+    {"race_verify_2srv", t_race_verify_2srv, 1},
+    {"race_with_busy_faults", t_race_with_busy_faults, 1},
+    {"busy_exhausted_is_503", t_busy_exhausted_is_503, 0},
 };
 
 int main(int argc, char **argv)
@@ -874,8 +1247,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (rf_util_init() != 0 || access(bin, X_OK) != 0) {
-        fprintf(stderr, "itest: cannot run %s\n", bin);
+    snprintf(test_bin, sizeof(test_bin), "%s-test", bin);
+    if (rf_util_init() != 0 || access(bin, X_OK) != 0 || access(test_bin, X_OK) != 0) {
+        fprintf(stderr, "itest: cannot run %s and %s\n", bin, test_bin);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -1,0 +1,280 @@
+#include <string.h>
+
+#include "api/api.h"
+#include "core/rules.h"
+#include "core/util.h"
+#include "store/store.h"
+
+#define EXTERNAL_ID_MAX 255
+#define META_MAX 4096
+#define KEY_BYTES 32
+#define KEY_START_LEN 8
+#define KEY_MAX 128
+
+/* Stored meta is compact JSON text; shown as the object it was. */
+static json_t *meta_json(const char *text)
+{
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    return j ? j : json_null();
+}
+
+static json_t *identity_json(const struct rf_identity *idn, int with_created)
+{
+    json_t *j = json_pack("{s:s, s:s, s:o}", "id", idn->id, "externalId", idn->external_id,
+                          "meta", meta_json(idn->meta));
+    if (j && with_created)
+        json_object_set_new(j, "createdAt", json_string(idn->created_at));
+    return j;
+}
+
+static json_t *key_json(const struct rf_key *k)
+{
+    return json_pack("{s:s, s:s, s:s?, s:b, s:o, s:o, s:o, s:o, s:s, s:s}", "id", k->id, "start",
+                     k->start, "name", k->name, "enabled", k->enabled, "remaining",
+                     k->has_remaining ? json_integer(k->remaining) : json_null(), "expires",
+                     k->has_expires ? json_integer(k->expires) : json_null(), "meta",
+                     meta_json(k->meta), "identity",
+                     k->has_identity ? identity_json(&k->identity, 0) : json_null(), "createdAt",
+                     k->created_at, "updatedAt", k->updated_at);
+}
+
+/* externalId: 1-255 bytes, no control characters, no '/' (it is a path
+ * segment in GET /v1/identities/{externalId}). Replies 422 and returns -1. */
+static int check_external_id(struct rf_req *r, json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    int ok = n >= 1 && n <= EXTERNAL_ID_MAX && strlen(s) == n;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f && s[i] != '/';
+    if (!ok)
+        rf_reply_problem_field(r, 422, "invalid_external_id", "externalId",
+                               "externalId is 1-%d bytes without control characters or '/'.",
+                               EXTERNAL_ID_MAX);
+    return ok ? 0 : -1;
+}
+
+/* meta: an object of at most 4 KiB once serialised. *out: arena text. */
+static int meta_text(struct rf_req *r, json_t *v, const char **out)
+{
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    size_t n = s ? strlen(s) : 0;
+    if (s && n <= META_MAX)
+        *out = rf_arena_strndup(r->a, s, n);
+    free(s);
+    if (!*out) {
+        rf_reply_problem_field(r, 422, "invalid_meta", "meta",
+                               "meta is a JSON object of at most %d bytes.", META_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+void rf_api_identity_create(struct rf_req *r)
+{
+    static const struct rf_field fields[] = {
+        {"externalId", RF_F_STRING, 1},
+        {"meta", RF_F_OBJECT_OR_NULL, 0},
+    };
+    const char *meta;
+    if (rf_input_require(r, fields, RF_NFIELDS(fields)) ||
+        check_external_id(r, json_object_get(r->body, "externalId")) ||
+        meta_text(r, json_object_get(r->body, "meta"), &meta))
+        return;
+    struct rf_identity idn;
+    struct rf_db_error e;
+    int exists;
+    const char *xid = json_string_value(json_object_get(r->body, "externalId"));
+    int rc = rf_store_identity_create(r->app->db, r->a, r->ws, xid, meta, &idn, &exists, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    if (exists) {
+        rf_reply_problem_field(r, 409, "identity_exists", "externalId",
+                               "An identity with this externalId already exists.");
+        return;
+    }
+    rf_reply_json(r, 201, json_pack("{s:o}", "identity", identity_json(&idn, 1)));
+}
+
+void rf_api_identity_get(struct rf_req *r)
+{
+    struct rf_identity idn;
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_identity_get(r->app->db, r->a, r->ws, r->params[0], &idn, &found, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    if (!found) {
+        rf_reply_problem(r, 404, "not_found", "No identity with this externalId.");
+        return;
+    }
+    rf_reply_json(r, 200, json_pack("{s:o}", "identity", identity_json(&idn, 1)));
+}
+
+/* Reads the key fields shared by create and patch into in. patch allows
+ * null for clearing; create does not. Replies 422 and returns -1. */
+static int key_input(struct rf_req *r, int patch, struct rf_key_input *in)
+{
+    json_t *v;
+    memset(in, 0, sizeof(*in));
+    if ((v = json_object_get(r->body, "name")) && !json_is_null(v)) {
+        if (rf_name_check(json_string_value(v), json_string_length(v)) != 0) {
+            rf_reply_problem_field(r, 422, "invalid_name", "name",
+                                   "A name is 1-%d bytes without control characters.",
+                                   RF_NAME_MAX);
+            return -1;
+        }
+        in->name = json_string_value(v);
+    }
+    in->set_name = v != NULL;
+    if ((v = json_object_get(r->body, "externalId")) && !json_is_null(v)) {
+        if (check_external_id(r, v))
+            return -1;
+        in->external_id = json_string_value(v);
+    }
+    in->set_external_id = v != NULL;
+    v = json_object_get(r->body, "meta");
+    if (meta_text(r, v, &in->meta))
+        return -1;
+    in->set_meta = v != NULL;
+    if ((v = json_object_get(r->body, "expires")) && !json_is_null(v)) {
+        /* A key that is born expired is a mistake, not a use case. */
+        if (json_integer_value(v) <= rf_now_ms()) {
+            rf_reply_problem_field(r, 422, "invalid_expires", "expires",
+                                   "expires is a time in the future, in Unix milliseconds.");
+            return -1;
+        }
+        in->has_expires = 1;
+        in->expires = json_integer_value(v);
+    }
+    in->set_expires = v != NULL;
+    if ((v = json_object_get(r->body, "remaining")) && !json_is_null(v)) {
+        if (json_integer_value(v) < 0) {
+            rf_reply_problem_field(r, 422, "invalid_remaining", "remaining",
+                                   "remaining is an integer >= 0 (null: unlimited).");
+            return -1;
+        }
+        in->has_remaining = 1;
+        in->remaining = json_integer_value(v);
+    }
+    in->set_remaining = v != NULL;
+    if ((v = json_object_get(r->body, "enabled"))) {
+        in->set_enabled = 1;
+        in->enabled = json_is_true(v);
+    }
+    (void)patch;
+    return 0;
+}
+
+void rf_api_key_create(struct rf_req *r)
+{
+    static const struct rf_field fields[] = {
+        {"name", RF_F_STRING, 0},    {"externalId", RF_F_STRING, 0}, {"meta", RF_F_OBJECT, 0},
+        {"expires", RF_F_INT, 0},    {"remaining", RF_F_INT, 0},     {"enabled", RF_F_BOOL, 0},
+    };
+    struct rf_key_input in;
+    if (rf_input_require(r, fields, RF_NFIELDS(fields)) || key_input(r, 0, &in))
+        return;
+    /* The plaintext exists only in this response; the database keeps its
+     * SHA-256 and the first characters for display. */
+    char key[KEY_MAX], hash[65], start[KEY_START_LEN + 1], key_id[64];
+    if (rf_id_new(key, sizeof(key), "rf_", KEY_BYTES)) {
+        rf_reply_db_error(r, RF_DB_ERROR, "key generation failed");
+        return;
+    }
+    rf_sha256_hex(key, strlen(key), hash);
+    memcpy(start, key, KEY_START_LEN);
+    start[KEY_START_LEN] = '\0';
+    const char *identity_id;
+    struct rf_db_error e;
+    int rc = rf_store_key_create(r->app->db, r->a, r->ws, hash, start, &in, key_id, &identity_id,
+                                 &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    rf_reply_json(r, 201, json_pack("{s:s, s:s, s:s?}", "keyId", key_id, "key", key,
+                                    "identityId", identity_id));
+}
+
+void rf_api_key_patch(struct rf_req *r)
+{
+    static const struct rf_field fields[] = {
+        {"name", RF_F_STRING_OR_NULL, 0},    {"externalId", RF_F_STRING_OR_NULL, 0},
+        {"meta", RF_F_OBJECT_OR_NULL, 0},    {"expires", RF_F_INT_OR_NULL, 0},
+        {"remaining", RF_F_INT_OR_NULL, 0},  {"enabled", RF_F_BOOL, 0},
+    };
+    struct rf_key_input in;
+    if (rf_input_require(r, fields, RF_NFIELDS(fields)) || key_input(r, 1, &in))
+        return;
+    struct rf_key k;
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_key_update(r->app->db, r->a, r->ws, r->params[0], &in, &k, &found, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    if (!found) {
+        rf_reply_problem(r, 404, "not_found", "No such key.");
+        return;
+    }
+    rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
+}
+
+void rf_api_key_get(struct rf_req *r)
+{
+    struct rf_key k;
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_key_get(r->app->db, r->a, r->ws, r->params[0], &k, &found, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    if (!found) {
+        rf_reply_problem(r, 404, "not_found", "No such key.");
+        return;
+    }
+    rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
+}
+
+void rf_api_key_verify(struct rf_req *r)
+{
+    static const struct rf_field fields[] = {{"key", RF_F_STRING, 1}};
+    static const char *const names[] = {"VALID", "NOT_FOUND", "DISABLED", "EXPIRED",
+                                        "USAGE_EXCEEDED"};
+    if (rf_input_require(r, fields, RF_NFIELDS(fields)))
+        return;
+    json_t *jkey = json_object_get(r->body, "key");
+    const char *key = json_string_value(jkey);
+    enum rf_verify_code code = RF_VERIFY_NOT_FOUND;
+    struct rf_key k;
+    /* Anything that cannot be one of our keys is simply not found. */
+    if (json_string_length(jkey) <= KEY_MAX && strncmp(key, "rf_", 3) == 0) {
+        char hash[65];
+        struct rf_db_error e;
+        rf_sha256_hex(key, json_string_length(jkey), hash);
+        int rc = rf_store_key_verify(r->app->db, r->a, r->ws, hash, rf_now_ms(), &code, &k, &e);
+        if (rc != RF_DB_OK) {
+            rf_reply_db_error(r, rc, e.detail);
+            return;
+        }
+    }
+    json_t *j = json_pack("{s:b, s:s}", "valid", code == RF_VERIFY_VALID, "code", names[code]);
+    if (j && code != RF_VERIFY_NOT_FOUND) {
+        json_object_set_new(j, "keyId", json_string(k.id));
+        if (k.has_identity)
+            json_object_set_new(j, "identity", identity_json(&k.identity, 0));
+        if (k.has_remaining)
+            json_object_set_new(j, "remaining", json_integer(k.remaining));
+    }
+    rf_reply_json(r, 200, j);
+}

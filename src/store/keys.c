@@ -1,0 +1,349 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "store/store.h"
+
+#define IDENTITY_COLS "id, external_id, meta, created_at"
+#define KEY_SELECT                                                                                 \
+    "SELECT k.id, k.start, k.name, k.enabled, k.remaining, k.expires, k.meta, k.created_at,"       \
+    " k.updated_at, i.id, i.external_id, i.meta, i.created_at"                                     \
+    " FROM api_keys k LEFT JOIN identities i ON i.id = k.identity_id"
+
+static void identity_from_row(const struct rf_db_rows *r, int row, int col,
+                              struct rf_identity *idn)
+{
+    idn->id = rf_db_cell(r, row, col);
+    idn->external_id = rf_db_cell(r, row, col + 1);
+    idn->meta = rf_db_cell(r, row, col + 2);
+    idn->created_at = rf_db_cell(r, row, col + 3);
+}
+
+static void key_from_row(const struct rf_db_rows *r, int row, struct rf_key *k)
+{
+    const char *v;
+    memset(k, 0, sizeof(*k));
+    k->id = rf_db_cell(r, row, 0);
+    k->start = rf_db_cell(r, row, 1);
+    k->name = rf_db_cell(r, row, 2);
+    v = rf_db_cell(r, row, 3);
+    k->enabled = v && (atoi(v) != 0 || v[0] == 't');
+    if ((v = rf_db_cell(r, row, 4))) {
+        k->has_remaining = 1;
+        k->remaining = atoll(v);
+    }
+    if ((v = rf_db_cell(r, row, 5))) {
+        k->has_expires = 1;
+        k->expires = atoll(v);
+    }
+    k->meta = rf_db_cell(r, row, 6);
+    k->created_at = rf_db_cell(r, row, 7);
+    k->updated_at = rf_db_cell(r, row, 8);
+    if (rf_db_cell(r, row, 9)) {
+        k->has_identity = 1;
+        identity_from_row(r, row, 9, &k->identity);
+    }
+}
+
+/* ---- identities ---- */
+
+struct identity_ctx {
+    struct rf_arena *a;
+    const char *ws, *external_id, *meta;
+    struct rf_identity *out;
+    int flag; /* create: exists; get: found */
+};
+
+static int identity_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct identity_ctx *ctx = arg;
+    char id[RF_ID_MAX], now[RF_TIME_MAX];
+    struct rf_db_rows rows;
+    if (rf_id_new(id, sizeof(id), "idn_", 16))
+        return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
+    rf_now_rfc3339(now);
+    struct rf_db_param p[] = {RF_TEXT(id), RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id),
+                              RF_TEXT(ctx->meta), RF_TEXT(now)};
+    int rc = rf_db_exec(c,
+                        "INSERT INTO identities (id, workspace_id, external_id, meta, created_at)"
+                        " VALUES (?, ?, ?, ?, ?)"
+                        " ON CONFLICT (workspace_id, external_id) DO NOTHING"
+                        " RETURNING " IDENTITY_COLS,
+                        p, 5, ctx->a, &rows, e);
+    ctx->flag = rc == RF_DB_OK && rows.nrows == 0;
+    if (rc == RF_DB_OK && rows.nrows == 1)
+        identity_from_row(&rows, 0, 0, ctx->out);
+    return rc;
+}
+
+int rf_store_identity_create(struct rf_db *db, struct rf_arena *a, const char *ws,
+                             const char *external_id, const char *meta, struct rf_identity *out,
+                             int *exists, struct rf_db_error *e)
+{
+    struct identity_ctx ctx = {a, ws, external_id, meta, out, 0};
+    int rc = rf_tx_run(db, 1, identity_create_tx, &ctx, e);
+    *exists = ctx.flag;
+    return rc;
+}
+
+static int identity_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct identity_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
+    int rc = rf_db_exec(c,
+                        "SELECT " IDENTITY_COLS
+                        " FROM identities WHERE workspace_id = ? AND external_id = ?",
+                        p, 2, ctx->a, &rows, e);
+    ctx->flag = rc == RF_DB_OK && rows.nrows == 1;
+    if (ctx->flag)
+        identity_from_row(&rows, 0, 0, ctx->out);
+    return rc;
+}
+
+int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
+                          const char *external_id, struct rf_identity *out, int *found,
+                          struct rf_db_error *e)
+{
+    struct identity_ctx ctx = {a, ws, external_id, NULL, out, 0};
+    int rc = rf_tx_run(db, 0, identity_get_tx, &ctx, e);
+    *found = ctx.flag;
+    return rc;
+}
+
+/* Seed 003 done right: get-or-create inside the caller's transaction. The
+ * insert does nothing when the identity exists (or a concurrent request just
+ * made it: PostgreSQL waits for that transaction and then sees the row
+ * conflict); the read that follows runs on the same connection, in the same
+ * transaction, on the primary — never a replica or a stale snapshot. If the
+ * row is still not visible (a snapshot older than the winner under
+ * REPEATABLE READ/SERIALIZABLE), RETRY restarts the whole transaction. */
+static int identity_get_or_create(struct rf_db_conn *c, struct rf_arena *a, const char *ws,
+                                  const char *external_id, const char **id_out,
+                                  struct rf_db_error *e)
+{
+    char id[RF_ID_MAX], now[RF_TIME_MAX];
+    struct rf_db_rows rows;
+    if (rf_id_new(id, sizeof(id), "idn_", 16))
+        return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
+    rf_now_rfc3339(now);
+    struct rf_db_param p[] = {RF_TEXT(id), RF_TEXT(ws), RF_TEXT(external_id), RF_TEXT(now)};
+    int rc = rf_db_exec(c,
+                        "INSERT INTO identities (id, workspace_id, external_id, created_at)"
+                        " VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (workspace_id, external_id) DO NOTHING RETURNING id",
+                        p, 4, a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    if (rows.nrows == 0) {
+        struct rf_db_param q[] = {RF_TEXT(ws), RF_TEXT(external_id)};
+        rc = rf_db_exec(c, "SELECT id FROM identities WHERE workspace_id = ? AND external_id = ?",
+                        q, 2, a, &rows, e);
+        if (rc != RF_DB_OK)
+            return rc;
+        if (rows.nrows == 0)
+            return rf_db_fail(e, RF_DB_RETRY, "conflicting identity not visible yet");
+    }
+    *id_out = rf_db_cell(&rows, 0, 0);
+    return RF_DB_OK;
+}
+
+/* ---- keys ---- */
+
+struct key_ctx {
+    struct rf_arena *a;
+    const char *ws, *key_hash, *start, *key_id;
+    const struct rf_key_input *in;
+    char *id_out;
+    const char *identity_id;
+    struct rf_key *out;
+    int found;
+    int64_t now_ms;
+    enum rf_verify_code code;
+};
+
+static int key_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct key_ctx *ctx = arg;
+    const struct rf_key_input *in = ctx->in;
+    char now[RF_TIME_MAX];
+    int rc;
+    ctx->identity_id = NULL;
+    if (in->set_external_id && in->external_id) {
+        rc = identity_get_or_create(c, ctx->a, ctx->ws, in->external_id, &ctx->identity_id, e);
+        if (rc != RF_DB_OK)
+            return rc;
+    }
+    if (rf_id_new(ctx->id_out, 64, "key_", 16))
+        return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
+    rf_now_rfc3339(now);
+    struct rf_db_param p[] = {
+        RF_TEXT(ctx->id_out),
+        RF_TEXT(ctx->ws),
+        RF_TEXT(ctx->key_hash),
+        RF_TEXT(ctx->start),
+        RF_TEXT(in->name),
+        RF_INT(in->set_enabled ? in->enabled : 1),
+        in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
+        in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
+        RF_TEXT(in->meta),
+        RF_TEXT(ctx->identity_id),
+        RF_TEXT(now),
+        RF_TEXT(now),
+    };
+    return rf_db_exec(c,
+                      "INSERT INTO api_keys (id, workspace_id, key_hash, start, name, enabled,"
+                      " remaining, expires, meta, identity_id, created_at, updated_at)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      p, 12, NULL, NULL, e);
+}
+
+int rf_store_key_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_hash,
+                        const char *start, const struct rf_key_input *in, char key_id[64],
+                        const char **identity_id, struct rf_db_error *e)
+{
+    struct key_ctx ctx = {.a = a, .ws = ws, .key_hash = key_hash, .start = start, .in = in,
+                          .id_out = key_id};
+    int rc = rf_tx_run(db, 1, key_create_tx, &ctx, e);
+    *identity_id = rc == RF_DB_OK ? ctx.identity_id : NULL;
+    return rc;
+}
+
+static int key_read(struct rf_db_conn *c, struct key_ctx *ctx, struct rf_db_error *e)
+{
+    struct rf_db_rows rows;
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
+    int rc = rf_db_exec(c, KEY_SELECT " WHERE k.workspace_id = ? AND k.id = ?", p, 2, ctx->a,
+                        &rows, e);
+    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
+    if (ctx->found)
+        key_from_row(&rows, 0, ctx->out);
+    return rc;
+}
+
+static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct key_ctx *ctx = arg;
+    const struct rf_key_input *in = ctx->in;
+    char now[RF_TIME_MAX];
+    struct rf_db_rows rows;
+    const char *identity_id = NULL;
+    int rc;
+    ctx->found = 0;
+    if (in->set_external_id && in->external_id) {
+        rc = identity_get_or_create(c, ctx->a, ctx->ws, in->external_id, &identity_id, e);
+        if (rc != RF_DB_OK)
+            return rc;
+    }
+    rf_now_rfc3339(now);
+    /* One statement for every combination of fields: CASE keeps what the
+     * patch leaves alone. */
+    struct rf_db_param p[] = {
+        RF_INT(in->set_name),        RF_TEXT(in->name),
+        RF_INT(in->set_meta),        RF_TEXT(in->meta),
+        RF_INT(in->set_remaining),   in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
+        RF_INT(in->set_expires),     in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
+        RF_INT(in->set_enabled),     RF_INT(in->enabled),
+        RF_INT(in->set_external_id), RF_TEXT(identity_id),
+        RF_TEXT(now),                RF_TEXT(ctx->ws),
+        RF_TEXT(ctx->key_id),
+    };
+    rc = rf_db_exec(c,
+                    "UPDATE api_keys SET"
+                    " name = CASE WHEN ? = 1 THEN ? ELSE name END,"
+                    " meta = CASE WHEN ? = 1 THEN ? ELSE meta END,"
+                    " remaining = CASE WHEN ? = 1 THEN ? ELSE remaining END,"
+                    " expires = CASE WHEN ? = 1 THEN ? ELSE expires END,"
+                    " enabled = CASE WHEN ? = 1 THEN ? ELSE enabled END,"
+                    " identity_id = CASE WHEN ? = 1 THEN ? ELSE identity_id END,"
+                    " updated_at = ?"
+                    " WHERE workspace_id = ? AND id = ? RETURNING id",
+                    p, 15, ctx->a, &rows, e);
+    if (rc != RF_DB_OK || rows.nrows == 0)
+        return rc;
+    return key_read(c, ctx, e);
+}
+
+int rf_store_key_update(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_id,
+                        const struct rf_key_input *in, struct rf_key *out, int *found,
+                        struct rf_db_error *e)
+{
+    struct key_ctx ctx = {.a = a, .ws = ws, .key_id = key_id, .in = in, .out = out};
+    int rc = rf_tx_run(db, 1, key_update_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
+}
+
+static int key_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    return key_read(c, arg, e);
+}
+
+int rf_store_key_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_id,
+                     struct rf_key *out, int *found, struct rf_db_error *e)
+{
+    struct key_ctx ctx = {.a = a, .ws = ws, .key_id = key_id, .out = out};
+    int rc = rf_tx_run(db, 0, key_get_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
+}
+
+/* Credits are spent by one conditional UPDATE: "remaining > 0" in the WHERE
+ * clause is the check and the decrement in one atomic step, so M concurrent
+ * verifies of a key with R credits yield exactly min(M, R) VALID and the
+ * CHECK constraint keeps remaining from ever going below 0. The SELECT
+ * before it only chooses the answer for keys that cannot be VALID. */
+static int key_verify_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct key_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_hash)};
+    int rc = rf_db_exec(c, KEY_SELECT " WHERE k.workspace_id = ? AND k.key_hash = ?", p, 2,
+                        ctx->a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    if (rows.nrows == 0) {
+        ctx->code = RF_VERIFY_NOT_FOUND;
+        return RF_DB_OK;
+    }
+    struct rf_key *k = ctx->out;
+    key_from_row(&rows, 0, k);
+    if (!k->enabled)
+        ctx->code = RF_VERIFY_DISABLED;
+    else if (k->has_expires && k->expires <= ctx->now_ms)
+        ctx->code = RF_VERIFY_EXPIRED;
+    else if (!k->has_remaining)
+        ctx->code = RF_VERIFY_VALID;
+    else {
+        struct rf_db_param u[] = {RF_TEXT(k->id), RF_INT(ctx->now_ms)};
+        rc = rf_db_exec(c,
+                        "UPDATE api_keys SET remaining = remaining - 1"
+                        " WHERE id = ? AND remaining > 0 AND enabled = 1"
+                        " AND (expires IS NULL OR expires > ?) RETURNING remaining",
+                        u, 2, ctx->a, &rows, e);
+        if (rc != RF_DB_OK)
+            return rc;
+        if (rows.nrows == 1) {
+            ctx->code = RF_VERIFY_VALID;
+            k->remaining = atoll(rf_db_cell(&rows, 0, 0));
+        } else if (k->remaining <= 0) {
+            ctx->code = RF_VERIFY_USAGE_EXCEEDED;
+            k->remaining = 0;
+        } else {
+            /* The row changed between the two statements (PostgreSQL READ
+             * COMMITTED): decide again from a fresh start. */
+            return rf_db_fail(e, RF_DB_RETRY, "key changed during verify");
+        }
+    }
+    return RF_DB_OK;
+}
+
+int rf_store_key_verify(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_hash,
+                        int64_t now_ms, enum rf_verify_code *code, struct rf_key *out,
+                        struct rf_db_error *e)
+{
+    struct key_ctx ctx = {.a = a, .ws = ws, .key_hash = key_hash, .out = out, .now_ms = now_ms};
+    int rc = rf_tx_run(db, 1, key_verify_tx, &ctx, e);
+    *code = ctx.code;
+    return rc;
+}
