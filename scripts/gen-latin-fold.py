@@ -271,7 +271,7 @@ def load(path):
             if len(fields) != 15:
                 fail("unexpected line in %s: %r" % (path, line))
             cp = int(fields[0], 16)
-            tag, decomp = "", []
+            tag = ""
             parts = fields[5].split()
             if parts and parts[0].startswith("<"):
                 tag, parts = parts[0], parts[1:]
@@ -331,7 +331,10 @@ def main():
     path = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_UCD
     if len(sys.argv) > 2:
         fail("usage: gen-latin-fold.py [UnicodeData.txt]")
-    chars = load(path)
+    try:
+        chars = load(path)
+    except OSError as e:
+        fail("%s (install the unicode-data package or pass UnicodeData.txt)" % e)
 
     explicit = {}
     for cp, repl, name in EXPLICIT:

@@ -1,9 +1,11 @@
 /* racefree: one binary, several subcommands. */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -18,12 +20,16 @@ struct config {
     const char *db_url;
     const char *listen;
     int threads;
+    int provision_delay_ms, fingerprint_window_s, idempotency_lease_s, idempotency_ttl_s;
+    long long resource_quota;
 };
 
 static void usage(FILE *f)
 {
     fputs("usage:\n"
           "  racefree serve [--listen HOST:PORT] [--db URL] [--threads N] [--log-level LEVEL]\n"
+          "                 [--provision-delay-ms 200] [--fingerprint-window 10]\n"
+          "                 [--idempotency-lease 60] [--idempotency-ttl 86400] [--resource-quota 0]\n"
           "  racefree migrate [--db URL]\n"
           "  racefree workspace create NAME [--db URL]\n"
           "  racefree probe [options] URL      (racefree probe --help)\n"
@@ -32,8 +38,26 @@ static void usage(FILE *f)
           "  --db URL      sqlite:PATH (default sqlite:./racefree.db); env RACEFREE_DB\n"
           "  --listen      default 127.0.0.1:8080; env RACEFREE_LISTEN; port 0 picks one\n"
           "  --threads N   HTTP worker threads (default 8)\n"
-          "  --log-level   debug|info|warn|error (default info)\n",
+          "  --log-level   debug|info|warn|error (default info)\n"
+          "  --provision-delay-ms N   simulated provisioning call before a resource commits\n"
+          "  --fingerprint-window S   dedup unkeyed POST /v1/resources by body for S s (0: off)\n"
+          "  --idempotency-lease S    in-flight Idempotency-Key lease; must exceed the slowest\n"
+          "                           handler (default 60)\n"
+          "  --idempotency-ttl S      finished keys are replayed for S s (default 86400)\n"
+          "  --resource-quota N       resources per workspace (default 0: unlimited)\n",
           f);
+}
+
+static int int_arg(const char *flag, const char *arg, long long lo, long long hi, long long *out)
+{
+    char *end;
+    long long n = strtoll(arg, &end, 10);
+    if (!*arg || *end || n < lo || n > hi) {
+        fprintf(stderr, "racefree: %s wants an integer from %lld to %lld\n", flag, lo, hi);
+        return -1;
+    }
+    *out = n;
+    return 0;
 }
 
 /* Flags win over the environment, the environment over defaults. */
@@ -42,12 +66,24 @@ static int parse_opts(int argc, char **argv, struct config *c)
     static const struct option longopts[] = {
         {"db", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 't'},  {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {"provision-delay-ms", required_argument, NULL, 'P'},
+        {"fingerprint-window", required_argument, NULL, 'F'},
+        {"idempotency-lease", required_argument, NULL, 'E'},
+        {"idempotency-ttl", required_argument, NULL, 'T'},
+        {"resource-quota", required_argument, NULL, 'Q'},
+        {NULL, 0, NULL, 0},
     };
     const char *env;
     c->db_url = (env = getenv("RACEFREE_DB")) && *env ? env : "sqlite:./racefree.db";
     c->listen = (env = getenv("RACEFREE_LISTEN")) && *env ? env : "127.0.0.1:8080";
     c->threads = 8;
+    c->provision_delay_ms = 200;
+    c->fingerprint_window_s = 10;
+    c->idempotency_lease_s = 60;
+    c->idempotency_ttl_s = 86400;
+    c->resource_quota = 0;
+    long long v;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -58,16 +94,36 @@ static int parse_opts(int argc, char **argv, struct config *c)
         case 'l':
             c->listen = optarg;
             break;
-        case 't': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end || n < 1 || n > 256) {
-                fprintf(stderr, "racefree: --threads wants 1..256\n");
+        case 't':
+            if (int_arg("--threads", optarg, 1, 256, &v))
                 return -1;
-            }
-            c->threads = (int)n;
+            c->threads = (int)v;
             break;
-        }
+        case 'P':
+            if (int_arg("--provision-delay-ms", optarg, 0, 600000, &v))
+                return -1;
+            c->provision_delay_ms = (int)v;
+            break;
+        case 'F':
+            if (int_arg("--fingerprint-window", optarg, 0, 86400, &v))
+                return -1;
+            c->fingerprint_window_s = (int)v;
+            break;
+        case 'E':
+            if (int_arg("--idempotency-lease", optarg, 1, 86400, &v))
+                return -1;
+            c->idempotency_lease_s = (int)v;
+            break;
+        case 'T':
+            if (int_arg("--idempotency-ttl", optarg, 1, 30 * 86400, &v))
+                return -1;
+            c->idempotency_ttl_s = (int)v;
+            break;
+        case 'Q':
+            if (int_arg("--resource-quota", optarg, 0, 1000000000, &v))
+                return -1;
+            c->resource_quota = v;
+            break;
         case 'L':
             if (!strcmp(optarg, "debug"))
                 rf_log_min = RF_LOG_DEBUG;
@@ -99,7 +155,8 @@ static struct rf_db *open_and_migrate(const struct config *c, int nreaders)
     struct rf_db_error e;
     int applied;
     if (rf_db_open(c->db_url, nreaders, &db, &e) != RF_DB_OK) {
-        rf_log(RF_LOG_ERROR, "cannot open %s: %s", c->db_url, e.detail);
+        /* The URL may hold a password: log only the driver's (redacted) text. */
+        rf_log(RF_LOG_ERROR, "cannot open the database: %s", e.detail);
         return NULL;
     }
     if (rf_store_migrate(db, &applied, &e) != RF_DB_OK) {
@@ -119,6 +176,43 @@ static void raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* Purges finished idempotency keys whose time is up, a bounded batch per
+ * second, so the table stays small without one long delete. */
+struct sweeper {
+    struct rf_db *db;
+    int64_t grace_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+};
+
+#define SWEEP_BATCH 500
+
+static void *sweep_loop(void *arg)
+{
+    struct sweeper *sw = arg;
+    pthread_mutex_lock(&sw->mu);
+    while (!sw->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&sw->cv, &sw->mu, &ts);
+        if (sw->stop)
+            break;
+        pthread_mutex_unlock(&sw->mu);
+        int purged;
+        struct rf_db_error e;
+        if (rf_store_idem_purge(sw->db, rf_now_ms(), sw->grace_ms, SWEEP_BATCH, &purged, &e) !=
+            RF_DB_OK)
+            rf_log(RF_LOG_WARN, "idempotency sweep: %s", e.detail);
+        else if (purged)
+            rf_log(RF_LOG_DEBUG, "idempotency sweep: purged %d", purged);
+        pthread_mutex_lock(&sw->mu);
+    }
+    pthread_mutex_unlock(&sw->mu);
+    return NULL;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -150,7 +244,14 @@ static int cmd_serve(int argc, char **argv)
                 "racefree: created workspace 'default' (%s). Its root key, shown only once:\n"
                 "    %s\n",
                 ws, key);
-    struct rf_app app = {.db = db};
+    struct rf_app app = {
+        .db = db,
+        .provision_delay_ms = c.provision_delay_ms,
+        .fingerprint_window_s = c.fingerprint_window_s,
+        .idempotency_lease_s = c.idempotency_lease_s,
+        .idempotency_ttl_s = c.idempotency_ttl_s,
+        .resource_quota = c.resource_quota,
+    };
     struct rf_server_opts so = {
         .listen = c.listen,
         .threads = c.threads,
@@ -159,8 +260,24 @@ static int cmd_serve(int argc, char **argv)
         .app = &app,
         .authenticate = rf_api_authenticate,
         .drain_seconds = 10,
+        .idem_begin = rf_api_idem_begin,
+        .idem_finish = rf_api_idem_finish,
     };
+    struct sweeper sw = {.db = db, .grace_ms = (int64_t)c.idempotency_ttl_s * 1000};
+    pthread_mutex_init(&sw.mu, NULL);
+    pthread_cond_init(&sw.cv, NULL);
+    pthread_t sweeper_thread;
+    int sweeping = pthread_create(&sweeper_thread, NULL, sweep_loop, &sw) == 0;
     int rc = rf_server_run(&so);
+    if (sweeping) {
+        pthread_mutex_lock(&sw.mu);
+        sw.stop = 1;
+        pthread_cond_signal(&sw.cv);
+        pthread_mutex_unlock(&sw.mu);
+        pthread_join(sweeper_thread, NULL);
+    }
+    pthread_mutex_destroy(&sw.mu);
+    pthread_cond_destroy(&sw.cv);
     rf_db_close(db);
     return rc == 0 ? 0 : 1;
 }

@@ -8,10 +8,26 @@
 
 struct rf_app {
     struct rf_db *db;
+    int provision_delay_ms;      /* simulated backend call before a resource commits */
+    int fingerprint_window_s;    /* unkeyed POST /v1/resources dedup window; 0 = off */
+    int idempotency_lease_s;     /* in-flight reservation lease */
+    int idempotency_ttl_s;       /* how long finished keys are replayed */
+    long long resource_quota;    /* per workspace; 0 = unlimited */
 };
 
 extern const struct rf_route rf_routes[];
 extern const size_t rf_nroutes;
+
+/* List pagination: reads ?limit= (1-100, default 20) and ?cursor=; replies
+ * 422 and returns -1 when either is bad. */
+int rf_api_page_params(struct rf_req *r, int *limit, const char **after_created,
+                       const char **after_id);
+/* The opaque cursor for the item after which the next page starts. */
+const char *rf_api_cursor(struct rf_arena *a, const char *created, const char *id);
+
+/* The idempotency layer, for rf_server_opts (api/idempotency.c). */
+int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, size_t len);
+void rf_api_idem_finish(struct rf_req *r);
 
 /* For rf_server_opts.authenticate. */
 void rf_api_authenticate(struct rf_req *r, const char *token);
@@ -32,5 +48,9 @@ void rf_api_key_create(struct rf_req *r);
 void rf_api_key_get(struct rf_req *r);
 void rf_api_key_patch(struct rf_req *r);
 void rf_api_key_verify(struct rf_req *r);
+void rf_api_resource_create(struct rf_req *r);
+void rf_api_resource_get(struct rf_req *r);
+void rf_api_resource_list(struct rf_req *r);
+void rf_api_resource_delete(struct rf_req *r);
 
 #endif

@@ -4,7 +4,8 @@
 #include "store/store.h"
 
 #define V1 (RF_ROUTE_AUTH)
-#define V1_JSON (RF_ROUTE_AUTH | RF_ROUTE_JSON)
+/* Every POST and PATCH under /v1 takes a JSON body and an Idempotency-Key. */
+#define V1_JSON (RF_ROUTE_AUTH | RF_ROUTE_JSON | RF_ROUTE_IDEMPOTENT)
 
 const struct rf_route rf_routes[] = {
     {"GET", "/healthz", rf_api_healthz, 0, "healthz"},
@@ -23,6 +24,10 @@ const struct rf_route rf_routes[] = {
     {"POST", "/v1/keys", rf_api_key_create, V1_JSON, "keys.create"},
     {"GET", "/v1/keys/{keyId}", rf_api_key_get, V1, "keys.get"},
     {"PATCH", "/v1/keys/{keyId}", rf_api_key_patch, V1_JSON, "keys.patch"},
+    {"POST", "/v1/resources", rf_api_resource_create, V1_JSON, "resources.create"},
+    {"GET", "/v1/resources", rf_api_resource_list, V1, "resources.list"},
+    {"GET", "/v1/resources/{id}", rf_api_resource_get, V1, "resources.get"},
+    {"DELETE", "/v1/resources/{id}", rf_api_resource_delete, V1, "resources.delete"},
 };
 const size_t rf_nroutes = sizeof(rf_routes) / sizeof(rf_routes[0]);
 

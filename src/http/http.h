@@ -22,6 +22,7 @@ struct rf_resp {
     size_t body_len;
     int retry_after;      /* seconds; 0 = no header */
     const char *allow;    /* 405: Allow header */
+    int replayed;         /* Idempotent-Replayed: true */
 };
 
 struct rf_req {
@@ -35,6 +36,7 @@ struct rf_req {
     /* Query string lookup (libmicrohttpd behind it); NULL when absent. */
     const char *(*query)(const struct rf_req *r, const char *name);
     void *conn;
+    void *idem; /* the idempotency layer's state for this request, or NULL */
     struct rf_resp resp;
 };
 
@@ -43,6 +45,7 @@ typedef void (*rf_handler)(struct rf_req *r);
 enum rf_route_flags {
     RF_ROUTE_AUTH = 1 << 0, /* needs a root key: sets r->ws */
     RF_ROUTE_JSON = 1 << 1, /* takes a JSON object body */
+    RF_ROUTE_IDEMPOTENT = 1 << 2, /* Idempotency-Key layer (SPEC §3.6) */
 };
 
 struct rf_route {
@@ -62,6 +65,8 @@ const struct rf_route *rf_route_match(const struct rf_route *routes, size_t n, c
 
 /* ---- responses ---- */
 
+/* A response without a body (204). */
+void rf_reply_empty(struct rf_req *r, int status);
 /* Serialises j (compact) into the response and takes ownership of j. */
 void rf_reply_json(struct rf_req *r, int status, json_t *j);
 /* An RFC 9457 problem: type urn:racefree:error:<code>, title from the code

@@ -30,6 +30,12 @@ static const struct {
     {"invalid_expires", "Invalid expires"},
     {"invalid_remaining", "Invalid remaining"},
     {"identity_exists", "Identity already exists"},
+    {"invalid_type", "Invalid type"},
+    {"quota_exceeded", "Quota exceeded"},
+    {"provisioning_failed", "Provisioning failed"},
+    {"invalid_idempotency_key", "Invalid Idempotency-Key"},
+    {"idempotency_key_in_progress", "A request with this key is in progress"},
+    {"idempotency_key_reused", "Idempotency-Key reused with another request"},
     {"database_unavailable", "Database unavailable"},
     {"internal_error", "Internal error"},
 };
@@ -59,6 +65,14 @@ static void set_body(struct rf_req *r, int status, const char *ctype, json_t *j)
                        "\"code\":\"internal_error\"}";
         r->resp.body_len = strlen(r->resp.body);
     }
+}
+
+void rf_reply_empty(struct rf_req *r, int status)
+{
+    r->resp.status = status;
+    r->resp.ctype = NULL;
+    r->resp.body = NULL;
+    r->resp.body_len = 0;
 }
 
 void rf_reply_json(struct rf_req *r, int status, json_t *j)

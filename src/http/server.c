@@ -141,26 +141,33 @@ static int body_append(struct conn_req *cr, const char *data, size_t n)
     return 0;
 }
 
-static void dispatch(struct conn_req *cr)
+static void dispatch(struct conn_req *cr, struct MHD_Connection *conn)
 {
     struct rf_req *r = &cr->r;
+    int idem = (cr->route->flags & RF_ROUTE_IDEMPOTENT) && opts->idem_begin;
+    if (idem && opts->idem_begin(r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                "Idempotency-Key"),
+                                 cr->body ? cr->body : "", cr->body_len))
+        return;
     if (cr->route->flags & RF_ROUTE_JSON) {
         char err[256];
         r->body = rf_json_parse_object(cr->body, cr->body_len, err, sizeof(err));
-        if (!r->body) {
+        if (!r->body)
             rf_reply_problem(r, 400, "invalid_json", "Invalid JSON: %s.", err);
-            return;
-        }
     }
-    rf_fault_arm(1);
-    cr->route->fn(r);
-    rf_fault_arm(0);
+    if (!r->resp.status) {
+        rf_fault_arm(1);
+        cr->route->fn(r);
+        rf_fault_arm(0);
+    }
     if (!r->resp.status) {
         rf_log(RF_LOG_ERROR, "request %s: handler %s gave no response", r->request_id,
                cr->route->name);
         rf_reply_problem(r, 500, "internal_error", "Internal error; reference request %s.",
                          r->request_id);
     }
+    if (idem)
+        opts->idem_finish(r);
 }
 
 static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *cr)
@@ -170,7 +177,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *c
         rs->body_len, (void *)(rs->body ? rs->body : ""), MHD_RESPMEM_MUST_COPY);
     if (!m)
         return MHD_NO;
-    if (rs->body_len)
+    if (rs->body_len && rs->ctype)
         MHD_add_response_header(m, "Content-Type", rs->ctype);
     MHD_add_response_header(m, "X-Request-Id", cr->rid);
     MHD_add_response_header(m, "Cache-Control", "no-store");
@@ -181,6 +188,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *c
     }
     if (rs->allow)
         MHD_add_response_header(m, "Allow", rs->allow);
+    if (rs->replayed)
+        MHD_add_response_header(m, "Idempotent-Replayed", "true");
     if (rs->status == 401)
         MHD_add_response_header(m, "WWW-Authenticate", "Bearer");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rs->status, m);
@@ -242,7 +251,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (!cr->r.resp.status)
-        dispatch(cr);
+        dispatch(cr, conn);
     return send_resp(conn, cr);
 }
 

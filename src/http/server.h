@@ -16,6 +16,11 @@ struct rf_server_opts {
      * answer itself (r->resp) when the database fails. */
     void (*authenticate)(struct rf_req *r, const char *token);
     int drain_seconds; /* on SIGTERM: how long in-flight requests may finish */
+    /* For RF_ROUTE_IDEMPOTENT routes: idem_begin returns 1 when it answered
+     * (replay, conflict, bad key) and the handler must not run; otherwise
+     * idem_finish runs after the handler, whatever it answered. */
+    int (*idem_begin)(struct rf_req *r, const char *header, const char *body, size_t len);
+    void (*idem_finish)(struct rf_req *r);
 };
 
 /* Runs until SIGTERM or SIGINT. Returns 0 after a clean stop, -1 when it

@@ -124,52 +124,26 @@ int rf_store_event_get(struct rf_db *db, struct rf_arena *a, const char *ws, con
     return rc;
 }
 
-struct event_list_ctx {
-    struct rf_arena *a;
-    const char *ws, *after_created, *after_id;
-    int limit;
-    struct rf_db_rows rows;
-};
-
-static int event_list_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
-{
-    struct event_list_ctx *ctx = arg;
-    /* Keyset pagination on (created_at, id): stable under inserts, and
-     * each page is one index range scan however deep it is. */
-    if (!ctx->after_created) {
-        struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_INT(ctx->limit + 1)};
-        return rf_db_exec(c,
-                          "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
-                          " ORDER BY created_at, id LIMIT ?",
-                          p, 2, ctx->a, &ctx->rows, e);
-    }
-    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->after_created),
-                              RF_TEXT(ctx->after_created), RF_TEXT(ctx->after_id),
-                              RF_INT(ctx->limit + 1)};
-    return rf_db_exec(c,
-                      "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
-                      " AND (created_at > ? OR (created_at = ? AND id > ?))"
-                      " ORDER BY created_at, id LIMIT ?",
-                      p, 5, ctx->a, &ctx->rows, e);
-}
-
 int rf_store_event_list(struct rf_db *db, struct rf_arena *a, const char *ws,
                         const char *after_created, const char *after_id, int limit,
                         struct rf_event **out, int *n, int *more, struct rf_db_error *e)
 {
-    struct event_list_ctx ctx = {a, ws, after_created, after_id, limit, {0}};
+    struct rf_db_rows rows;
     *n = 0;
-    *more = 0;
-    int rc = rf_tx_run(db, 0, event_list_tx, &ctx, e);
+    int rc = rf_store_page(db, a,
+                           "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
+                           " ORDER BY created_at, id LIMIT ?",
+                           "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
+                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
+                           " ORDER BY created_at, id LIMIT ?",
+                           ws, after_created, after_id, limit, &rows, more, e);
     if (rc != RF_DB_OK)
         return rc;
-    int count = ctx.rows.nrows > limit ? limit : ctx.rows.nrows;
-    *more = ctx.rows.nrows > limit;
-    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(count ? count : 1));
+    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
     if (!*out)
         return rf_db_fail(e, RF_DB_ERROR, "out of memory");
-    for (int i = 0; i < count; i++)
-        event_from_row(&ctx.rows, i, &(*out)[i]);
-    *n = count;
+    for (int i = 0; i < rows.nrows; i++)
+        event_from_row(&rows, i, &(*out)[i]);
+    *n = rows.nrows;
     return RF_DB_OK;
 }

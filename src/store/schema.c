@@ -93,9 +93,51 @@ static const char *const m2[] = {
     NULL,
 };
 
+static const char *const m3[] = {
+    /* Seed 004 done right: the reservation is a unique row in the same
+     * database as the handler's writes; its completion (the stored response)
+     * commits in the handler's own transaction. kind: 'key' for an
+     * Idempotency-Key, 'fp' for the body fingerprint of unkeyed creates. */
+    "CREATE TABLE idempotency_keys ("
+    " workspace_id TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " idem_key TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " owner TEXT NOT NULL,"
+    " lease_expires BIGINT NOT NULL,"
+    " status BIGINT,"
+    " resp_ctype TEXT,"
+    " resp_body TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " expires_at BIGINT,"
+    " PRIMARY KEY (workspace_id, kind, idem_key))",
+
+    "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at)",
+
+    "CREATE TABLE resources ("
+    " id TEXT PRIMARY KEY,"
+    " workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    " type TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " created_at TEXT NOT NULL)",
+
+    "CREATE INDEX resources_ws_page ON resources (workspace_id, created_at, id)",
+
+    /* The quota is a counter moved in the create and delete transactions:
+     * one conditional upsert, never COUNT(*) then INSERT. */
+    "CREATE TABLE resource_counts ("
+    " workspace_id TEXT PRIMARY KEY,"
+    " n BIGINT NOT NULL,"
+    " CONSTRAINT resource_counts_n_check CHECK (n >= 0))",
+    NULL,
+};
+
 static const struct migration migrations[] = {
     {1, m1},
     {2, m2},
+    {3, m3},
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -9,6 +9,7 @@
 #define RF_STORE_H
 
 #include "core/arena.h"
+#include "core/util.h"
 #include "db/db.h"
 
 /* ---- transactions ---- */
@@ -33,6 +34,26 @@ struct rf_tx_stats {
 int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_error *e)
     __attribute__((warn_unused_result));
 void rf_tx_stats_get(struct rf_tx_stats *out);
+
+/* Deferred commit, for the idempotency layer: between rf_tx_scope_begin
+ * and rf_tx_scope_end on one thread, the first write transaction
+ * (rf_tx_run with write=1) is left open instead of committed, and later
+ * ones join it. rf_tx_scope_end then runs fn in that same transaction and
+ * commits both together (keep_writes=1), or rolls the handler's writes back
+ * and runs fn in a transaction of its own (keep_writes=0). Either way the
+ * scope is closed. fn may be NULL. */
+void rf_tx_scope_begin(struct rf_db *db);
+int rf_tx_scope_has_writes(void);
+int rf_tx_scope_end(rf_tx_fn fn, void *ctx, int keep_writes, struct rf_db_error *e);
+
+/* Keyset pagination shared by the list endpoints: runs sql_first (params:
+ * ws, limit) or, after a cursor, sql_after (params: ws, created, created,
+ * id, limit), fetching limit+1 rows so *more tells whether a page follows;
+ * rows->nrows is cut back to at most limit. */
+int rf_store_page(struct rf_db *db, struct rf_arena *a, const char *sql_first,
+                  const char *sql_after, const char *ws, const char *after_created,
+                  const char *after_id, int limit, struct rf_db_rows *rows, int *more,
+                  struct rf_db_error *e);
 
 /* ---- schema ---- */
 
@@ -161,6 +182,65 @@ enum rf_verify_code {
 int rf_store_key_verify(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_hash,
                         int64_t now_ms, enum rf_verify_code *code, struct rf_key *out,
                         struct rf_db_error *e);
+
+/* ---- idempotency ---- */
+
+enum rf_idem_outcome {
+    RF_IDEM_RESERVED,    /* this request owns the reservation: run the handler */
+    RF_IDEM_TAKEN_OVER,  /* ditto, after an expired lease of a dead owner */
+    RF_IDEM_REPLAY,      /* finished with the same fingerprint: replay */
+    RF_IDEM_IN_PROGRESS, /* another request holds it */
+    RF_IDEM_MISMATCH,    /* the key was used with another request */
+};
+
+struct rf_idem {
+    const char *ws, *kind, *key, *fingerprint;
+    char owner[RF_ID_MAX]; /* token of this request's reservation */
+    /* replay: */
+    int status;
+    const char *ctype, *body; /* arena */
+};
+
+/* Takes the reservation (a unique insert) or says why not, in one write
+ * transaction. lease_ms: how long an in-flight reservation is held. */
+int rf_store_idem_reserve(struct rf_db *db, struct rf_arena *a, struct rf_idem *k,
+                          int64_t now_ms, int64_t lease_ms, enum rf_idem_outcome *out,
+                          struct rf_db_error *e);
+
+/* Transaction body that stores the response (state done, kept until
+ * expires_ms) — only if this request still owns the reservation; otherwise
+ * RF_DB_UNIQUE (lost to a take-over). For rf_tx_scope_end. */
+struct rf_idem_done {
+    const struct rf_idem *k;
+    int status;
+    const char *ctype, *body;
+    int64_t expires_ms;
+};
+int rf_store_idem_complete_tx(struct rf_db_conn *c, void *done, struct rf_db_error *e);
+/* Deletes this request's own reservation (5xx, 409, 429). */
+int rf_store_idem_release(struct rf_db *db, const struct rf_idem *k, struct rf_db_error *e);
+/* Deletes at most limit finished keys whose time is up (and reservations
+ * whose lease ended more than grace_ms ago). *purged: rows deleted. */
+int rf_store_idem_purge(struct rf_db *db, int64_t now_ms, int64_t grace_ms, int limit,
+                        int *purged, struct rf_db_error *e);
+
+/* ---- resources ---- */
+
+struct rf_resource {
+    const char *id, *type, *name, *status, *created_at;
+};
+
+/* quota 0 = unlimited; *over=1 (RF_DB_OK, nothing written) when full. */
+int rf_store_resource_create(struct rf_db *db, struct rf_arena *a, const char *ws,
+                             const char *type, const char *name, int64_t quota,
+                             struct rf_resource *out, int *over, struct rf_db_error *e);
+int rf_store_resource_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
+                          struct rf_resource *out, int *found, struct rf_db_error *e);
+int rf_store_resource_delete(struct rf_db *db, const char *ws, const char *id, int *found,
+                             struct rf_db_error *e);
+int rf_store_resource_list(struct rf_db *db, struct rf_arena *a, const char *ws,
+                           const char *after_created, const char *after_id, int limit,
+                           struct rf_resource **out, int *n, int *more, struct rf_db_error *e);
 
 /* Readiness: one trivial query. */
 int rf_store_ping(struct rf_db *db, struct rf_db_error *e);

@@ -14,3 +14,5 @@ UNIT(test_json_parse_errors)
 UNIT(test_input_check)
 UNIT(test_route_match)
 #include "list.probe.h"
+#include "list.slug.h"
+#include "list.pg.h"

@@ -1,0 +1,179 @@
+/* The Idempotency-Key layer (SPEC §3.6), applied by the route table to
+ * every POST and PATCH under /v1 (RF_ROUTE_IDEMPOTENT).
+ *
+ *   begin:  parse the key; take the reservation with one unique insert
+ *           (or answer: replay, 409 in progress, 422 reused); open a
+ *           deferred-commit scope so the handler's write transaction stays
+ *           open.
+ *   finish: a storable response (2xx, 4xx but 409/429) is written into
+ *           the reservation row in the handler's own transaction and
+ *           committed with it: after a crash at any point a retry either
+ *           replays or runs a handler whose earlier run left nothing. Any
+ *           other response rolls the handler's writes back and releases
+ *           the reservation, so an immediate retry runs anew. */
+#include <signal.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/hooks.h"
+#include "core/util.h"
+#include "store/store.h"
+
+#define IDEM_KEY_MAX 255
+
+/* Bare (Stripe) or an RFC 8941 sf-string (the IETF draft): 1-255 printable
+ * ASCII characters once unquoted. Writes the key into out. */
+static int parse_key(const char *h, char *out, size_t outlen)
+{
+    size_t n = 0, len = strlen(h);
+    if (len >= 2 && h[0] == '"') {
+        if (h[len - 1] != '"')
+            return -1;
+        for (size_t i = 1; i < len - 1; i++) {
+            char c = h[i];
+            if (c == '\\') {
+                if (i + 1 >= len - 1 || (h[i + 1] != '"' && h[i + 1] != '\\'))
+                    return -1;
+                c = h[++i];
+            } else if (c == '"' || c < 0x20 || c > 0x7e) {
+                return -1;
+            }
+            if (n + 1 >= outlen)
+                return -1;
+            out[n++] = c;
+        }
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            if (h[i] < 0x20 || h[i] > 0x7e || n + 1 >= outlen)
+                return -1;
+            out[n++] = h[i];
+        }
+    }
+    out[n] = '\0';
+    return n >= 1 && n <= IDEM_KEY_MAX ? 0 : -1;
+}
+
+int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, size_t len)
+{
+    struct rf_app *app = r->app;
+    char key[IDEM_KEY_MAX + 2], fp[65];
+    const char *kind = "key";
+    int unkeyed_create = !strcmp(r->method, "POST") && !strcmp(r->path, "/v1/resources");
+
+    /* SHA-256 over method, path and body bytes, fed in pieces. */
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)r->method, strlen(r->method) + 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)r->path, strlen(r->path) + 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)body, len);
+    unsigned char h[32];
+    crypto_hash_sha256_final(&st, h);
+    sodium_bin2hex(fp, sizeof(fp), h, sizeof(h));
+
+    if (header) {
+        if (parse_key(header, key, sizeof(key)) != 0) {
+            rf_reply_problem(r, 400, "invalid_idempotency_key",
+                             "Idempotency-Key is 1-%d printable ASCII characters, bare or as a "
+                             "quoted string.",
+                             IDEM_KEY_MAX);
+            return 1;
+        }
+    } else if (unkeyed_create && app->fingerprint_window_s > 0) {
+        /* No key: the body itself (within the workspace) is the key. */
+        kind = "fp";
+        memcpy(key, fp, sizeof(fp));
+    } else {
+        return 0;
+    }
+
+    struct rf_idem *k = rf_arena_alloc(r->a, sizeof(*k));
+    if (!k) {
+        rf_reply_db_error(r, RF_DB_ERROR, "out of memory");
+        return 1;
+    }
+    memset(k, 0, sizeof(*k));
+    k->ws = r->ws;
+    k->kind = kind;
+    k->key = rf_arena_strdup(r->a, key);
+    k->fingerprint = rf_arena_strdup(r->a, fp);
+    if (!k->key || !k->fingerprint) {
+        rf_reply_db_error(r, RF_DB_ERROR, "out of memory");
+        return 1;
+    }
+    enum rf_idem_outcome out;
+    struct rf_db_error e;
+    int rc = rf_store_idem_reserve(app->db, r->a, k, rf_now_ms(),
+                                   (int64_t)app->idempotency_lease_s * 1000, &out, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return 1;
+    }
+    switch (out) {
+    case RF_IDEM_REPLAY:
+        r->resp.status = k->status;
+        r->resp.ctype = k->ctype;
+        r->resp.body = k->body;
+        r->resp.body_len = k->body ? strlen(k->body) : 0;
+        r->resp.replayed = 1;
+        return 1;
+    case RF_IDEM_IN_PROGRESS:
+        rf_reply_problem(r, 409, "idempotency_key_in_progress",
+                         "A request with this %s is still running; retry shortly.",
+                         header ? "Idempotency-Key" : "body");
+        r->resp.retry_after = 1;
+        return 1;
+    case RF_IDEM_MISMATCH:
+        rf_reply_problem(r, 422, "idempotency_key_reused",
+                         "This Idempotency-Key was used with a different request.");
+        return 1;
+    case RF_IDEM_TAKEN_OVER:
+        rf_log(RF_LOG_WARN, "request %s: took over an expired idempotency lease", r->request_id);
+        /* fallthrough */
+    case RF_IDEM_RESERVED:
+        break;
+    }
+    r->idem = k;
+    rf_tx_scope_begin(app->db);
+    return 0;
+}
+
+void rf_api_idem_finish(struct rf_req *r)
+{
+    struct rf_idem *k = r->idem;
+    struct rf_db_error e;
+    if (!k)
+        return;
+    r->idem = NULL;
+    int st = r->resp.status;
+    int storable = st >= 200 && st < 500 && st != 409 && st != 429;
+    if (storable) {
+        int64_t keep_s =
+            strcmp(k->kind, "fp") == 0 ? r->app->fingerprint_window_s : r->app->idempotency_ttl_s;
+        struct rf_idem_done d = {k, st, r->resp.ctype, r->resp.body,
+                                 rf_now_ms() + keep_s * 1000};
+        int rc = rf_tx_scope_end(rf_store_idem_complete_tx, &d, 1, &e);
+        if (rc == RF_DB_OK) {
+            /* Test builds: die after the commit, before the response is
+             * sent; the retry must replay what was stored. */
+            if (rf_fault("idem.crash_after_commit"))
+                raise(SIGKILL);
+            return;
+        }
+        if (rc == RF_DB_UNIQUE) {
+            /* Our lease ran out and another request took the key over: our
+             * writes were rolled back, the other run is the one that counts. */
+            rf_reply_problem(r, 409, "idempotency_key_in_progress",
+                             "This request outlived its idempotency lease; retry shortly.");
+            r->resp.retry_after = 1;
+            return;
+        }
+        rf_reply_db_error(r, rc, e.detail);
+    } else {
+        rf_tx_scope_end(NULL, NULL, 0, &e);
+    }
+    /* 5xx, 409, 429, or a failed completion: free the key for a retry. */
+    if (rf_store_idem_release(r->app->db, k, &e) != RF_DB_OK)
+        rf_log(RF_LOG_WARN, "request %s: could not release idempotency key: %s", r->request_id,
+               e.detail);
+}

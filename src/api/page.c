@@ -1,0 +1,80 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+
+#define PAGE_DEFAULT 20
+#define PAGE_MAX 100
+
+/* Cursors are opaque to clients: hex of "createdAt|id" of the last item. */
+const char *rf_api_cursor(struct rf_arena *a, const char *created, const char *id)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t cl = strlen(created), il = strlen(id), n = cl + 1 + il;
+    char *out = rf_arena_alloc(a, n * 2 + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)(i < cl ? created[i] : i == cl ? '|' : id[i - cl - 1]);
+        out[2 * i] = hex[c >> 4];
+        out[2 * i + 1] = hex[c & 15];
+    }
+    out[n * 2] = '\0';
+    return out;
+}
+
+static int cursor_decode(struct rf_arena *a, const char *cur, const char **created,
+                         const char **id)
+{
+    size_t n = strlen(cur);
+    if (n == 0 || n % 2 || n > 512)
+        return -1;
+    char *buf = rf_arena_alloc(a, n / 2 + 1);
+    if (!buf)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = cur[2 * i + (size_t)k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + d;
+        }
+        if (v < 0x20 || v > 0x7e) /* timestamps and ids are printable ASCII */
+            return -1;
+        buf[i] = (char)v;
+    }
+    buf[n / 2] = '\0';
+    char *bar = strchr(buf, '|');
+    if (!bar || bar == buf || !bar[1])
+        return -1;
+    *bar = '\0';
+    *created = buf;
+    *id = bar + 1;
+    return 0;
+}
+
+int rf_api_page_params(struct rf_req *r, int *limit, const char **after_created,
+                       const char **after_id)
+{
+    const char *ql = r->query(r, "limit"), *qc = r->query(r, "cursor");
+    *limit = PAGE_DEFAULT;
+    *after_created = *after_id = NULL;
+    if (ql) {
+        char *end;
+        long v = strtol(ql, &end, 10);
+        if (!*ql || *end || v < 1 || v > PAGE_MAX) {
+            rf_reply_problem_field(r, 422, "invalid_query", "limit",
+                                   "limit is an integer from 1 to %d.", PAGE_MAX);
+            return -1;
+        }
+        *limit = (int)v;
+    }
+    if (qc && *qc && cursor_decode(r->a, qc, after_created, after_id) != 0) {
+        rf_reply_problem_field(r, 422, "invalid_query", "cursor",
+                               "cursor must be a value returned by this endpoint.");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,123 @@
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "core/hooks.h"
+#include "core/rules.h"
+#include "store/store.h"
+
+static json_t *resource_json(const struct rf_resource *o)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", o->id, "type", o->type, "name", o->name,
+                     "status", o->status, "createdAt", o->created_at);
+}
+
+void rf_api_resource_create(struct rf_req *r)
+{
+    static const struct rf_field fields[] = {
+        {"type", RF_F_STRING, 1},
+        {"name", RF_F_STRING, 1},
+    };
+    static const char *const types[] = {"postgres", "redis", "mongodb"};
+    if (rf_input_require(r, fields, RF_NFIELDS(fields)))
+        return;
+    json_t *jtype = json_object_get(r->body, "type"), *jname = json_object_get(r->body, "name");
+    const char *type = json_string_value(jtype);
+    size_t t;
+    for (t = 0; t < 3 && strcmp(types[t], type) != 0; t++)
+        ;
+    if (t == 3) {
+        rf_reply_problem_field(r, 422, "invalid_type", "type",
+                               "type is one of postgres, redis, mongodb.");
+        return;
+    }
+    if (rf_name_check(json_string_value(jname), json_string_length(jname)) != 0) {
+        rf_reply_problem_field(r, 422, "invalid_name", "name",
+                               "A name is 1-%d bytes without control characters.", RF_NAME_MAX);
+        return;
+    }
+    /* Test builds: a provisioning backend that fails, to prove a 5xx
+     * releases the idempotency reservation. */
+    if (rf_fault("resources.fail")) {
+        rf_reply_problem(r, 503, "provisioning_failed", "The provisioning backend failed.");
+        r->resp.retry_after = 1;
+        return;
+    }
+    /* The simulated call to a real backend: no database lock is held while
+     * it runs, other writes go on. */
+    if (r->app->provision_delay_ms > 0) {
+        struct timespec ts = {r->app->provision_delay_ms / 1000,
+                              (long)(r->app->provision_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    struct rf_resource o;
+    struct rf_db_error e;
+    int over;
+    int rc = rf_store_resource_create(r->app->db, r->a, r->ws, type, json_string_value(jname),
+                                      r->app->resource_quota, &o, &over, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    if (over) {
+        rf_reply_problem(r, 409, "quota_exceeded",
+                         "This workspace already holds its quota of %lld resources.",
+                         r->app->resource_quota);
+        return;
+    }
+    rf_reply_json(r, 201, json_pack("{s:o}", "resource", resource_json(&o)));
+}
+
+void rf_api_resource_get(struct rf_req *r)
+{
+    struct rf_resource o;
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_resource_get(r->app->db, r->a, r->ws, r->params[0], &o, &found, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    if (!found) {
+        rf_reply_problem(r, 404, "not_found", "No such resource.");
+        return;
+    }
+    rf_reply_json(r, 200, json_pack("{s:o}", "resource", resource_json(&o)));
+}
+
+void rf_api_resource_delete(struct rf_req *r)
+{
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_resource_delete(r->app->db, r->ws, r->params[0], &found, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    if (!found) {
+        rf_reply_problem(r, 404, "not_found", "No such resource.");
+        return;
+    }
+    rf_reply_empty(r, 204);
+}
+
+void rf_api_resource_list(struct rf_req *r)
+{
+    int limit, n, more;
+    const char *after_created, *after_id;
+    struct rf_resource *list;
+    struct rf_db_error e;
+    if (rf_api_page_params(r, &limit, &after_created, &after_id))
+        return;
+    int rc = rf_store_resource_list(r->app->db, r->a, r->ws, after_created, after_id, limit,
+                                    &list, &n, &more, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(data, resource_json(&list[i]));
+    const char *next = more ? rf_api_cursor(r->a, list[n - 1].created_at, list[n - 1].id) : NULL;
+    rf_reply_json(r, 200, json_pack("{s:o, s:s?}", "data", data, "cursor", next));
+}

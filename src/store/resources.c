@@ -1,0 +1,147 @@
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "store/store.h"
+
+#define RES_COLS "id, type, name, status, created_at"
+
+static void res_from_row(const struct rf_db_rows *r, int row, struct rf_resource *o)
+{
+    o->id = rf_db_cell(r, row, 0);
+    o->type = rf_db_cell(r, row, 1);
+    o->name = rf_db_cell(r, row, 2);
+    o->status = rf_db_cell(r, row, 3);
+    o->created_at = rf_db_cell(r, row, 4);
+}
+
+struct res_ctx {
+    struct rf_arena *a;
+    const char *ws, *id, *type, *name;
+    int64_t quota;
+    struct rf_resource *out;
+    int flag;
+};
+
+/* Seed 004's other guard: the quota is one conditional upsert of the
+ * workspace's counter in the create transaction — "n < quota" is checked
+ * and bumped in one atomic step, so M creates racing for one free slot
+ * give exactly one success. Never COUNT(*) then INSERT. */
+static int res_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct res_ctx *ctx = arg;
+    char id[RF_ID_MAX], now[RF_TIME_MAX];
+    struct rf_db_rows rows;
+    ctx->flag = 0;
+    struct rf_db_param q[] = {RF_TEXT(ctx->ws), RF_INT(ctx->quota > 0 ? ctx->quota : INT64_MAX)};
+    int rc = rf_db_exec(c,
+                        "INSERT INTO resource_counts (workspace_id, n) VALUES (?, 1)"
+                        " ON CONFLICT (workspace_id) DO UPDATE SET n = resource_counts.n + 1"
+                        " WHERE resource_counts.n < ? RETURNING n",
+                        q, 2, ctx->a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    if (rows.nrows == 0) {
+        ctx->flag = 1;
+        return RF_DB_OK;
+    }
+    if (rf_id_new(id, sizeof(id), "res_", 16))
+        return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
+    rf_now_rfc3339(now);
+    struct rf_db_param p[] = {RF_TEXT(id), RF_TEXT(ctx->ws), RF_TEXT(ctx->type),
+                              RF_TEXT(ctx->name), RF_TEXT(now)};
+    rc = rf_db_exec(c,
+                    "INSERT INTO resources (id, workspace_id, type, name, status, created_at)"
+                    " VALUES (?, ?, ?, ?, 'ready', ?) RETURNING " RES_COLS,
+                    p, 5, ctx->a, &rows, e);
+    if (rc == RF_DB_OK && rows.nrows == 1)
+        res_from_row(&rows, 0, ctx->out);
+    return rc;
+}
+
+int rf_store_resource_create(struct rf_db *db, struct rf_arena *a, const char *ws,
+                             const char *type, const char *name, int64_t quota,
+                             struct rf_resource *out, int *over, struct rf_db_error *e)
+{
+    struct res_ctx ctx = {.a = a, .ws = ws, .type = type, .name = name, .quota = quota, .out = out};
+    int rc = rf_tx_run(db, 1, res_create_tx, &ctx, e);
+    *over = ctx.flag;
+    return rc;
+}
+
+static int res_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct res_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
+    int rc = rf_db_exec(c, "SELECT " RES_COLS " FROM resources WHERE workspace_id = ? AND id = ?",
+                        p, 2, ctx->a, &rows, e);
+    ctx->flag = rc == RF_DB_OK && rows.nrows == 1;
+    if (ctx->flag)
+        res_from_row(&rows, 0, ctx->out);
+    return rc;
+}
+
+int rf_store_resource_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
+                          struct rf_resource *out, int *found, struct rf_db_error *e)
+{
+    struct res_ctx ctx = {.a = a, .ws = ws, .id = id, .out = out};
+    int rc = rf_tx_run(db, 0, res_get_tx, &ctx, e);
+    *found = ctx.flag;
+    return rc;
+}
+
+/* The delete and the counter move together, so the quota frees exactly
+ * the slots that were really freed. */
+static int res_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct res_ctx *ctx = arg;
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    rf_arena_init(&a, 0);
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
+    int rc = rf_db_exec(c, "DELETE FROM resources WHERE workspace_id = ? AND id = ? RETURNING id",
+                        p, 2, &a, &rows, e);
+    ctx->flag = rc == RF_DB_OK && rows.nrows == 1;
+    if (ctx->flag) {
+        struct rf_db_param q[] = {RF_TEXT(ctx->ws)};
+        rc = rf_db_exec(c, "UPDATE resource_counts SET n = n - 1 WHERE workspace_id = ?", q, 1,
+                        NULL, NULL, e);
+    }
+    rf_arena_free(&a);
+    return rc;
+}
+
+int rf_store_resource_delete(struct rf_db *db, const char *ws, const char *id, int *found,
+                             struct rf_db_error *e)
+{
+    struct res_ctx ctx = {.ws = ws, .id = id};
+    int rc = rf_tx_run(db, 1, res_delete_tx, &ctx, e);
+    *found = ctx.flag;
+    return rc;
+}
+
+int rf_store_resource_list(struct rf_db *db, struct rf_arena *a, const char *ws,
+                        const char *after_created, const char *after_id, int limit,
+                        struct rf_resource **out, int *n, int *more, struct rf_db_error *e)
+{
+    struct rf_db_rows rows;
+    *n = 0;
+    int rc = rf_store_page(db, a,
+                           "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?"
+                           " ORDER BY created_at, id LIMIT ?",
+                           "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?"
+                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
+                           " ORDER BY created_at, id LIMIT ?",
+                           ws, after_created, after_id, limit, &rows, more, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
+    if (!*out)
+        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    for (int i = 0; i < rows.nrows; i++)
+        res_from_row(&rows, i, &(*out)[i]);
+    *n = rows.nrows;
+    return RF_DB_OK;
+}
