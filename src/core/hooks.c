@@ -16,6 +16,7 @@ void rf_fault_arm(int on)
 #else
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,8 @@ void rf_fault_arm(int on)
 
 static struct {
     char name[48];
-    double p;
+    double p; /* probability; < 0: fire exactly once ("once") */
+    atomic_int fired;
 } faults[MAX_FAULTS];
 static int nfaults;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -46,7 +48,7 @@ static void load(void)
         if (eq && (size_t)(eq - env) < sizeof(faults[0].name)) {
             memcpy(faults[nfaults].name, env, (size_t)(eq - env));
             faults[nfaults].name[eq - env] = '\0';
-            faults[nfaults].p = strtod(eq + 1, NULL);
+            faults[nfaults].p = strncmp(eq + 1, "once", 4) == 0 ? -1 : strtod(eq + 1, NULL);
             nfaults++;
         }
         env = end ? end + 1 : NULL;
@@ -62,7 +64,8 @@ int rf_fault(const char *name)
     pthread_once(&once, load);
     for (int i = 0; i < nfaults; i++)
         if (strcmp(faults[i].name, name) == 0)
-            return faults[i].p >= 1.0 ||
+            return faults[i].p < 0 ? atomic_exchange(&faults[i].fired, 1) == 0
+                                   : faults[i].p >= 1.0 ||
                    (faults[i].p > 0 && rf_rand_below(1000000) < (uint32_t)(faults[i].p * 1e6));
     return 0;
 }

@@ -2,7 +2,8 @@
  * where rf_fault() is always 0 and reads nothing. The test binary
  * (build/racefree-test) links the same file compiled with RF_TEST_HOOKS,
  * which reads RACEFREE_FAULTS="name=probability,…" once, e.g.
- * "sqlite.busy=0.3": a named point then fires with that probability. */
+ * "sqlite.busy=0.3": a named point then fires with that probability
+ * ("once": on its first call only). */
 #ifndef RF_HOOKS_H
 #define RF_HOOKS_H
 

@@ -145,6 +145,8 @@ static void dispatch(struct conn_req *cr, struct MHD_Connection *conn)
 {
     struct rf_req *r = &cr->r;
     int idem = (cr->route->flags & RF_ROUTE_IDEMPOTENT) && opts->idem_begin;
+    /* Test builds: faults may fire anywhere in request handling, never in
+     * start-up work. (The early return below is before any is armed.) */
     if (idem && opts->idem_begin(r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                                 "Idempotency-Key"),
                                  cr->body ? cr->body : "", cr->body_len))
@@ -155,11 +157,9 @@ static void dispatch(struct conn_req *cr, struct MHD_Connection *conn)
         if (!r->body)
             rf_reply_problem(r, 400, "invalid_json", "Invalid JSON: %s.", err);
     }
-    if (!r->resp.status) {
-        rf_fault_arm(1);
+    rf_fault_arm(1);
+    if (!r->resp.status)
         cr->route->fn(r);
-        rf_fault_arm(0);
-    }
     if (!r->resp.status) {
         rf_log(RF_LOG_ERROR, "request %s: handler %s gave no response", r->request_id,
                cr->route->name);
@@ -168,6 +168,7 @@ static void dispatch(struct conn_req *cr, struct MHD_Connection *conn)
     }
     if (idem)
         opts->idem_finish(r);
+    rf_fault_arm(0);
 }
 
 static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *cr)
@@ -352,18 +353,24 @@ int rf_server_run(const struct rf_server_opts *o)
     int fd = listen_on(o->listen, shown, sizeof(shown));
     if (fd < 0)
         return -1;
+    /* A thread per connection: handlers block on the database and on the
+     * simulated provisioning call, and a request must never wait behind
+     * another connection's slow handler (a pool would make a concurrent
+     * duplicate queue up behind the original instead of seeing it in
+     * flight). Database concurrency is bounded by the driver's pool. */
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(o->threads > 0 ? o->threads : 1), MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 10000u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+            MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+        MHD_OPTION_CONNECTION_LIMIT, 10000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)64 * 1024, MHD_OPTION_THREAD_STACK_SIZE, (size_t)512 * 1024, MHD_OPTION_END);
     if (!d) {
         rf_log(RF_LOG_ERROR, "cannot start the HTTP daemon");
         close(fd);
         return -1;
     }
-    rf_log(RF_LOG_INFO, "listening on %s (%d threads)", shown, o->threads);
+    rf_log(RF_LOG_INFO, "listening on %s (%d database connections)", shown, o->threads);
 
     sigset_t set;
     int sig = 0;

@@ -8,7 +8,7 @@
 
 struct rf_server_opts {
     const char *listen; /* "host:port"; port 0 picks a free one */
-    int threads;        /* libmicrohttpd worker threads */
+    int threads;        /* shown only: the size of the database connection pool */
     const struct rf_route *routes;
     size_t nroutes;
     struct rf_app *app;

@@ -36,6 +36,12 @@ static const char *bin = "build/racefree";
 static char test_bin[512]; /* bin + "-test": fault-injection hooks live */
 /* When set, servers start from test_bin with RACEFREE_FAULTS=faults. */
 static const char *faults;
+/* Extra `serve` flags for the servers a test starts (NULL-terminated). */
+static const char *serve_args[8];
+/* PostgreSQL: the cluster's admin URL (.../postgres) and its directory for
+ * scripts/pg.sh; NULL for SQLite. Each test gets a database of its own. */
+static const char *pg_url, *pg_dir;
+static struct rf_db *pg_admin;
 static pid_t live_pids[MAX_PIDS];
 static int test_failed;
 
@@ -137,13 +143,20 @@ static void sleep_ms(int ms)
 
 static int srv_launch(struct srv *s, const char *dir, int idx, const char *db_url)
 {
-    snprintf(s->log, sizeof(s->log), "%s/serve%d.log", dir, idx);
+    static int launches;
+    /* A log of its own per launch, created here before the fork, so that
+     * srv_wait can never read an earlier server's port. */
+    snprintf(s->log, sizeof(s->log), "%s/serve%d-%d.log", dir, idx, ++launches);
+    int lfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (lfd < 0)
+        return -1;
+    close(lfd);
     s->port = 0;
     s->pid = fork();
     if (s->pid < 0)
         return -1;
     if (s->pid == 0) {
-        int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fd = open(s->log, O_WRONLY | O_APPEND);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
@@ -154,8 +167,13 @@ static int srv_launch(struct srv *s, const char *dir, int idx, const char *db_ur
             exe = test_bin;
             setenv("RACEFREE_FAULTS", faults, 1);
         }
-        execl(exe, exe, "serve", "--listen", "127.0.0.1:0", "--db", db_url, "--threads", "8",
-              (char *)NULL);
+        const char *argv[24] = {exe,    "serve",   "--listen", "127.0.0.1:0",
+                                "--db", db_url, "--threads", "8"};
+        int n = 8;
+        for (int i = 0; serve_args[i] && n < 23; i++)
+            argv[n++] = serve_args[i];
+        argv[n] = NULL;
+        execv(exe, (char *const *)argv);
         _exit(127);
     }
     track(s->pid);
@@ -262,14 +280,40 @@ static void env_down(struct env *e)
     }
 }
 
+/* A fresh database for one test: a file in the test's directory, or a new
+ * database in the PostgreSQL cluster. */
+static int db_fresh(struct env *e)
+{
+    if (!pg_url) {
+        snprintf(e->db_url, sizeof(e->db_url), "sqlite:%s/racefree.db", e->dir);
+        return 0;
+    }
+    char name[64], sql[128];
+    struct rf_db_conn *c;
+    struct rf_db_error err;
+    snprintf(name, sizeof(name), "rf_t%u", rf_rand_below(1u << 30));
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    if (rf_db_acquire(pg_admin, 0, &c, &err) != RF_DB_OK)
+        return -1;
+    /* sql is built here, not a literal: the driver caches by text too. */
+    int rc = rf_db_exec(c, sql, NULL, 0, NULL, NULL, &err);
+    rf_db_release(pg_admin, c);
+    if (rc != RF_DB_OK) {
+        fprintf(stderr, "  %s: %s\n", sql, err.detail);
+        return -1;
+    }
+    const char *slash = strrchr(pg_url, '/');
+    snprintf(e->db_url, sizeof(e->db_url), "%.*s/%s", (int)(slash - pg_url), pg_url, name);
+    return 0;
+}
+
 /* nsrv servers on one fresh database; workspaces made before they start. */
 static int env_up(struct env *e, int nsrv)
 {
     memset(e, 0, sizeof(*e));
     snprintf(e->dir, sizeof(e->dir), "/tmp/rf-itest-XXXXXX");
-    if (!mkdtemp(e->dir))
+    if (!mkdtemp(e->dir) || db_fresh(e))
         return -1;
-    snprintf(e->db_url, sizeof(e->db_url), "sqlite:%s/racefree.db", e->dir);
     if (workspace_create(e, "t1", e->key, sizeof(e->key)) ||
         workspace_create(e, "t2", e->key2, sizeof(e->key2))) {
         fprintf(stderr, "  workspace create failed\n");
@@ -482,9 +526,13 @@ static void t_race_user_create_1srv(void)
 {
     race_user_create(1, RACE_ROUNDS);
 }
+/* Several processes on one database: two on one SQLite file, three on
+ * one PostgreSQL. */
+#define MULTI (pg_url ? 3 : 2)
+
 static void t_race_user_create_2srv(void)
 {
-    race_user_create(2, RACE_ROUNDS);
+    race_user_create(MULTI, RACE_ROUNDS);
 }
 
 /* Seed 001: N different users claim one free username at once. */
@@ -581,7 +629,7 @@ static void t_race_username_claim_1srv(void)
 }
 static void t_race_username_claim_2srv(void)
 {
-    race_username_claim(2);
+    race_username_claim(MULTI);
 }
 
 /* Create-if-missing and lookups, one request at a time. */
@@ -821,8 +869,7 @@ static void t_concurrent_start_and_shutdown(void)
     struct env e;
     memset(&e, 0, sizeof(e));
     snprintf(e.dir, sizeof(e.dir), "/tmp/rf-itest-XXXXXX");
-    EXPECT(mkdtemp(e.dir), "mkdtemp");
-    snprintf(e.db_url, sizeof(e.db_url), "sqlite:%s/racefree.db", e.dir);
+    EXPECT(mkdtemp(e.dir) && db_fresh(&e) == 0, "fresh database");
     for (int i = 0; i < MAX_SRV; i++) {
         EXPECT(srv_launch(&e.srv[i], e.dir, i, e.db_url) == 0, "launch");
         e.nsrv++;
@@ -948,7 +995,7 @@ static void t_race_event_create_1srv(void)
 }
 static void t_race_event_create_2srv(void)
 {
-    race_event_create(2, RACE_ROUNDS);
+    race_event_create(MULTI, RACE_ROUNDS);
 }
 
 /* Seed 003: N simultaneous key creates with one new externalId → one
@@ -1022,7 +1069,7 @@ static void t_race_key_identity_1srv(void)
 }
 static void t_race_key_identity_2srv(void)
 {
-    race_key_identity(2, RACE_ROUNDS);
+    race_key_identity(MULTI, RACE_ROUNDS);
 }
 
 /* M simultaneous verifies of a key with R credits → exactly min(M, R). */
@@ -1082,7 +1129,7 @@ static void t_race_verify_1srv(void)
 }
 static void t_race_verify_2srv(void)
 {
-    race_verify(2, RACE_ROUNDS);
+    race_verify(MULTI, RACE_ROUNDS);
 }
 
 /* The retry path under injected SQLITE_BUSY on 30% of write statements:
@@ -1090,13 +1137,13 @@ static void t_race_verify_2srv(void)
 static void t_race_with_busy_faults(void)
 {
     faults = "sqlite.busy=0.3";
-    race_user_create(2, 3);
+    race_user_create(MULTI, 3);
     if (!test_failed)
-        race_event_create(2, 3);
+        race_event_create(MULTI, 3);
     if (!test_failed)
-        race_key_identity(2, 2);
+        race_key_identity(MULTI, 2);
     if (!test_failed)
-        race_verify(2, 3);
+        race_verify(MULTI, 3);
     faults = NULL;
 }
 
@@ -1207,28 +1254,425 @@ out:
     env_down(&e);
 }
 
+/* ---------- idempotency and resources ---------- */
+
+#define RACE_IDEM 32
+#define CRASH_RUNS 10
+
+static void srv_kill9(struct srv *sv)
+{
+    if (sv->pid > 0) {
+        kill(sv->pid, SIGKILL);
+        waitpid(sv->pid, NULL, 0);
+        untrack(sv->pid);
+        sv->pid = 0;
+    }
+}
+
+/* Restarts server i (already stopped) with the current serve_args/faults. */
+static int srv_restart(struct env *e, int i)
+{
+    return srv_launch(&e->srv[i], e->dir, i, e->db_url) || srv_wait(&e->srv[i]) ? -1 : 0;
+}
+
+static const char *hdr(const struct burst *b, size_t i, const char *name)
+{
+    static char v[128];
+    size_t len = 0;
+    const char *p = rf_httpres_header(&b->res[i].http, name, &len);
+    if (!p)
+        return NULL;
+    snprintf(v, sizeof(v), "%.*s", (int)(len < sizeof(v) ? len : sizeof(v) - 1), p);
+    return v;
+}
+
+/* Seed 004: 32 simultaneous POSTs with one key and a slow handler → the
+ * handler runs once: 1 x 201, 31 x 409 in progress; then replays from
+ * every process; other body 422; bad keys 400; quoted form of the key. */
+static void t_idem_concurrent(void)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_IDEM];
+    char first[1024] = "";
+    serve_args[0] = "--provision-delay-ms";
+    serve_args[1] = "300";
+    EXPECT(env_up(&e, getenv("ONE") ? 1 : MULTI) == 0, "env_up");
+    const char *body = "{\"type\":\"postgres\",\"name\":\"db1\"}";
+    for (int i = 0; i < RACE_IDEM; i++)
+        q[i] = (struct reqspec){"POST", "/v1/resources", e.key, body, "Idempotency-Key: k-1\r\n",
+                                i};
+    EXPECT(burst_fire(&e, q, RACE_IDEM, &b) == 0, "burst");
+    int n5xx = 0, n201 = count_status(&b, 201, &n5xx), n409 = 0;
+    for (int i = 0; i < RACE_IDEM; i++) {
+        const char *body_i = b.res[i].http.body ? b.res[i].http.body : "";
+        if (b.res[i].http.status == 201)
+            snprintf(first, sizeof(first), "%s", body_i);
+        if (b.res[i].http.status == 409 && strstr(body_i, "idempotency_key_in_progress") &&
+            hdr(&b, (size_t)i, "Retry-After"))
+            n409++;
+    }
+    EXPECT(n5xx == 0 && n201 == 1 && n409 == RACE_IDEM - 1,
+           "want 1 x 201 and %d x 409 in progress, got %d and %d (%d 5xx)", RACE_IDEM - 1, n201,
+           n409, n5xx);
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL) == 1, "want one resource");
+    /* Replays, from every process, byte for byte. */
+    for (int i = 0; i < e.nsrv; i++) {
+        struct burst r = {0};
+        struct reqspec rq = {"POST", "/v1/resources", e.key, body,
+                             i ? "Idempotency-Key: \"k-1\"\r\n" : "Idempotency-Key: k-1\r\n", i};
+        int ok = burst_fire(&e, &rq, 1, &r) == 0 && r.res[0].http.status == 201 &&
+                 r.res[0].http.body && !strcmp(r.res[0].http.body, first) &&
+                 hdr(&r, 0, "Idempotent-Replayed") &&
+                 !strcmp(hdr(&r, 0, "Idempotent-Replayed"), "true");
+        burst_free(&r);
+        EXPECT(ok, "replay from server %d differs", i);
+    }
+    struct reqspec other = {"POST", "/v1/resources", e.key, "{\"type\":\"redis\",\"name\":\"x\"}",
+                            "Idempotency-Key: k-1\r\n", 0};
+    json_t *j = NULL;
+    EXPECT(http1(&e, &other, &j) == 422 &&
+               !strcmp(jstr(j, "code", NULL), "idempotency_key_reused"),
+           "same key, other body: want 422 idempotency_key_reused");
+    json_decref(j);
+    char longkey[300];
+    snprintf(longkey, sizeof(longkey), "Idempotency-Key: %0256d\r\n", 0);
+    struct reqspec lk = {"POST", "/v1/resources", e.key, body, longkey, 0};
+    EXPECT(http1(&e, &lk, NULL) == 400, "256-character key: want 400");
+    struct reqspec bad = {"POST", "/v1/resources", e.key, body, "Idempotency-Key: \"abc\r\n", 0};
+    EXPECT(http1(&e, &bad, NULL) == 400, "unterminated quoted key: want 400");
+    struct reqspec qk = {"POST", "/v1/resources", e.key, body, "Idempotency-Key: \"q k\"\r\n", 0};
+    EXPECT(http1(&e, &qk, NULL) == 201, "quoted key with a space works");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL) == 2, "want two resources");
+out:
+    serve_args[0] = NULL;
+    burst_free(&b);
+    env_down(&e);
+}
+
+/* Without a key, identical bodies are one request while in flight and for
+ * the fingerprint window; with the window at 0 every request runs. */
+static void idem_fingerprint(const char *window, int want_rows)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_IDEM];
+    serve_args[0] = "--provision-delay-ms";
+    serve_args[1] = "300";
+    serve_args[2] = "--fingerprint-window";
+    serve_args[3] = window;
+    EXPECT(env_up(&e, MULTI) == 0, "env_up");
+    const char *body = "{\"type\":\"redis\",\"name\":\"same\"}";
+    for (int i = 0; i < RACE_IDEM; i++)
+        q[i] = (struct reqspec){"POST", "/v1/resources", e.key, body, NULL, i};
+    EXPECT(burst_fire(&e, q, RACE_IDEM, &b) == 0, "burst");
+    int n5xx = 0, n201 = count_status(&b, 201, &n5xx);
+    EXPECT(n5xx == 0 && n201 == want_rows, "want %d x 201, got %d (%d 5xx)", want_rows, n201,
+           n5xx);
+    long rows = db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL);
+    EXPECT(rows == want_rows, "want %d resources, found %ld", want_rows, rows);
+out:
+    memset(serve_args, 0, sizeof(serve_args));
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_idem_fingerprint_window(void)
+{
+    idem_fingerprint("10", 1);
+}
+static void t_idem_fingerprint_off(void)
+{
+    idem_fingerprint("0", RACE_IDEM);
+}
+
+/* A 5xx releases the reservation: the immediate retry runs and succeeds. */
+static void t_idem_release_on_5xx(void)
+{
+    struct env e;
+    json_t *j = NULL;
+    faults = "resources.fail=once";
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    struct reqspec q = {"POST", "/v1/resources", e.key, "{\"type\":\"redis\",\"name\":\"r\"}",
+                        "Idempotency-Key: retry-me\r\n", 0};
+    EXPECT(http1(&e, &q, NULL) == 503, "first attempt: the injected failure");
+    EXPECT(http1(&e, &q, &j) == 201, "immediate retry with the same key must run and succeed");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL) == 1, "one resource");
+out:
+    faults = NULL;
+    json_decref(j);
+    env_down(&e);
+}
+
+/* kill -9 while the handler waits in its provisioning delay; restart with
+ * a short lease; the retry after the lease takes the key over → exactly
+ * one resource, every time. */
+static void t_idem_crash_during_handler(void)
+{
+    struct env e;
+    serve_args[0] = "--provision-delay-ms";
+    serve_args[1] = "800";
+    serve_args[2] = "--idempotency-lease";
+    serve_args[3] = "1";
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    for (int run = 0; run < CRASH_RUNS; run++) {
+        char key[64], body[96], name[16];
+        snprintf(key, sizeof(key), "Idempotency-Key: crash-%d\r\n", run);
+        snprintf(name, sizeof(name), "c%d", run);
+        snprintf(body, sizeof(body), "{\"type\":\"mongodb\",\"name\":\"%s\"}", name);
+        struct reqspec q = {"POST", "/v1/resources", e.key, body, key, 0};
+        /* Fire and kill mid-handler: a child sends, the server dies under it. */
+        pid_t child = fork();
+        if (child == 0) {
+            http1(&e, &q, NULL);
+            _exit(0);
+        }
+        sleep_ms(300);
+        srv_kill9(&e.srv[0]);
+        waitpid(child, NULL, 0);
+        EXPECT(srv_restart(&e, 0) == 0, "restart");
+        struct reqspec again = q;
+        int st = http1(&e, &again, NULL);
+        /* Within the lease the key is still held by the dead request. */
+        EXPECT(st == 409 || st == 201, "retry within the lease: %d", st);
+        if (st == 409) {
+            sleep_ms(1100);
+            st = http1(&e, &again, NULL);
+        }
+        EXPECT(st == 201, "retry after the lease: want 201, got %d", st);
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources WHERE name = ?", name, NULL) == 1,
+               "run %d: want exactly one resource", run);
+    }
+out:
+    memset(serve_args, 0, sizeof(serve_args));
+    env_down(&e);
+}
+
+/* Killed after the commit, before the response left: the retry replays
+ * the stored response; still one resource. */
+static void t_idem_crash_after_commit(void)
+{
+    struct env e;
+    json_t *j = NULL;
+    serve_args[0] = "--provision-delay-ms";
+    serve_args[1] = "0";
+    faults = "idem.crash_after_commit=1";
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    for (int run = 0; run < CRASH_RUNS; run++) {
+        char key[64], body[96], name[16];
+        snprintf(key, sizeof(key), "Idempotency-Key: commit-%d\r\n", run);
+        snprintf(name, sizeof(name), "a%d", run);
+        snprintf(body, sizeof(body), "{\"type\":\"redis\",\"name\":\"%s\"}", name);
+        struct reqspec q = {"POST", "/v1/resources", e.key, body, key, 0};
+        int st = http1(&e, &q, NULL);
+        EXPECT(st == 0, "the server must die before answering (got %d)", st);
+        int wst = 0, gone = 0;
+        for (int w = 0; w < 500 && !gone; w++) {
+            gone = waitpid(e.srv[0].pid, &wst, WNOHANG) == e.srv[0].pid;
+            if (!gone)
+                sleep_ms(10);
+        }
+        if (!gone)
+            srv_kill9(&e.srv[0]);
+        untrack(e.srv[0].pid);
+        e.srv[0].pid = 0;
+        EXPECT(gone && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL,
+               "run %d: the server did not die by the crash hook", run);
+        const char *saved = faults;
+        faults = NULL; /* the restarted server runs clean */
+        int rs = srv_restart(&e, 0);
+        faults = saved;
+        EXPECT(rs == 0, "restart");
+        struct burst b = {0};
+        int ok = burst_fire(&e, &q, 1, &b) == 0 && b.res[0].http.status == 201 &&
+                 hdr(&b, 0, "Idempotent-Replayed");
+        burst_free(&b);
+        EXPECT(ok, "run %d: the retry must replay the stored 201", run);
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources WHERE name = ?", name, NULL) == 1,
+               "run %d: want exactly one resource", run);
+        /* Back to the crashing build for the next run. */
+        srv_stop(&e.srv[0]);
+        EXPECT(srv_restart(&e, 0) == 0, "restart with the crash hook");
+    }
+out:
+    faults = NULL;
+    memset(serve_args, 0, sizeof(serve_args));
+    json_decref(j);
+    env_down(&e);
+}
+
+/* With a 1-second TTL a finished key is purged by the sweep and reusable. */
+static void t_idem_expiry(void)
+{
+    struct env e;
+    serve_args[0] = "--idempotency-ttl";
+    serve_args[1] = "1";
+    serve_args[2] = "--provision-delay-ms";
+    serve_args[3] = "0";
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    struct reqspec a = {"POST", "/v1/resources", e.key, "{\"type\":\"redis\",\"name\":\"a\"}",
+                        "Idempotency-Key: ttl\r\n", 0};
+    struct reqspec b = {"POST", "/v1/resources", e.key, "{\"type\":\"redis\",\"name\":\"b\"}",
+                        "Idempotency-Key: ttl\r\n", 0};
+    EXPECT(http1(&e, &a, NULL) == 201, "first use");
+    EXPECT(http1(&e, &b, NULL) == 422, "other body within the TTL: 422");
+    long left = 1;
+    for (int i = 0; i < 40 && left != 0; i++) {
+        sleep_ms(100);
+        left = db_count(&e, "SELECT COUNT(*) FROM idempotency_keys WHERE idem_key = ?", "ttl",
+                        NULL);
+    }
+    EXPECT(left == 0, "the finished key was not purged");
+    EXPECT(http1(&e, &b, NULL) == 201, "after the purge the key is new again");
+out:
+    memset(serve_args, 0, sizeof(serve_args));
+    env_down(&e);
+}
+
+/* One free slot, 32 simultaneous creates → exactly one 201; the quota is
+ * a counter in the create transaction. */
+static void t_quota(void)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_IDEM];
+    char bodies[RACE_IDEM][96], path[128] = "";
+    json_t *j = NULL;
+    serve_args[0] = "--resource-quota";
+    serve_args[1] = "5";
+    serve_args[2] = "--provision-delay-ms";
+    serve_args[3] = "50";
+    EXPECT(env_up(&e, MULTI) == 0, "env_up");
+    for (int i = 0; i < 4; i++) {
+        char body[96];
+        snprintf(body, sizeof(body), "{\"type\":\"redis\",\"name\":\"pre%d\"}", i);
+        struct reqspec c = {"POST", "/v1/resources", e.key, body, NULL, 0};
+        json_decref(j);
+        j = NULL;
+        EXPECT(http1(&e, &c, &j) == 201, "pre-create %d", i);
+        snprintf(path, sizeof(path), "/v1/resources/%s", jstr(j, "resource", "id"));
+    }
+    for (int i = 0; i < RACE_IDEM; i++) {
+        snprintf(bodies[i], sizeof(bodies[i]), "{\"type\":\"redis\",\"name\":\"q%d\"}", i);
+        q[i] = (struct reqspec){"POST", "/v1/resources", e.key, bodies[i], NULL, i};
+    }
+    EXPECT(burst_fire(&e, q, RACE_IDEM, &b) == 0, "burst");
+    int n5xx = 0, n201 = count_status(&b, 201, &n5xx), nq = 0;
+    for (int i = 0; i < RACE_IDEM; i++)
+        nq += b.res[i].http.status == 409 && b.res[i].http.body &&
+              strstr(b.res[i].http.body, "quota_exceeded");
+    EXPECT(n5xx == 0 && n201 == 1 && nq == RACE_IDEM - 1,
+           "want 1 x 201 and %d x 409 quota_exceeded, got %d and %d", RACE_IDEM - 1, n201, nq);
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL) == 5, "want 5 resources");
+    struct reqspec d = {"DELETE", path, e.key, NULL, NULL, 0};
+    EXPECT(http1(&e, &d, NULL) == 204, "delete: 204");
+    EXPECT(http1(&e, &d, NULL) == 404, "delete again: 404");
+    struct reqspec c = {"POST", "/v1/resources", e.key, "{\"type\":\"redis\",\"name\":\"after\"}",
+                        NULL, 0};
+    EXPECT(http1(&e, &c, NULL) == 201, "a freed slot can be used");
+    EXPECT(http1(&e, &c, NULL) == 201, "replayed within the fingerprint window");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL) == 5, "still 5");
+out:
+    json_decref(j);
+    memset(serve_args, 0, sizeof(serve_args));
+    burst_free(&b);
+    env_down(&e);
+}
+
+/* PostgreSQL outage: under a steady stream of creates the cluster stops
+ * for 3 s. Meanwhile only 503 + Retry-After; afterwards every request
+ * succeeds without restarting racefree; no duplicate and no lost row. */
+static void t_pg_outage(void)
+{
+    struct env e;
+    int n201 = 0, n503 = 0, bad = 0, after_bad = 0;
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    pid_t child = fork();
+    if (child == 0) {
+        char cmd[600];
+        sleep_ms(700);
+        snprintf(cmd, sizeof(cmd), "scripts/pg.sh pause '%s' >/dev/null 2>&1", pg_dir);
+        int r1 = system(cmd);
+        sleep_ms(3000);
+        snprintf(cmd, sizeof(cmd), "scripts/pg.sh resume '%s' >/dev/null 2>&1", pg_dir);
+        int r2 = system(cmd);
+        _exit(r1 || r2 ? 1 : 0);
+    }
+    track(child);
+    uint64_t resumed_at = 0, t_end = rf_mono_ns() + 12ull * 1000000000u;
+    for (int i = 0; rf_mono_ns() < t_end; i++) {
+        char body[96];
+        int cst;
+        if (!resumed_at && waitpid(child, &cst, WNOHANG) == child) {
+            untrack(child);
+            EXPECT(WIFEXITED(cst) && WEXITSTATUS(cst) == 0, "pg.sh pause/resume failed");
+            resumed_at = rf_mono_ns();
+            t_end = resumed_at + 2ull * 1000000000u;
+        }
+        snprintf(body, sizeof(body), "{\"email\":\"out%d@example.com\"}", i);
+        struct reqspec q = {"POST", "/v1/users", e.key, body, NULL, 0};
+        struct burst b = {0};
+        int ok = burst_fire(&e, &q, 1, &b) == 0;
+        int st = ok ? b.res[0].http.status : 0;
+        if (st == 201)
+            n201++;
+        else if (st == 503 && hdr(&b, 0, "Retry-After"))
+            n503++;
+        else {
+            bad++;
+            fprintf(stderr, "  outage request %d: status %d\n", i, st);
+        }
+        if (resumed_at && rf_mono_ns() > resumed_at + 500000000u && st != 201)
+            after_bad++;
+        burst_free(&b);
+        sleep_ms(20);
+    }
+    fprintf(stderr, "  outage: %d x 201, %d x 503\n", n201, n503);
+    EXPECT(resumed_at, "the cluster never came back");
+    EXPECT(bad == 0, "%d requests were neither 201 nor 503 with Retry-After", bad);
+    EXPECT(n503 > 0, "the outage produced no 503: did it happen?");
+    EXPECT(after_bad == 0, "%d requests failed after recovery", after_bad);
+    EXPECT(db_count(&e, "SELECT COUNT(*) - COUNT(DISTINCT email) FROM users", NULL, NULL) == 0,
+           "duplicate rows");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM users", NULL, NULL) >= n201, "lost rows");
+out:
+    env_down(&e);
+}
+
+enum { ANY = 0, SQLITE_ONLY = 1, PG_ONLY = 2 };
+
 static const struct {
     const char *name;
     void (*fn)(void);
     int race; /* repeated by --repeat */
+    int backend;
 } tests[] = {
-    {"users_basics", t_users_basics, 0},
-    {"tenancy", t_tenancy, 0},
-    {"bad_input", t_bad_input, 0},
-    {"concurrent_start_and_shutdown", t_concurrent_start_and_shutdown, 0},
-    {"race_user_create_1srv", t_race_user_create_1srv, 1},
-    {"race_user_create_2srv", t_race_user_create_2srv, 1},
-    {"race_username_claim_1srv", t_race_username_claim_1srv, 1},
-    {"race_username_claim_2srv", t_race_username_claim_2srv, 1},
-    {"bad_input_events_keys", t_bad_input_events_keys, 0},
-    {"race_event_create_1srv", t_race_event_create_1srv, 1},
-    {"race_event_create_2srv", t_race_event_create_2srv, 1},
-    {"race_key_identity_1srv", t_race_key_identity_1srv, 1},
-    {"race_key_identity_2srv", t_race_key_identity_2srv, 1},
-    {"race_verify_1srv", t_race_verify_1srv, 1},
-    {"race_verify_2srv", t_race_verify_2srv, 1},
-    {"race_with_busy_faults", t_race_with_busy_faults, 1},
-    {"busy_exhausted_is_503", t_busy_exhausted_is_503, 0},
+    {"users_basics", t_users_basics, 0, ANY},
+    {"tenancy", t_tenancy, 0, ANY},
+    {"bad_input", t_bad_input, 0, ANY},
+    {"concurrent_start_and_shutdown", t_concurrent_start_and_shutdown, 0, ANY},
+    {"race_user_create_1srv", t_race_user_create_1srv, 1, ANY},
+    {"race_user_create_2srv", t_race_user_create_2srv, 1, ANY},
+    {"race_username_claim_1srv", t_race_username_claim_1srv, 1, ANY},
+    {"race_username_claim_2srv", t_race_username_claim_2srv, 1, ANY},
+    {"bad_input_events_keys", t_bad_input_events_keys, 0, ANY},
+    {"race_event_create_1srv", t_race_event_create_1srv, 1, ANY},
+    {"race_event_create_2srv", t_race_event_create_2srv, 1, ANY},
+    {"race_key_identity_1srv", t_race_key_identity_1srv, 1, ANY},
+    {"race_key_identity_2srv", t_race_key_identity_2srv, 1, ANY},
+    {"race_verify_1srv", t_race_verify_1srv, 1, ANY},
+    {"race_verify_2srv", t_race_verify_2srv, 1, ANY},
+    {"race_with_busy_faults", t_race_with_busy_faults, 1, SQLITE_ONLY},
+    {"busy_exhausted_is_503", t_busy_exhausted_is_503, 0, SQLITE_ONLY},
+    {"race_idem_concurrent", t_idem_concurrent, 1, ANY},
+    {"race_idem_fingerprint_window", t_idem_fingerprint_window, 1, ANY},
+    {"race_idem_fingerprint_off", t_idem_fingerprint_off, 1, ANY},
+    {"race_quota", t_quota, 1, ANY},
+    {"idem_release_on_5xx", t_idem_release_on_5xx, 0, ANY},
+    {"idem_expiry", t_idem_expiry, 0, ANY},
+    {"idem_crash_during_handler", t_idem_crash_during_handler, 0, ANY},
+    {"idem_crash_after_commit", t_idem_crash_after_commit, 0, ANY},
+    {"pg_outage", t_pg_outage, 0, PG_ONLY},
 };
 
 int main(int argc, char **argv)
@@ -1242,8 +1686,13 @@ int main(int argc, char **argv)
             only = argv[++i];
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
             repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--pg") && i + 1 < argc)
+            pg_url = argv[++i];
+        else if (!strcmp(argv[i], "--pg-dir") && i + 1 < argc)
+            pg_dir = argv[++i];
         else {
-            fprintf(stderr, "usage: itest --bin PATH [--only SUBSTR] [--repeat N]\n");
+            fprintf(stderr, "usage: itest --bin PATH [--only SUBSTR] [--repeat N]"
+                            " [--pg ADMIN_URL --pg-dir DIR]\n");
             return 2;
         }
     }
@@ -1253,11 +1702,23 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (pg_url) {
+        struct rf_db_error err;
+        if (rf_db_open(pg_url, 2, &pg_admin, &err) != RF_DB_OK) {
+            fprintf(stderr, "itest: cannot reach PostgreSQL: %s\n", err.detail);
+            return 2;
+        }
+    }
+    const char *backend = pg_url ? "postgres" : "sqlite";
     signal(SIGALRM, on_alarm);
-    alarm(900);
+    /* Bounded: a hung test kills every server and fails the run. */
+    alarm((unsigned)(240 + 60 * repeat));
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
         if (only && !strstr(tests[i].name, only))
+            continue;
+        if ((tests[i].backend == SQLITE_ONLY && pg_url) ||
+            (tests[i].backend == PG_ONLY && (!pg_url || !pg_dir)))
             continue;
         int runs = tests[i].race ? repeat : 1;
         for (int r = 0; r < runs; r++) {
@@ -1267,7 +1728,8 @@ int main(int argc, char **argv)
             double ms = (double)(rf_mono_ns() - t0) / 1e6;
             if (test_failed) {
                 failed++;
-                fprintf(stderr, "not ok %s (run %d) %.0f ms\n", tests[i].name, r + 1, ms);
+                fprintf(stderr, "not ok %s [%s] (run %d) %.0f ms\n", tests[i].name, backend,
+                        r + 1, ms);
             } else {
                 passed++;
                 fprintf(stderr, "ok %s%s %.0f ms\n", tests[i].name, runs > 1 ? " (repeat)" : "",
@@ -1275,6 +1737,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    printf("integration: %d passed, %d failed\n", passed, failed);
+    rf_db_close(pg_admin);
+    printf("integration[%s]: %d passed, %d failed\n", backend, passed, failed);
     return failed ? 1 : 0;
 }
