@@ -11,7 +11,6 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 passed=0
 failed=0
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 
 # Runs a test runner, echoes its output, adds its "N passed, N failed" line
 # to the totals; a runner that crashes without one counts as one failure.
@@ -48,16 +47,47 @@ build() {
     fi
 }
 
+# Two throwaway PostgreSQL clusters from Debian's packages: one with the
+# defaults (READ COMMITTED), one SERIALIZABLE, as PostgreSQL-compatible
+# distributed engines run. Stopped by PID on exit.
+PGTMP=$(mktemp -d /tmp/rf-pg.XXXXXX)
+chmod 755 "$PGTMP"
+stop_pg() {
+    ./scripts/pg.sh stop "$PGTMP/rc" >/dev/null 2>&1 || true
+    ./scripts/pg.sh stop "$PGTMP/ser" >/dev/null 2>&1 || true
+    rm -rf "$PGTMP"
+    rm -f "$log"
+}
+trap stop_pg EXIT
+PG_RC=$(./scripts/pg.sh start "$PGTMP/rc") || { echo "!! PostgreSQL did not start"; failed=$((failed + 1)); }
+PG_SER=$(./scripts/pg.sh start "$PGTMP/ser" default_transaction_isolation=serializable) ||
+    { echo "!! PostgreSQL (serializable) did not start"; failed=$((failed + 1)); }
+
+# The unit tests of the PostgreSQL driver talk to a real server when asked.
+export RF_TEST_PG_URL=$PG_RC
+
+itests() {
+    local dir=$1
+    run "integration-sqlite$2" "./$dir/itest" --bin "./$dir/racefree"
+    if [ -n "$PG_RC" ]; then
+        run "integration-postgres$2" "./$dir/itest" --bin "./$dir/racefree" --pg "$PG_RC" --pg-dir "$PGTMP/rc"
+    fi
+}
+
 if build; then
     run unit ./build/unit
-    run integration ./build/itest --bin ./build/racefree
+    itests build ""
+    if [ -n "$PG_SER" ]; then
+        run integration-postgres-serializable ./build/itest --bin ./build/racefree \
+            --pg "$PG_SER" --pg-dir "$PGTMP/ser"
+    fi
 fi
 
 if build SAN=1; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     run unit-asan ./build-san/unit
-    run integration-asan ./build-san/itest --bin ./build-san/racefree
+    itests build-san "-asan"
     unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 

@@ -274,8 +274,7 @@ static int pg_open(const char *url, int nconns, struct rf_db **out, struct rf_db
     PQconninfoFree(opts);
 
     db->nconns = nconns;
-    /* LIFO free list: released (connected) connections are reused first and
-     * the lazily connected tail is touched only under real concurrency. */
+    /* LIFO free list: released connections are reused first. */
     for (int i = nconns - 1; i >= 0; i--) {
         struct pg_conn *c = &db->conns[i];
         c->base.drv = &rf_db_pg;
@@ -283,9 +282,15 @@ static int pg_open(const char *url, int nconns, struct rf_db **out, struct rf_db
         c->next_free = db->free_conns;
         db->free_conns = c;
     }
-    rc = pg_connect(&db->conns[0], e);
-    if (rc != RF_DB_OK)
-        goto fail;
+    /* The whole pool connects now: a PostgreSQL backend costs milliseconds
+     * of CPU to start, which a burst of first requests should not pay (it
+     * serialised a 32-request race on a 2-core machine). A connection lost
+     * later is reconnected on acquire. */
+    for (int i = 0; i < nconns; i++) {
+        rc = pg_connect(&db->conns[i], e);
+        if (rc != RF_DB_OK)
+            goto fail;
+    }
     *out = &db->base;
     return RF_DB_OK;
 fail:

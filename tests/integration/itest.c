@@ -439,7 +439,8 @@ static const char *jstr(json_t *j, const char *a, const char *b)
 
 /* ---------- database checks ---------- */
 
-static long db_count(struct env *e, const char *sql, const char *p1, const char *p2)
+static long db_count_once(struct env *e, const char *sql, const char *p1, const char *p2,
+                          int quiet)
 {
     struct rf_db_conn *c;
     struct rf_db_error err;
@@ -453,11 +454,19 @@ static long db_count(struct env *e, const char *sql, const char *p1, const char 
     if (rf_db_exec(c, sql, p, p2 ? 2 : (p1 ? 1 : 0), &a, &rows, &err) == RF_DB_OK &&
         rows.nrows == 1)
         n = atol(rf_db_cell(&rows, 0, 0));
-    else
+    else if (!quiet)
         fprintf(stderr, "  db_count: %s\n", err.detail);
     rf_arena_free(&a);
     rf_db_release(e->db, c);
     return n;
+}
+
+/* One number from the database. A connection that went stale while
+ * PostgreSQL restarted fails once and is reconnected: ask again. */
+static long db_count(struct env *e, const char *sql, const char *p1, const char *p2)
+{
+    long n = db_count_once(e, sql, p1, p2, 1);
+    return n >= 0 ? n : db_count_once(e, sql, p1, p2, 0);
 }
 
 /* ---------- the tests ---------- */
