@@ -38,25 +38,30 @@ $(BUILD)/%.o: %.c
 	@echo "  CC $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/librf.a: $(LIB_OBJ)
-	ar rcs $@ $^
-
-$(BUILD)/racefree: $(BUILD)/src/main.o $(BUILD)/librf.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# Objects are linked directly (no archive): a renamed source can never leave
+# a stale object behind in the link.
+$(BUILD)/racefree: $(BUILD)/src/main.o $(LIB_OBJ)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The test binary: the same objects, with fault-injection hooks live.
 $(BUILD)/src/core/hooks-test.o: src/core/hooks.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DRF_TEST_HOOKS -c $< -o $@
+	@echo "  CC $< (test hooks)"
+	@$(CC) $(ALL_CFLAGS) -DRF_TEST_HOOKS -c $< -o $@
 
-$(BUILD)/racefree-test: $(BUILD)/src/main.o $(BUILD)/src/core/hooks-test.o $(BUILD)/librf.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/racefree-test: $(BUILD)/src/main.o $(BUILD)/src/core/hooks-test.o \
+                        $(filter-out %/hooks.o,$(LIB_OBJ))
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/unit: $(UNIT_OBJ) $(BUILD)/librf.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/unit: $(UNIT_OBJ) $(LIB_OBJ)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/itest: $(ITEST_OBJ) $(BUILD)/librf.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/itest: $(ITEST_OBJ) $(LIB_OBJ)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
 	./scripts/deps.sh

@@ -25,6 +25,14 @@ int rf_api_page_params(struct rf_req *r, int *limit, const char **after_created,
 /* The opaque cursor for the item after which the next page starts. */
 const char *rf_api_cursor(struct rf_arena *a, const char *created, const char *id);
 
+/* Validates an optional "name" member (1-200 bytes, no control
+ * characters); replies 422 invalid_name and returns -1 if bad. */
+int rf_api_check_name(struct rf_req *r, json_t *v);
+/* The common end of a lookup: replies with the database error or 404
+ * (not_found as detail) and returns 1; 0 when the object was found. */
+int rf_api_lookup_failed(struct rf_req *r, int rc, const char *detail, int found,
+                         const char *not_found);
+
 /* The idempotency layer, for rf_server_opts (api/idempotency.c). */
 int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, size_t len);
 void rf_api_idem_finish(struct rf_req *r);

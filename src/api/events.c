@@ -25,11 +25,8 @@ void rf_api_event_create(struct rf_req *r)
     json_t *jname = json_object_get(r->body, "name");
     json_t *jstart = json_object_get(r->body, "startsAt");
     const char *name = json_string_value(jname);
-    if (rf_name_check(name, json_string_length(jname)) != 0) {
-        rf_reply_problem_field(r, 422, "invalid_name", "name",
-                               "A name is 1-%d bytes without control characters.", RF_NAME_MAX);
+    if (rf_api_check_name(r, jname))
         return;
-    }
     char starts[RF_TIME_MAX];
     if (jstart) {
         int64_t ms;
@@ -61,14 +58,8 @@ void rf_api_event_get(struct rf_req *r)
     struct rf_db_error e;
     int found;
     int rc = rf_store_event_get(r->app->db, r->a, r->ws, r->params[0], &ev, &found, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No event with this slug."))
         return;
-    }
-    if (!found) {
-        rf_reply_problem(r, 404, "not_found", "No event with this slug.");
-        return;
-    }
     rf_reply_json(r, 200, json_pack("{s:o}", "event", event_json(&ev)));
 }
 

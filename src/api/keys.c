@@ -107,14 +107,8 @@ void rf_api_identity_get(struct rf_req *r)
     struct rf_db_error e;
     int found;
     int rc = rf_store_identity_get(r->app->db, r->a, r->ws, r->params[0], &idn, &found, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No identity with this externalId."))
         return;
-    }
-    if (!found) {
-        rf_reply_problem(r, 404, "not_found", "No identity with this externalId.");
-        return;
-    }
     rf_reply_json(r, 200, json_pack("{s:o}", "identity", identity_json(&idn, 1)));
 }
 
@@ -125,12 +119,8 @@ static int key_input(struct rf_req *r, int patch, struct rf_key_input *in)
     json_t *v;
     memset(in, 0, sizeof(*in));
     if ((v = json_object_get(r->body, "name")) && !json_is_null(v)) {
-        if (rf_name_check(json_string_value(v), json_string_length(v)) != 0) {
-            rf_reply_problem_field(r, 422, "invalid_name", "name",
-                                   "A name is 1-%d bytes without control characters.",
-                                   RF_NAME_MAX);
+        if (rf_api_check_name(r, v))
             return -1;
-        }
         in->name = json_string_value(v);
     }
     in->set_name = v != NULL;
@@ -218,14 +208,8 @@ void rf_api_key_patch(struct rf_req *r)
     struct rf_db_error e;
     int found;
     int rc = rf_store_key_update(r->app->db, r->a, r->ws, r->params[0], &in, &k, &found, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No such key."))
         return;
-    }
-    if (!found) {
-        rf_reply_problem(r, 404, "not_found", "No such key.");
-        return;
-    }
     rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
 }
 
@@ -235,14 +219,8 @@ void rf_api_key_get(struct rf_req *r)
     struct rf_db_error e;
     int found;
     int rc = rf_store_key_get(r->app->db, r->a, r->ws, r->params[0], &k, &found, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No such key."))
         return;
-    }
-    if (!found) {
-        rf_reply_problem(r, 404, "not_found", "No such key.");
-        return;
-    }
     rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
 }
 

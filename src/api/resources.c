@@ -31,11 +31,8 @@ void rf_api_resource_create(struct rf_req *r)
                                "type is one of postgres, redis, mongodb.");
         return;
     }
-    if (rf_name_check(json_string_value(jname), json_string_length(jname)) != 0) {
-        rf_reply_problem_field(r, 422, "invalid_name", "name",
-                               "A name is 1-%d bytes without control characters.", RF_NAME_MAX);
+    if (rf_api_check_name(r, jname))
         return;
-    }
     /* Test builds: a provisioning backend that fails, to prove a 5xx
      * releases the idempotency reservation. */
     if (rf_fault("resources.fail")) {
@@ -74,14 +71,8 @@ void rf_api_resource_get(struct rf_req *r)
     struct rf_db_error e;
     int found;
     int rc = rf_store_resource_get(r->app->db, r->a, r->ws, r->params[0], &o, &found, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No such resource."))
         return;
-    }
-    if (!found) {
-        rf_reply_problem(r, 404, "not_found", "No such resource.");
-        return;
-    }
     rf_reply_json(r, 200, json_pack("{s:o}", "resource", resource_json(&o)));
 }
 
@@ -90,14 +81,8 @@ void rf_api_resource_delete(struct rf_req *r)
     struct rf_db_error e;
     int found;
     int rc = rf_store_resource_delete(r->app->db, r->ws, r->params[0], &found, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No such resource."))
         return;
-    }
-    if (!found) {
-        rf_reply_problem(r, 404, "not_found", "No such resource.");
-        return;
-    }
     rf_reply_empty(r, 204);
 }
 

@@ -11,17 +11,6 @@ static json_t *user_json(const struct rf_user *u)
                      u->updated_at);
 }
 
-/* Validates the optional "name" member; replies 422 and returns -1 if bad. */
-static int check_name(struct rf_req *r, json_t *v)
-{
-    if (v && rf_name_check(json_string_value(v), json_string_length(v)) != 0) {
-        rf_reply_problem_field(r, 422, "invalid_name", "name",
-                               "A name is 1-%d bytes without control characters.", RF_NAME_MAX);
-        return -1;
-    }
-    return 0;
-}
-
 void rf_api_user_create(struct rf_req *r)
 {
     static const struct rf_field fields[] = {
@@ -41,7 +30,7 @@ void rf_api_user_create(struct rf_req *r)
                                RF_EMAIL_MAX);
         return;
     }
-    if (check_name(r, jname))
+    if (rf_api_check_name(r, jname))
         return;
 
     struct rf_user u;
@@ -63,14 +52,8 @@ void rf_api_user_get(struct rf_req *r)
     struct rf_db_error e;
     int found;
     int rc = rf_store_user_get(r->app->db, r->a, r->ws, r->params[0], &u, &found, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No such user."))
         return;
-    }
-    if (!found) {
-        rf_reply_problem(r, 404, "not_found", "No such user.");
-        return;
-    }
     rf_reply_json(r, 200, json_pack("{s:o}", "user", user_json(&u)));
 }
 
@@ -112,7 +95,7 @@ void rf_api_user_patch(struct rf_req *r)
     json_t *jname = json_object_get(r->body, "name");
     json_t *juser = json_object_get(r->body, "username");
     struct rf_user_patch p = {0};
-    if (check_name(r, jname))
+    if (rf_api_check_name(r, jname))
         return;
     p.name = jname ? json_string_value(jname) : NULL;
     if (juser) {
@@ -147,13 +130,7 @@ void rf_api_user_patch(struct rf_req *r)
                                "Another user already has this username.");
         return;
     }
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No such user."))
         return;
-    }
-    if (!found) {
-        rf_reply_problem(r, 404, "not_found", "No such user.");
-        return;
-    }
     rf_reply_json(r, 200, json_pack("{s:o}", "user", user_json(&u)));
 }

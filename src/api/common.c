@@ -2,6 +2,8 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "core/rules.h"
+#include "db/db.h"
 
 #define PAGE_DEFAULT 20
 #define PAGE_MAX 100
@@ -75,6 +77,31 @@ int rf_api_page_params(struct rf_req *r, int *limit, const char **after_created,
         rf_reply_problem_field(r, 422, "invalid_query", "cursor",
                                "cursor must be a value returned by this endpoint.");
         return -1;
+    }
+    return 0;
+}
+
+int rf_api_check_name(struct rf_req *r, json_t *v)
+{
+    if (v && json_is_string(v) &&
+        rf_name_check(json_string_value(v), json_string_length(v)) != 0) {
+        rf_reply_problem_field(r, 422, "invalid_name", "name",
+                               "A name is 1-%d bytes without control characters.", RF_NAME_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+int rf_api_lookup_failed(struct rf_req *r, int rc, const char *detail, int found,
+                         const char *not_found)
+{
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, detail);
+        return 1;
+    }
+    if (!found) {
+        rf_reply_problem(r, 404, "not_found", "%s", not_found);
+        return 1;
     }
     return 0;
 }
