@@ -38,6 +38,19 @@ run() {
     fi
 }
 
+# For commands without a test runner's summary: one pass or one failure.
+check() {
+    local name=$1
+    shift
+    echo "== $name: $*"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        echo "!! $name failed"
+        failed=$((failed + 1))
+    fi
+}
+
 build() {
     echo "== build: make $*"
     if ! make -s -j"$JOBS" "$@" check; then
@@ -76,6 +89,7 @@ itests() {
 
 if build; then
     run unit ./build/unit
+    run probe-cli make -s probe-test
     itests build ""
     if [ -n "$PG_SER" ]; then
         run integration-postgres-serializable ./build/itest --bin ./build/racefree \
@@ -87,9 +101,13 @@ if build SAN=1; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     run unit-asan ./build-san/unit
+    run probe-cli-asan make -s SAN=1 probe-test
     itests build-san "-asan"
     unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
+
+# The HTTP response reader and the probe's parsers under libFuzzer, bounded.
+check fuzz make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 
 if [ -x ./build/unit ]; then
     run unit-valgrind valgrind -q --error-exitcode=99 --leak-check=full \

@@ -1,11 +1,976 @@
+/* racefree probe: parses the command line, fires the bursts through the
+ * burst engine, checks the expectations and reports. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <sched.h>
+#include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "probe/burst.h"
+#include "probe/expect.h"
 #include "probe/probe.h"
+#include "probe/report.h"
+#include "probe/request.h"
+#include "probe/template.h"
+
+#define DEFAULT_N 20
+#define MAX_ROUNDS 10000
+/* Latencies of every request are kept for the total's percentiles. */
+#define MAX_TOTAL_REQUESTS 1000000
+#define MAX_TIMEOUT_MS 3600000
+#define MAX_EXPECT 64
+/* All request bytes of one burst live in memory at once. */
+#define BURST_BYTES_MAX ((size_t)256 << 20)
+/* Response memory of one burst, shared out between its requests. */
+#define RESPONSES_BYTES_MAX ((size_t)256 << 20)
+#define RESPONSE_MIN ((size_t)16 << 10)
+#define RESPONSE_MAX ((size_t)8 << 20)
+#define RESOLVE_CACHE 8
+#define BODY_SNIPPET 1024
+
+enum {
+    OPT_VAR = 256,
+    OPT_ROUNDS,
+    OPT_TIMEOUT,
+    OPT_SYNC,
+    OPT_EXPECT_STATUS,
+    OPT_EXPECT_NO5XX,
+    OPT_EXPECT_DISTINCT,
+    OPT_VERIFY,
+    OPT_EXPECT_VERIFY_COUNT,
+    OPT_JSON,
+    OPT_PER_REQUEST,
+    OPT_RT,
+};
+
+static const char usage_text[] =
+    "usage: racefree probe [options] URL\n"
+    "\n"
+    "Fires N requests at URL so that they reach the server at the same instant,\n"
+    "then checks what the server made of them. Works against any HTTP/1.1 server;\n"
+    "http:// only (host, IPv4, [IPv6] or a name, optional :port).\n"
+    "\n"
+    "Request:\n"
+    "  -X, --method METHOD     HTTP method (default GET, or POST when -d is given)\n"
+    "  -H, --header 'N: V'     add a request header; repeatable. Host, User-Agent,\n"
+    "                          Content-Type and Connection replace the defaults\n"
+    "  -d, --data BODY         request body; -d @FILE reads FILE, -d @- stdin (max 1 MiB).\n"
+    "                          Content-Type defaults to application/json\n"
+    "      --var NAME=VALUE    define {{var.NAME}}; repeatable\n"
+    "      --var NAME=@FILE    {{var.NAME}} is line (i mod lines) of FILE, empty lines skipped\n"
+    "\n"
+    "Templates, expanded in the URL, header values and body of every request:\n"
+    "  {{i}}         request index in its burst, 0..N-1\n"
+    "  {{round}}     burst number, 1..R\n"
+    "  {{uuid}}      a random UUID v4, fresh at each occurrence\n"
+    "  {{rand}}      a random integer in [0, 2^63), fresh at each occurrence\n"
+    "  {{var.NAME}}  the --var NAME value (inserted as is, not JSON-escaped)\n"
+    "\n"
+    "Burst:\n"
+    "  -n N                    requests per burst, 1..10000 (default 20); one connection each\n"
+    "      --rounds R          bursts fired one after another, 1..10000 (default 1)\n"
+    "      --timeout MS        limit for each burst, first connect to last response\n"
+    "                          (default 10000)\n"
+    "      --sync MODE         lastbyte (default): send every request but its final byte,\n"
+    "                          wait until all are written and acknowledged, then release the\n"
+    "                          final bytes together. none: send each request whole as soon\n"
+    "                          as its connection is up (a naive client, for comparison)\n"
+    "      --rt                run each burst at real-time priority (SCHED_FIFO 1) when\n"
+    "                          allowed (root, CAP_SYS_NICE or RLIMIT_RTPRIO), so that server\n"
+    "                          threads woken by the first final bytes cannot preempt the\n"
+    "                          release of the others; a warning, not an error, if refused\n"
+    "\n"
+    "Expectations, checked in every round (exit 1 when one fails):\n"
+    "  --expect-status CODE=COUNT      exactly COUNT responses had status CODE; CODE may be\n"
+    "                                  a class such as 2xx. Repeatable\n"
+    "  --expect-no-5xx                 no 5xx response and no request left without one\n"
+    "  --expect-distinct PATH=COUNT    the value at PATH takes exactly COUNT distinct values\n"
+    "                                  across the burst's JSON responses (responses without\n"
+    "                                  it are not counted). Repeatable\n"
+    "  --verify URL                    GET URL after each burst, with the -H headers\n"
+    "  --expect-verify-count PATH=COUNT  the array at PATH in the --verify response has\n"
+    "                                  COUNT elements (an integer there is taken as is)\n"
+    "  COUNT  a number, N (the burst size) or N-k, e.g. 1, N, N-1\n"
+    "  PATH   .user.id  .data.0.id  .data[0].id  .data[-1]  . (the whole body)\n"
+    "\n"
+    "Output:\n"
+    "      --json              print one JSON document instead of the text report\n"
+    "      --per-request       also show every request: status, latency, timings\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "The report gives, per round and in total: the status histogram, the 5xx count,\n"
+    "requests without a response, latency min/p50/p99/max (final byte sent to response\n"
+    "complete), the send spread (first to last final byte, on this host) and each\n"
+    "expectation with PASS or FAIL.\n"
+    "\n"
+    "Exit status: 0 every expectation held in every round; 1 an expectation failed;\n"
+    "2 usage error, or a request got no response (refused, reset, timed out, malformed).\n"
+    "\n"
+    "Example: 64 simultaneous creates of one user must make one 201, 63 200s, one id:\n"
+    "  racefree probe -n 64 -X POST -H \"Authorization: Bearer $KEY\" \\\n"
+    "    -d '{\"email\":\"race-{{round}}@example.com\"}' --rounds 5 \\\n"
+    "    --expect-status 201=1 --expect-status 200=N-1 --expect-distinct .user.id=1 \\\n"
+    "    --verify 'http://127.0.0.1:8080/v1/users?email=race-{{round}}@example.com' \\\n"
+    "    --expect-verify-count .data=1 http://127.0.0.1:8080/v1/users\n";
+
+struct opts {
+    const char *method;
+    const char *url;
+    const char *data;
+    const char *verify;
+    size_t n;
+    unsigned rounds;
+    int timeout_ms;
+    enum rf_burst_sync sync;
+    int json, per_request, rt;
+    const char *headers[RF_PROBE_HEADERS_MAX];
+    size_t nheaders;
+    const char *vars[RF_PROBE_VARS_MAX];
+    size_t nvars;
+    struct rf_probe_exp exps[MAX_EXPECT];
+    size_t nexps;
+};
+
+struct cached_addr {
+    char host[256], port[6];
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+struct run {
+    struct opts *o;
+    FILE *out, *err;
+    struct rf_probe_vars vars;
+    struct rf_probe_reqspec spec;
+    struct rf_probe_tpl verify;
+    int has_verify;
+    char method[40];
+    int dynamic;  /* requests differ within a burst */
+    int rt_state; /* --rt: 0 untried, 1 applied, -1 refused */
+    int need_json;
+    size_t max_response;
+    struct cached_addr cache[RESOLVE_CACHE];
+    size_t ncache;
+    struct rf_probe_stats total;
+    size_t exp_held[MAX_EXPECT]; /* rounds in which each expectation held */
+    size_t exp_failures;         /* (round, expectation) pairs that failed */
+    char first_failure[256];
+    unsigned rounds_done;
+    json_t *jrounds; /* --json: one object per round */
+    char errmsg[512];
+};
+
+static void msg(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void msg(FILE *f, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("racefree probe: ", f);
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+}
+
+static int parse_num(const char *s, long min, long max, long *out)
+{
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int valid_method(const char *m)
+{
+    size_t n = strlen(m);
+    if (n == 0 || n > 32)
+        return 0;
+    for (size_t k = 0; k < n; k++) {
+        char c = m[k];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Returns 0 to go on, 1 after --help, 2 on a usage error (already reported). */
+static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *err)
+{
+    static const struct option longopts[] = {
+        {"method", required_argument, NULL, 'X'},
+        {"header", required_argument, NULL, 'H'},
+        {"data", required_argument, NULL, 'd'},
+        {"var", required_argument, NULL, OPT_VAR},
+        {"rounds", required_argument, NULL, OPT_ROUNDS},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"sync", required_argument, NULL, OPT_SYNC},
+        {"expect-status", required_argument, NULL, OPT_EXPECT_STATUS},
+        {"expect-no-5xx", no_argument, NULL, OPT_EXPECT_NO5XX},
+        {"expect-distinct", required_argument, NULL, OPT_EXPECT_DISTINCT},
+        {"verify", required_argument, NULL, OPT_VERIFY},
+        {"expect-verify-count", required_argument, NULL, OPT_EXPECT_VERIFY_COUNT},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"per-request", no_argument, NULL, OPT_PER_REQUEST},
+        {"rt", no_argument, NULL, OPT_RT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    char e[384];
+    long v;
+    int ch, have_verify_count = 0;
+
+    o->n = DEFAULT_N;
+    o->rounds = 1;
+    o->timeout_ms = RF_BURST_DEFAULT_TIMEOUT_MS;
+    o->sync = RF_BURST_LASTBYTE;
+    optind = 0; /* glibc: full re-initialisation, so the parser can run again */
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":X:H:d:n:h", longopts, NULL)) != -1) {
+        enum rf_probe_exp_kind kind;
+        switch (ch) {
+        case 'X':
+            if (!valid_method(optarg)) {
+                msg(err, "bad method \"%.40s\"", optarg);
+                return 2;
+            }
+            o->method = optarg;
+            break;
+        case 'H':
+            if (o->nheaders >= RF_PROBE_HEADERS_MAX) {
+                msg(err, "more than %d -H headers", RF_PROBE_HEADERS_MAX);
+                return 2;
+            }
+            o->headers[o->nheaders++] = optarg;
+            break;
+        case 'd':
+            o->data = optarg;
+            break;
+        case OPT_VAR:
+            if (o->nvars >= RF_PROBE_VARS_MAX) {
+                msg(err, "more than %d --var", RF_PROBE_VARS_MAX);
+                return 2;
+            }
+            o->vars[o->nvars++] = optarg;
+            break;
+        case 'n':
+            if (parse_num(optarg, 1, RF_BURST_MAX, &v) < 0) {
+                msg(err, "-n wants 1..%d requests, got \"%.20s\"", RF_BURST_MAX, optarg);
+                return 2;
+            }
+            o->n = (size_t)v;
+            break;
+        case OPT_ROUNDS:
+            if (parse_num(optarg, 1, MAX_ROUNDS, &v) < 0) {
+                msg(err, "--rounds wants 1..%d, got \"%.20s\"", MAX_ROUNDS, optarg);
+                return 2;
+            }
+            o->rounds = (unsigned)v;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_num(optarg, 1, MAX_TIMEOUT_MS, &v) < 0) {
+                msg(err, "--timeout wants 1..%d milliseconds, got \"%.20s\"", MAX_TIMEOUT_MS,
+                    optarg);
+                return 2;
+            }
+            o->timeout_ms = (int)v;
+            break;
+        case OPT_SYNC:
+            if (!strcmp(optarg, "lastbyte")) {
+                o->sync = RF_BURST_LASTBYTE;
+            } else if (!strcmp(optarg, "none")) {
+                o->sync = RF_BURST_NONE;
+            } else {
+                msg(err, "--sync wants lastbyte or none, got \"%.20s\"", optarg);
+                return 2;
+            }
+            break;
+        case OPT_EXPECT_STATUS:
+            kind = RF_PROBE_EXP_STATUS;
+            goto expect;
+        case OPT_EXPECT_NO5XX:
+            kind = RF_PROBE_EXP_NO5XX;
+            goto expect;
+        case OPT_EXPECT_DISTINCT:
+            kind = RF_PROBE_EXP_DISTINCT;
+            goto expect;
+        case OPT_EXPECT_VERIFY_COUNT:
+            kind = RF_PROBE_EXP_VERIFY_COUNT;
+            have_verify_count = 1;
+        expect:
+            if (o->nexps >= MAX_EXPECT) {
+                msg(err, "more than %d expectations", MAX_EXPECT);
+                return 2;
+            }
+            if (rf_probe_exp_parse(&o->exps[o->nexps], kind, optarg, e, sizeof(e)) < 0) {
+                msg(err, "%s", e);
+                return 2;
+            }
+            o->nexps++;
+            break;
+        case OPT_VERIFY:
+            o->verify = optarg;
+            break;
+        case OPT_JSON:
+            o->json = 1;
+            break;
+        case OPT_PER_REQUEST:
+            o->per_request = 1;
+            break;
+        case OPT_RT:
+            o->rt = 1;
+            break;
+        case 'h':
+            fputs(usage_text, out);
+            return 1;
+        case ':':
+            msg(err, "%s needs an argument (see racefree probe --help)", argv[optind - 1]);
+            return 2;
+        default:
+            msg(err, "unknown option %s (see racefree probe --help)", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        msg(err, "no URL given (see racefree probe --help)");
+        return 2;
+    }
+    if (optind + 1 < argc) {
+        msg(err, "one URL only; unexpected \"%.60s\"", argv[optind + 1]);
+        return 2;
+    }
+    o->url = argv[optind];
+    if ((size_t)o->rounds * o->n > MAX_TOTAL_REQUESTS) {
+        msg(err, "-n × --rounds is limited to %d requests", MAX_TOTAL_REQUESTS);
+        return 2;
+    }
+    if (have_verify_count && !o->verify) {
+        msg(err, "--expect-verify-count needs --verify URL");
+        return 2;
+    }
+    for (size_t k = 0; k < o->nexps; k++) {
+        const struct rf_probe_exp *x = &o->exps[k];
+        if (x->kind == RF_PROBE_EXP_NO5XX)
+            continue;
+        long want = rf_probe_count_value(&x->count, o->n);
+        /* verify counts are rows in the server, which may outnumber a burst */
+        if (want < 0 || (x->kind != RF_PROBE_EXP_VERIFY_COUNT && (size_t)want > o->n)) {
+            msg(err, "--expect-%s %s: count %ld is impossible with -n %zu",
+                rf_probe_exp_kind_name(x->kind), x->spec, want, o->n);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* Compiles every template once, before anything is sent. */
+static int prepare(struct run *r)
+{
+    struct opts *o = r->o;
+    char e[384];
+
+    for (size_t k = 0; k < o->nvars; k++)
+        if (rf_probe_vars_add(&r->vars, o->vars[k], e, sizeof(e)) < 0) {
+            msg(r->err, "--var: %s", e);
+            return -1;
+        }
+    if (strlen(o->url) > RF_PROBE_URL_MAX) {
+        msg(r->err, "URL longer than %d bytes", RF_PROBE_URL_MAX);
+        return -1;
+    }
+    if (rf_probe_tpl_compile(&r->spec.url, o->url, strlen(o->url), &r->vars, e, sizeof(e)) < 0) {
+        msg(r->err, "URL: %s", e);
+        return -1;
+    }
+    for (size_t k = 0; k < o->nheaders; k++)
+        if (rf_probe_reqspec_header(&r->spec, o->headers[k], &r->vars, e, sizeof(e)) < 0) {
+            msg(r->err, "%s", e);
+            return -1;
+        }
+    if (o->data) {
+        char *file = NULL;
+        const char *body = o->data;
+        size_t len = strlen(body);
+        if (body[0] == '@') {
+            file = rf_probe_read_file(body + 1, RF_PROBE_BODY_MAX, &len, e, sizeof(e));
+            if (!file) {
+                msg(r->err, "-d: %s", e);
+                return -1;
+            }
+            body = file;
+        } else if (len > RF_PROBE_BODY_MAX) {
+            msg(r->err, "-d: body longer than %zu bytes", RF_PROBE_BODY_MAX);
+            return -1;
+        }
+        int rc = rf_probe_tpl_compile(&r->spec.body, body, len, &r->vars, e, sizeof(e));
+        free(file);
+        if (rc < 0) {
+            msg(r->err, "-d: %s", e);
+            return -1;
+        }
+        r->spec.has_body = 1;
+    }
+    /* Catch a bad URL (https, no host) before printing a report header. */
+    const struct rf_probe_tpl *urls[2] = {&r->spec.url, NULL};
+    if (o->verify) {
+        if (strlen(o->verify) > RF_PROBE_URL_MAX ||
+            rf_probe_tpl_compile(&r->verify, o->verify, strlen(o->verify), &r->vars, e, sizeof(e)) <
+                0) {
+            msg(r->err, "--verify: %s", strlen(o->verify) > RF_PROBE_URL_MAX ? "URL too long" : e);
+            return -1;
+        }
+        r->has_verify = 1;
+        urls[1] = &r->verify;
+    }
+    for (int k = 0; k < 2 && urls[k]; k++) {
+        struct rf_probe_buf b;
+        struct rf_probe_url u;
+        struct rf_probe_tpl_ctx c = {.i = 0, .round = 1, .vars = &r->vars};
+        rf_probe_buf_init(&b, RF_PROBE_URL_MAX);
+        int rc = rf_probe_tpl_expand(urls[k], &c, &b, e, sizeof(e));
+        if (rc == 0)
+            rc = rf_probe_url_parse(b.p, &u, e, sizeof(e));
+        rf_probe_buf_free(&b);
+        if (rc < 0) {
+            msg(r->err, "%s%s", k ? "--verify: " : "", e);
+            return -1;
+        }
+    }
+    snprintf(r->method, sizeof(r->method), "%s", o->method ? o->method : o->data ? "POST" : "GET");
+    r->dynamic = r->spec.url.dynamic || (r->spec.has_body && r->spec.body.dynamic);
+    for (size_t k = 0; k < r->spec.nhdr; k++)
+        r->dynamic |= r->spec.hdr[k].dynamic;
+    for (size_t k = 0; k < o->nexps; k++)
+        r->need_json |= o->exps[k].kind == RF_PROBE_EXP_DISTINCT;
+    size_t share = RESPONSES_BYTES_MAX / o->n;
+    r->max_response = share < RESPONSE_MIN   ? RESPONSE_MIN
+                      : share > RESPONSE_MAX ? RESPONSE_MAX
+                                             : share;
+    if (sodium_init() < 0) {
+        msg(r->err, "libsodium failed to initialise");
+        return -1;
+    }
+    return 0;
+}
+
+/* Resolves once per host:port: a name lookup per request would put the
+ * resolver's latency inside the run, and the answer does not change. */
+static int resolve(struct run *r, const struct rf_probe_url *u, struct rf_burst_req *q)
+{
+    for (size_t k = 0; k < r->ncache; k++) {
+        struct cached_addr *c = &r->cache[k];
+        if (!strcmp(c->host, u->host) && !strcmp(c->port, u->port)) {
+            q->addr = c->addr;
+            q->addrlen = c->addrlen;
+            return 0;
+        }
+    }
+    char e[256];
+    if (rf_probe_resolve(u->host, u->port, r->o->timeout_ms, &q->addr, &q->addrlen, e, sizeof(e)) <
+        0) {
+        snprintf(r->errmsg, sizeof(r->errmsg), "%s", e);
+        return -1;
+    }
+    /* A full cache simply resolves again; URLs with many hosts are rare. */
+    if (r->ncache < RESOLVE_CACHE) {
+        struct cached_addr *c = &r->cache[r->ncache++];
+        snprintf(c->host, sizeof(c->host), "%s", u->host);
+        snprintf(c->port, sizeof(c->port), "%s", u->port);
+        c->addr = q->addr;
+        c->addrlen = q->addrlen;
+    }
+    return 0;
+}
+
+static json_t *opt_us(uint64_t t, uint64_t t0)
+{
+    if (!t || t < t0)
+        return json_null();
+    return json_real((double)((t - t0) / 100) / 10.0);
+}
+
+static json_t *body_snippet(const struct rf_burst_res *q)
+{
+    if (q->err || !q->http.body)
+        return json_null();
+    size_t n = q->http.body_len < BODY_SNIPPET ? q->http.body_len : BODY_SNIPPET;
+    /* A cut may split a UTF-8 sequence; back off up to 3 bytes. */
+    for (int back = 0; back < 4 && back <= (int)n; back++) {
+        json_t *s = json_stringn(q->http.body, n - (size_t)back);
+        if (s)
+            return s;
+    }
+    return json_null();
+}
+
+static json_t *request_json(const struct rf_burst_res *q, size_t i, uint64_t t0)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "i", json_integer((json_int_t)i));
+    json_object_set_new(o, "status", q->err ? json_null() : json_integer(q->http.status));
+    json_object_set_new(o, "error", q->err ? json_string(q->err_msg) : json_null());
+    json_object_set_new(o, "latency_us",
+                        q->err || !q->t_lastbyte_ns ? json_null()
+                                                    : opt_us(q->t_done_ns, q->t_lastbyte_ns));
+    json_object_set_new(o, "connected_us", opt_us(q->t_connected_ns, t0));
+    json_object_set_new(o, "lastbyte_us", opt_us(q->t_lastbyte_ns, t0));
+    json_object_set_new(o, "firstbyte_us", opt_us(q->t_firstbyte_ns, t0));
+    json_object_set_new(o, "done_us", opt_us(q->t_done_ns, t0));
+    json_object_set_new(o, "body", body_snippet(q));
+    if (!q->err && q->http.body_len > BODY_SNIPPET)
+        json_object_set_new(o, "body_truncated", json_true());
+    return o;
+}
+
+static void print_requests(FILE *f, const struct rf_burst_res *res, size_t n)
+{
+    uint64_t first = UINT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (res[i].t_lastbyte_ns && res[i].t_lastbyte_ns < first)
+            first = res[i].t_lastbyte_ns;
+    for (size_t i = 0; i < n; i++) {
+        const struct rf_burst_res *q = &res[i];
+        char lat[32] = "-", off[32] = "-";
+        if (q->t_lastbyte_ns) {
+            rf_probe_fmt_ns(off, sizeof(off), q->t_lastbyte_ns - first);
+            if (!q->err && q->t_done_ns >= q->t_lastbyte_ns)
+                rf_probe_fmt_ns(lat, sizeof(lat), q->t_done_ns - q->t_lastbyte_ns);
+        }
+        if (q->err)
+            fprintf(f, "    #%-5zu no response: %s\n", i, q->err_msg);
+        else
+            fprintf(f, "    #%-5zu %3d   latency %-10s final byte +%s\n", i, q->http.status, lat,
+                    off);
+    }
+}
+
+static void print_expectation(FILE *f, int first, const struct rf_probe_exp *x,
+                              const struct rf_probe_exp_res *er)
+{
+    char label[400];
+    if (x->kind == RF_PROBE_EXP_NO5XX)
+        snprintf(label, sizeof(label), "no-5xx");
+    else
+        snprintf(label, sizeof(label), "%s %s", rf_probe_exp_kind_name(x->kind), x->spec);
+    fprintf(f, "  %-9s %s  %-32s ", first ? "expect" : "", er->pass ? "PASS" : "FAIL", label);
+    if (er->got < 0)
+        fprintf(f, "want %ld", er->want);
+    else
+        fprintf(f, "got %ld, want %ld", er->got, er->want);
+    if (er->detail[0])
+        fprintf(f, " (%s)", er->detail);
+    fputc('\n', f);
+}
+
+struct round_data {
+    struct rf_probe_buf *bufs;
+    struct rf_burst_req *reqs;
+    struct rf_burst_res *res;
+    json_t **bodies;
+    struct rf_burst_req vreq;
+    struct rf_burst_res vres;
+    struct rf_probe_buf vbuf, vurl;
+    json_t *vbody;
+    int have_vres;
+    size_t n;
+};
+
+static void round_free(struct round_data *d)
+{
+    if (d->res)
+        rf_burst_res_free(d->res, d->n);
+    if (d->have_vres)
+        rf_burst_res_free(&d->vres, 1);
+    for (size_t i = 0; d->bufs && i < d->n; i++)
+        rf_probe_buf_free(&d->bufs[i]);
+    for (size_t i = 0; d->bodies && i < d->n; i++)
+        json_decref(d->bodies[i]);
+    json_decref(d->vbody);
+    rf_probe_buf_free(&d->vbuf);
+    rf_probe_buf_free(&d->vurl);
+    free(d->bufs);
+    free(d->reqs);
+    free(d->res);
+    free(d->bodies);
+}
+
+/* Builds every request of one round; only the first when they are all the
+ * same, so a large body is held once rather than N times. */
+static int build_round(struct run *r, unsigned rnd, struct round_data *d)
+{
+    size_t n = r->o->n, total = 0;
+    struct rf_probe_buf url;
+    struct rf_probe_url u;
+    char e[384];
+    int rc = -1;
+    rf_probe_buf_init(&url, RF_PROBE_URL_MAX);
+    for (size_t i = 0; i < n; i++) {
+        struct rf_burst_req *q = &d->reqs[i];
+        if (i > 0 && !r->dynamic) {
+            *q = d->reqs[0];
+            total += q->len;
+            continue;
+        }
+        struct rf_probe_tpl_ctx c = {.i = i, .round = rnd, .vars = &r->vars};
+        rf_probe_buf_init(&d->bufs[i], RF_PROBE_HEAD_MAX + RF_PROBE_BODY_MAX);
+        if (rf_probe_request_build(&r->spec, r->method, 1, &r->spec.url, &c, &url, &u, &d->bufs[i],
+                                   e, sizeof(e)) < 0) {
+            snprintf(r->errmsg, sizeof(r->errmsg), "request %zu: %s", i, e);
+            goto out;
+        }
+        if (resolve(r, &u, q) < 0)
+            goto out;
+        q->data = d->bufs[i].p;
+        q->len = d->bufs[i].len;
+        q->head_request = !strcmp(r->method, "HEAD");
+        total += q->len;
+        if (total > BURST_BYTES_MAX) {
+            snprintf(r->errmsg, sizeof(r->errmsg), "the requests of one burst exceed %zu bytes",
+                     BURST_BYTES_MAX);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    rf_probe_buf_free(&url);
+    return rc;
+}
+
+static int run_verify(struct run *r, unsigned rnd, struct round_data *d)
+{
+    struct rf_probe_url u;
+    char e[384];
+    struct rf_probe_tpl_ctx c = {.i = 0, .round = rnd, .vars = &r->vars};
+    if (rf_probe_request_build(&r->spec, "GET", 0, &r->verify, &c, &d->vurl, &u, &d->vbuf, e,
+                               sizeof(e)) < 0) {
+        snprintf(r->errmsg, sizeof(r->errmsg), "--verify: %s", e);
+        return -1;
+    }
+    if (resolve(r, &u, &d->vreq) < 0)
+        return -1;
+    d->vreq.data = d->vbuf.p;
+    d->vreq.len = d->vbuf.len;
+    struct rf_burst_opts bo = {
+        .sync = RF_BURST_NONE, .timeout_ms = r->o->timeout_ms, .max_response = RESPONSE_MAX};
+    if (rf_burst_run(&d->vreq, 1, &bo, &d->vres, e, sizeof(e)) < 0) {
+        snprintf(r->errmsg, sizeof(r->errmsg), "--verify: %s", e);
+        return -1;
+    }
+    d->have_vres = 1;
+    d->vbody = rf_probe_body_json(&d->vres);
+    return 0;
+}
+
+/* Real-time priority for the burst only: on a host where the server shares
+ * the CPUs, every final byte wakes a server thread, and at normal priority
+ * that thread may preempt the release loop, stretching the spread by its
+ * whole run time. The burst sleeps in epoll_wait, so it cannot hog a CPU. */
+static int rt_enter(struct run *r, int *policy, struct sched_param *saved)
+{
+    if (!r->o->rt || r->rt_state < 0)
+        return 0;
+    *policy = sched_getscheduler(0);
+    if (*policy < 0 || sched_getparam(0, saved) < 0) {
+        r->rt_state = -1;
+        return 0;
+    }
+    struct sched_param p = {.sched_priority = 1};
+    if (sched_setscheduler(0, SCHED_FIFO, &p) < 0) {
+        msg(r->err, "--rt: cannot use real-time priority (%s); running at normal priority",
+            strerror(errno));
+        r->rt_state = -1;
+        return 0;
+    }
+    r->rt_state = 1;
+    return 1;
+}
+
+static void rt_leave(int policy, const struct sched_param *saved)
+{
+    /* Going back down needs no privilege. */
+    (void)sched_setscheduler(0, policy, saved);
+}
+
+/* Fires one burst and reports it. Returns 0, or -1 with r->errmsg set when
+ * the round could not run at all. */
+static int run_round(struct run *r, unsigned rnd)
+{
+    struct opts *o = r->o;
+    size_t n = o->n;
+    struct round_data d = {.n = n};
+    struct rf_probe_stats st;
+    struct rf_probe_exp_res er[MAX_EXPECT];
+    char e[384];
+    int rc = -1;
+
+    rf_probe_stats_init(&st);
+    rf_probe_buf_init(&d.vbuf, RF_PROBE_HEAD_MAX);
+    rf_probe_buf_init(&d.vurl, RF_PROBE_URL_MAX);
+    d.bufs = calloc(n, sizeof(*d.bufs));
+    d.reqs = calloc(n, sizeof(*d.reqs));
+    d.res = calloc(n, sizeof(*d.res));
+    d.bodies = calloc(n, sizeof(*d.bodies));
+    if (!d.bufs || !d.reqs || !d.res || !d.bodies) {
+        snprintf(r->errmsg, sizeof(r->errmsg), "out of memory for %zu requests", n);
+        goto out;
+    }
+    if (build_round(r, rnd, &d) < 0)
+        goto out;
+    struct rf_burst_opts bo = {
+        .sync = o->sync, .timeout_ms = o->timeout_ms, .max_response = r->max_response};
+    int policy = SCHED_OTHER;
+    struct sched_param saved = {0};
+    int rt = rt_enter(r, &policy, &saved);
+    uint64_t t0 = rf_burst_now_ns();
+    int brc = rf_burst_run(d.reqs, n, &bo, d.res, e, sizeof(e));
+    if (rt)
+        rt_leave(policy, &saved);
+    if (brc < 0) {
+        snprintf(r->errmsg, sizeof(r->errmsg), "%s", e);
+        goto out;
+    }
+    if (r->has_verify && run_verify(r, rnd, &d) < 0)
+        goto out;
+    if (r->need_json)
+        for (size_t i = 0; i < n; i++)
+            d.bodies[i] = rf_probe_body_json(&d.res[i]);
+
+    struct rf_probe_view v = {.res = d.res,
+                              .n = n,
+                              .bodies = d.bodies,
+                              .verify = d.have_vres ? &d.vres : NULL,
+                              .verify_body = d.vbody};
+    for (size_t k = 0; k < o->nexps; k++) {
+        rf_probe_exp_eval(&o->exps[k], &v, &er[k]);
+        if (er[k].pass) {
+            r->exp_held[k]++;
+        } else if (r->exp_failures++ == 0) {
+            snprintf(r->first_failure, sizeof(r->first_failure), "round %u: %s%s%s", rnd,
+                     rf_probe_exp_kind_name(o->exps[k].kind), o->exps[k].spec[0] ? " " : "",
+                     o->exps[k].spec);
+        }
+    }
+    if (rf_probe_stats_add(&st, d.res, n, rnd) < 0 || rf_probe_stats_merge(&r->total, &st) < 0) {
+        snprintf(r->errmsg, sizeof(r->errmsg), "out of memory for the statistics");
+        goto out;
+    }
+    if (d.have_vres && d.vres.err && r->total.no_response == 0) {
+        /* The verify GET counts as a request without a response too. */
+        r->total.first_err_i = -1;
+        r->total.first_err_round = rnd;
+        snprintf(r->total.first_err, sizeof(r->total.first_err), "--verify: %s", d.vres.err_msg);
+    }
+    if (d.have_vres && d.vres.err)
+        r->total.no_response++;
+
+    if (o->json) {
+        json_t *js = rf_probe_stats_json(&st, 0);
+        json_t *jr = json_pack("{s:I}", "round", (json_int_t)rnd);
+        json_t *je = json_array();
+        json_object_update(jr, js);
+        json_decref(js);
+        if (d.have_vres) {
+            json_object_set_new(
+                jr, "verify",
+                json_pack("{s:s, s:o, s:o, s:o}", "url", d.vurl.p, "status",
+                          d.vres.err ? json_null() : json_integer(d.vres.http.status), "error",
+                          d.vres.err ? json_string(d.vres.err_msg) : json_null(), "body",
+                          body_snippet(&d.vres)));
+        }
+        for (size_t k = 0; k < o->nexps; k++)
+            json_array_append_new(je,
+                                  json_pack("{s:s, s:s, s:I, s:o, s:b, s:s}", "kind",
+                                            rf_probe_exp_kind_name(o->exps[k].kind), "spec",
+                                            o->exps[k].spec, "want", (json_int_t)er[k].want, "got",
+                                            er[k].got < 0 ? json_null() : json_integer(er[k].got),
+                                            "pass", er[k].pass, "detail", er[k].detail));
+        json_object_set_new(jr, "expectations", je);
+        if (o->per_request) {
+            json_t *ja = json_array();
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(ja, request_json(&d.res[i], i, t0));
+            json_object_set_new(jr, "per_request", ja);
+        }
+        json_array_append_new(r->jrounds, jr);
+    } else {
+        FILE *f = r->out;
+        fprintf(f, "round %u/%u\n", rnd, o->rounds);
+        rf_probe_stats_print(f, &st);
+        if (d.have_vres) {
+            if (d.vres.err)
+                fprintf(f, "  verify    GET %s: no response: %s\n", d.vurl.p, d.vres.err_msg);
+            else
+                fprintf(f, "  verify    GET %s answered %d\n", d.vurl.p, d.vres.http.status);
+        }
+        for (size_t k = 0; k < o->nexps; k++)
+            print_expectation(f, k == 0, &o->exps[k], &er[k]);
+        if (o->per_request)
+            print_requests(f, d.res, n);
+    }
+    rc = 0;
+out:
+    rf_probe_stats_free(&st);
+    round_free(&d);
+    return rc;
+}
+
+static int finish(struct run *r, int setup_failed)
+{
+    struct opts *o = r->o;
+    int code = 0;
+    char why[600] = "";
+
+    if (setup_failed) {
+        code = 2;
+        snprintf(why, sizeof(why), "%s", r->errmsg);
+    } else if (r->total.no_response) {
+        code = 2;
+        if (r->total.first_err_i >= 0)
+            snprintf(why, sizeof(why),
+                     "%zu request%s got no response (first: round %u, request %ld: %s)",
+                     r->total.no_response, r->total.no_response == 1 ? "" : "s",
+                     r->total.first_err_round, r->total.first_err_i, r->total.first_err);
+        else
+            snprintf(why, sizeof(why), "round %u: %s", r->total.first_err_round,
+                     r->total.first_err);
+    } else if (r->exp_failures) {
+        code = 1;
+        snprintf(why, sizeof(why), "%zu expectation check%s failed (first: %s)", r->exp_failures,
+                 r->exp_failures == 1 ? "" : "s", r->first_failure);
+    }
+
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "target",
+                            json_pack("{s:s, s:s, s:I, s:I, s:s, s:i, s:b}", "method", r->method,
+                                      "url", o->url, "n", (json_int_t)o->n, "rounds",
+                                      (json_int_t)o->rounds, "sync",
+                                      o->sync == RF_BURST_LASTBYTE ? "lastbyte" : "none",
+                                      "timeout_ms", o->timeout_ms, "realtime", r->rt_state > 0));
+        json_object_set(doc, "rounds", r->jrounds);
+        json_t *tot = rf_probe_stats_json(&r->total, 1);
+        json_t *je = json_array();
+        for (size_t k = 0; k < o->nexps; k++)
+            json_array_append_new(
+                je,
+                json_pack("{s:s, s:s, s:b, s:I, s:I}", "kind",
+                          rf_probe_exp_kind_name(o->exps[k].kind), "spec", o->exps[k].spec, "pass",
+                          r->exp_held[k] == r->rounds_done && r->rounds_done > 0, "rounds_held",
+                          (json_int_t)r->exp_held[k], "rounds", (json_int_t)r->rounds_done));
+        json_object_set_new(tot, "expectations", je);
+        json_object_set_new(doc, "total", tot);
+        json_object_set_new(doc, "pass", json_boolean(code == 0));
+        json_object_set_new(doc, "exit_code", json_integer(code));
+        json_object_set_new(doc, "error", why[0] ? json_string(why) : json_null());
+        if (!json_object_get(doc, "error"))
+            json_object_set_new(doc, "error", json_string("(unprintable error)"));
+        char *s = json_dumps(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12));
+        if (s) {
+            fputs(s, r->out);
+            fputc('\n', r->out);
+        }
+        free(s);
+        json_decref(doc);
+    } else {
+        FILE *f = r->out;
+        if (o->rounds > 1 && r->rounds_done > 0) {
+            fprintf(f, "total over %u round%s\n", r->rounds_done, r->rounds_done == 1 ? "" : "s");
+            rf_probe_stats_print(f, &r->total);
+            for (size_t k = 0; k < o->nexps; k++) {
+                const struct rf_probe_exp *x = &o->exps[k];
+                char label[400];
+                if (x->kind == RF_PROBE_EXP_NO5XX)
+                    snprintf(label, sizeof(label), "no-5xx");
+                else
+                    snprintf(label, sizeof(label), "%s %s", rf_probe_exp_kind_name(x->kind),
+                             x->spec);
+                fprintf(f, "  %-9s %s  %-32s held in %zu of %u rounds\n", k ? "" : "expect",
+                        r->exp_held[k] == r->rounds_done ? "PASS" : "FAIL", label, r->exp_held[k],
+                        r->rounds_done);
+            }
+        }
+        if (r->rounds_done > 0) {
+            if (code == 0)
+                fprintf(f, "PASS: %s\n",
+                        o->nexps ? "every expectation held" : "no expectations given");
+            else
+                fprintf(f, "%s: %s\n", code == 1 ? "FAIL" : "ERROR", why);
+        }
+        fflush(f);
+    }
+    if (code == 2)
+        msg(r->err, "%s", why);
+    return code;
+}
+
+int rf_probe_run(int argc, char **argv, FILE *out, FILE *err)
+{
+    struct opts *o = calloc(1, sizeof(*o));
+    struct run *r = calloc(1, sizeof(*r));
+    int code = 2;
+    if (!o || !r) {
+        msg(err, "out of memory");
+        free(o);
+        free(r);
+        return 2;
+    }
+    r->o = o;
+    r->out = out;
+    r->err = err;
+    rf_probe_stats_init(&r->total);
+    r->jrounds = json_array();
+
+    int pa = parse_args(argc, argv, o, out, err);
+    if (pa != 0) {
+        code = pa == 1 ? 0 : 2;
+        goto out;
+    }
+    if (prepare(r) < 0)
+        goto out;
+    if (!o->json) {
+        fprintf(out, "racefree probe: %zu × %s %s, %u round%s, sync %s, timeout %d ms\n", o->n,
+                r->method, o->url, o->rounds, o->rounds == 1 ? "" : "s",
+                o->sync == RF_BURST_LASTBYTE ? "lastbyte" : "none", o->timeout_ms);
+        fflush(out);
+    }
+    int setup_failed = 0;
+    for (unsigned rnd = 1; rnd <= o->rounds; rnd++) {
+        size_t before = r->total.no_response;
+        if (run_round(r, rnd) < 0) {
+            setup_failed = 1;
+            break;
+        }
+        r->rounds_done++;
+        /* Nobody answered at all: the server is down, more rounds add nothing. */
+        if (r->total.no_response - before >= o->n)
+            break;
+    }
+    code = finish(r, setup_failed);
+out:
+    for (size_t k = 0; k < o->nexps; k++)
+        rf_probe_exp_free(&o->exps[k]);
+    rf_probe_reqspec_free(&r->spec);
+    if (r->has_verify)
+        rf_probe_tpl_free(&r->verify);
+    rf_probe_vars_free(&r->vars);
+    rf_probe_stats_free(&r->total);
+    json_decref(r->jrounds);
+    free(o);
+    free(r);
+    return code;
+}
 
 int rf_probe_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "racefree probe: not built yet\n");
-    return 2;
+    return rf_probe_run(argc, argv, stdout, stderr);
 }

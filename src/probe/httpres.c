@@ -312,6 +312,7 @@ static int head_complete(struct rf_httpres *r)
     if (r->status >= 100 && r->status < 200 && r->status != 101) {
         /* Interim response: discard it and parse the next head in place. */
         r->head_len = 0;
+        r->head[0] = '\0'; /* head stays a string even if no final head follows */
         r->status = 0;
         p->line_start = 0;
         return RF_HTTPRES_MORE;

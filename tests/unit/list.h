@@ -16,3 +16,4 @@ UNIT(test_route_match)
 #include "list.probe.h"
 #include "list.slug.h"
 #include "list.pg.h"
+#include "list.probecli.h"
