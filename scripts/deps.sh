@@ -11,7 +11,7 @@ PACKAGES=(
     # clang + libFuzzer for the fuzz targets
     sqlite3 postgresql valgrind clang libfuzzer-14-dev libclang-rt-14-dev
     # tools, data
-    curl ca-certificates unicode-data
+    curl ca-certificates unicode-data jq python3
 )
 
 missing=()
