@@ -225,6 +225,14 @@ static int cmd_serve(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* A lease shorter than the slowest handler lets a retry take the key over
+     * while the first run still provisions: refuse that configuration. */
+    if ((long long)c.idempotency_lease_s * 1000 <= c.provision_delay_ms) {
+        fprintf(stderr,
+                "racefree: --idempotency-lease (%d s) must exceed --provision-delay-ms (%d ms)\n",
+                c.idempotency_lease_s, c.provision_delay_ms);
+        return 2;
+    }
     raise_nofile();
     /* Before any thread exists, so that every thread inherits the mask and
      * only the main thread's sigwait sees SIGTERM/SIGINT. */

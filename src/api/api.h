@@ -35,7 +35,7 @@ int rf_api_lookup_failed(struct rf_req *r, int rc, const char *detail, int found
 
 /* The idempotency layer, for rf_server_opts (api/idempotency.c). */
 int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, size_t len);
-void rf_api_idem_finish(struct rf_req *r);
+int rf_api_idem_finish(struct rf_req *r, int attempt);
 
 /* For rf_server_opts.authenticate. */
 void rf_api_authenticate(struct rf_req *r, const char *token);

@@ -45,7 +45,7 @@ static int parse_key(const char *h, char *out, size_t outlen)
         }
     } else {
         for (size_t i = 0; i < len; i++) {
-            if (h[i] < 0x20 || h[i] > 0x7e || n + 1 >= outlen)
+            if (h[i] < 0x20 || h[i] > 0x7e || h[i] == '"' || n + 1 >= outlen)
                 return -1;
             out[n++] = h[i];
         }
@@ -138,13 +138,12 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
     return 0;
 }
 
-void rf_api_idem_finish(struct rf_req *r)
+int rf_api_idem_finish(struct rf_req *r, int attempt)
 {
     struct rf_idem *k = r->idem;
     struct rf_db_error e;
     if (!k)
-        return;
-    r->idem = NULL;
+        return 0;
     int st = r->resp.status;
     int storable = st >= 200 && st < 500 && st != 409 && st != 429;
     if (storable) {
@@ -154,26 +153,38 @@ void rf_api_idem_finish(struct rf_req *r)
                                  rf_now_ms() + keep_s * 1000};
         int rc = rf_tx_scope_end(rf_store_idem_complete_tx, &d, 1, &e);
         if (rc == RF_DB_OK) {
+            r->idem = NULL;
             /* Test builds: die after the commit, before the response is
              * sent; the retry must replay what was stored. */
             if (rf_fault("idem.crash_after_commit"))
                 raise(SIGKILL);
-            return;
+            return 0;
         }
+        if (rc == RF_DB_RETRY && attempt + 1 < RF_TX_MAX_ATTEMPTS) {
+            /* A serialization failure or deadlock at COMMIT: everything was
+             * rolled back and the reservation is still ours, so the whole
+             * handler runs again, as rf_tx_run would run a transaction. */
+            rf_tx_backoff(attempt);
+            rf_tx_scope_begin(r->app->db);
+            return 1;
+        }
+        r->idem = NULL;
         if (rc == RF_DB_UNIQUE) {
             /* Our lease ran out and another request took the key over: our
              * writes were rolled back, the other run is the one that counts. */
             rf_reply_problem(r, 409, "idempotency_key_in_progress",
                              "This request outlived its idempotency lease; retry shortly.");
             r->resp.retry_after = 1;
-            return;
+            return 0;
         }
         rf_reply_db_error(r, rc, e.detail);
     } else {
+        r->idem = NULL;
         rf_tx_scope_end(NULL, NULL, 0, &e);
     }
     /* 5xx, 409, 429, or a failed completion: free the key for a retry. */
     if (rf_store_idem_release(r->app->db, k, &e) != RF_DB_OK)
         rf_log(RF_LOG_WARN, "request %s: could not release idempotency key: %s", r->request_id,
                e.detail);
+    return 0;
 }

@@ -21,7 +21,7 @@ int rf_email_normalize(const char *in, size_t len, char *out, size_t outlen)
     }
     while (len && is_space(in[len - 1]))
         len--;
-    if (len == 0 || len > RF_EMAIL_MAX || outlen < len + 1)
+    if (len == 0 || len > RF_EMAIL_MAX || outlen < len + 1 || !rf_utf8_printable(in, len))
         return -1;
     size_t at = len, ats = 0;
     for (size_t i = 0; i < len; i++) {
@@ -81,4 +81,41 @@ int rf_name_check(const char *s, size_t len)
             return -1;
     }
     return 0;
+}
+
+int rf_utf8_printable(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return 0;
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned cp, min;
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 1, cp = c & 0x1f, min = 0x80;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 2, cp = c & 0x0f, min = 0x800;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return 0;
+        if (i + n >= len) /* truncated sequence */
+            return 0;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+            (cp >= 0x80 && cp < 0xa0))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
 }

@@ -24,6 +24,11 @@ enum rf_username_check rf_username_check(const char *s, size_t len);
 /* ASCII lower-case of s into out (size ≥ len + 1): the uniqueness key. */
 void rf_username_key(const char *s, size_t len, char *out);
 
+/* 1 when s[0..len) is well-formed UTF-8 (no overlongs, surrogates or
+ * code points past U+10FFFF) without control characters. Bytes that reach
+ * the database must pass this: PostgreSQL rejects malformed UTF-8. */
+int rf_utf8_printable(const char *s, size_t len);
+
 /* A display name: 1–200 bytes, no control characters (UTF-8 already
  * validated by the JSON parser). Returns 0 when valid. */
 int rf_name_check(const char *s, size_t len);

@@ -180,6 +180,9 @@ int rf_time_parse(const char *s, int64_t *ms)
     if (sec == 60) /* a leap second folds onto the next second */
         sec = 59, frac_ms = 999;
     int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_min * 60;
+    /* In UTC the instant must still have a four-digit year to print. */
+    if (t < days_from_civil(1, 1, 1) * 86400 || t >= days_from_civil(10000, 1, 1) * 86400)
+        return -1;
     *ms = t * 1000 + frac_ms;
     return 0;
 }

@@ -1,5 +1,6 @@
 #include <string.h>
 
+#include "core/rules.h"
 #include "http/http.h"
 
 /* Matches one pattern against a path segment by segment. Params are
@@ -13,7 +14,9 @@ static int match(const char *pat, const char *path, struct rf_req *r)
         if (*pat == '{') {
             const char *end = strchr(path, '/');
             size_t len = end ? (size_t)(end - path) : strlen(path);
-            if (len == 0 || n == RF_MAX_PATH_PARAMS)
+            /* libmicrohttpd has already %-decoded the path: a segment that is
+             * not printable UTF-8 names nothing, so it matches nothing. */
+            if (len == 0 || n == RF_MAX_PATH_PARAMS || !rf_utf8_printable(path, len))
                 return 0;
             vals[n] = path;
             lens[n++] = len;

@@ -158,16 +158,19 @@ static void dispatch(struct conn_req *cr, struct MHD_Connection *conn)
             rf_reply_problem(r, 400, "invalid_json", "Invalid JSON: %s.", err);
     }
     rf_fault_arm(1);
-    if (!r->resp.status)
-        cr->route->fn(r);
-    if (!r->resp.status) {
-        rf_log(RF_LOG_ERROR, "request %s: handler %s gave no response", r->request_id,
-               cr->route->name);
-        rf_reply_problem(r, 500, "internal_error", "Internal error; reference request %s.",
-                         r->request_id);
+    for (int attempt = 0;; attempt++) {
+        if (!r->resp.status)
+            cr->route->fn(r);
+        if (!r->resp.status) {
+            rf_log(RF_LOG_ERROR, "request %s: handler %s gave no response", r->request_id,
+                   cr->route->name);
+            rf_reply_problem(r, 500, "internal_error", "Internal error; reference request %s.",
+                             r->request_id);
+        }
+        if (!idem || !opts->idem_finish(r, attempt))
+            break;
+        memset(&r->resp, 0, sizeof(r->resp)); /* run the handler again */
     }
-    if (idem)
-        opts->idem_finish(r);
     rf_fault_arm(0);
 }
 

@@ -18,9 +18,11 @@ struct rf_server_opts {
     int drain_seconds; /* on SIGTERM: how long in-flight requests may finish */
     /* For RF_ROUTE_IDEMPOTENT routes: idem_begin returns 1 when it answered
      * (replay, conflict, bad key) and the handler must not run; otherwise
-     * idem_finish runs after the handler, whatever it answered. */
+     * idem_finish runs after the handler, whatever it answered, and returns
+     * 1 when the handler must run again (its transaction met a retryable
+     * conflict at commit and was rolled back; the reservation is kept). */
     int (*idem_begin)(struct rf_req *r, const char *header, const char *body, size_t len);
-    void (*idem_finish)(struct rf_req *r);
+    int (*idem_finish)(struct rf_req *r, int attempt);
 };
 
 /* Runs until SIGTERM or SIGINT. Returns 0 after a clean stop, -1 when it

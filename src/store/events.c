@@ -7,9 +7,12 @@
 
 #define EVENT_COLS "id, name, slug, starts_at, created_at"
 #define SLUG_MAX 64
-/* A literal slug can collide with a handed-out suffix only a few times in a
- * row; the bound turns a pathological loop into a clean error. */
-#define SLUG_ATTEMPTS 64
+/* Counter values tried before a random suffix: a literal slug collides
+ * with a handed-out suffix only by a name like "Launch Party 7", and many in
+ * a row only on purpose. The counter bumps commit with the event, so the
+ * next create starts past the block of literals. */
+#define SLUG_COUNTER_TRIES 16
+#define SLUG_RANDOM_TRIES 8
 
 static void event_from_row(const struct rf_db_rows *r, int row, struct rf_event *ev)
 {
@@ -57,18 +60,24 @@ static int event_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *
     if (rf_id_new(id, sizeof(id), "evt_", 16))
         return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
     rf_now_rfc3339(now);
-    for (int attempt = 0; attempt < SLUG_ATTEMPTS; attempt++) {
-        struct rf_db_param cp[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->base)};
-        rc = rf_db_exec(c,
-                        "INSERT INTO slug_counters (workspace_id, base, n) VALUES (?, ?, 1)"
-                        " ON CONFLICT (workspace_id, base) DO UPDATE SET n = slug_counters.n + 1"
-                        " RETURNING n",
-                        cp, 2, ctx->a, &rows, e);
-        if (rc != RF_DB_OK)
-            return rc;
-        if (rows.nrows != 1)
-            return rf_db_fail(e, RF_DB_ERROR, "slug counter returned no row");
-        suffixed(slug, ctx->base, atol(rf_db_cell(&rows, 0, 0)));
+    for (int attempt = 0; attempt < SLUG_COUNTER_TRIES + SLUG_RANDOM_TRIES; attempt++) {
+        if (attempt < SLUG_COUNTER_TRIES) {
+            struct rf_db_param cp[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->base)};
+            rc = rf_db_exec(c,
+                            "INSERT INTO slug_counters (workspace_id, base, n) VALUES (?, ?, 1)"
+                            " ON CONFLICT (workspace_id, base) DO UPDATE"
+                            " SET n = slug_counters.n + 1 RETURNING n",
+                            cp, 2, ctx->a, &rows, e);
+            if (rc != RF_DB_OK)
+                return rc;
+            if (rows.nrows != 1)
+                return rf_db_fail(e, RF_DB_ERROR, "slug counter returned no row");
+            suffixed(slug, ctx->base, atol(rf_db_cell(&rows, 0, 0)));
+        } else {
+            /* A run of literal collisions: a random number ends it, still
+             * guarded by the unique constraint like any other. */
+            suffixed(slug, ctx->base, 100000 + (long)rf_rand_below(900000000));
+        }
         struct rf_db_param ip[] = {RF_TEXT(id),   RF_TEXT(ctx->ws),        RF_TEXT(ctx->name),
                                    RF_TEXT(slug), RF_TEXT(ctx->starts_at), RF_TEXT(now)};
         rc = rf_db_exec(c,
@@ -83,8 +92,8 @@ static int event_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *
             return RF_DB_OK;
         }
     }
-    return rf_db_fail(e, RF_DB_ERROR, "no free slug for '%s' after %d attempts", ctx->base,
-                      SLUG_ATTEMPTS);
+    /* Eight random numbers all taken: not a state a workspace reaches. */
+    return rf_db_fail(e, RF_DB_RETRY, "no free slug for '%s'", ctx->base);
 }
 
 int rf_store_event_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *name,

@@ -151,19 +151,32 @@ static int purge_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     struct purge_ctx *ctx = arg;
     struct rf_arena a;
     struct rf_db_rows rows;
+    int rc;
     rf_arena_init(&a, 0);
-    /* Bounded work per sweep: at most limit rows, found through the
-     * expiry index. */
-    struct rf_db_param p[] = {RF_INT(ctx->now), RF_INT(ctx->now - ctx->grace),
-                              RF_INT(ctx->limit)};
-    int rc = rf_db_exec(c,
+    /* Two bounded deletes, each an index range. The condition is repeated
+     * outside the subquery: on PostgreSQL READ COMMITTED a row taken over
+     * (made in_flight again) after the subquery ran is re-checked against
+     * the outer WHERE and survives. */
+    struct rf_db_param done[] = {RF_INT(ctx->now), RF_INT(ctx->limit), RF_INT(ctx->now)};
+    rc = rf_db_exec(c,
+                    "DELETE FROM idempotency_keys WHERE (workspace_id, kind, idem_key) IN ("
+                    " SELECT workspace_id, kind, idem_key FROM idempotency_keys"
+                    " WHERE state = 'done' AND expires_at <= ? LIMIT ?)"
+                    " AND state = 'done' AND expires_at <= ? RETURNING kind",
+                    done, 3, &a, &rows, e);
+    ctx->purged = rc == RF_DB_OK ? rows.nrows : 0;
+    if (rc == RF_DB_OK) {
+        int64_t cutoff = ctx->now - ctx->grace;
+        struct rf_db_param dead[] = {RF_INT(cutoff), RF_INT(ctx->limit), RF_INT(cutoff)};
+        rc = rf_db_exec(c,
                         "DELETE FROM idempotency_keys WHERE (workspace_id, kind, idem_key) IN ("
                         " SELECT workspace_id, kind, idem_key FROM idempotency_keys"
-                        " WHERE (state = 'done' AND expires_at <= ?)"
-                        " OR (state = 'in_flight' AND lease_expires <= ?) LIMIT ?)"
-                        " RETURNING kind",
-                        p, 3, &a, &rows, e);
-    ctx->purged = rc == RF_DB_OK ? rows.nrows : 0;
+                        " WHERE state = 'in_flight' AND lease_expires <= ? LIMIT ?)"
+                        " AND state = 'in_flight' AND lease_expires <= ? RETURNING kind",
+                        dead, 3, &a, &rows, e);
+        if (rc == RF_DB_OK)
+            ctx->purged += rows.nrows;
+    }
     rf_arena_free(&a);
     return rc;
 }

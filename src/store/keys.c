@@ -227,25 +227,20 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     const struct rf_key_input *in = ctx->in;
     char now[RF_TIME_MAX];
     struct rf_db_rows rows;
-    const char *identity_id = NULL;
     int rc;
     ctx->found = 0;
-    if (in->set_external_id && in->external_id) {
-        rc = identity_get_or_create(c, ctx->a, ctx->ws, in->external_id, &identity_id, e);
-        if (rc != RF_DB_OK)
-            return rc;
-    }
     rf_now_rfc3339(now);
-    /* One statement for every combination of fields: CASE keeps what the
-     * patch leaves alone. */
+    /* The key first: a PATCH of a key that does not exist must not leave
+     * an identity behind. One statement for every combination of fields:
+     * CASE keeps what the patch leaves alone. */
     struct rf_db_param p[] = {
-        RF_INT(in->set_name),        RF_TEXT(in->name),
-        RF_INT(in->set_meta),        RF_TEXT(in->meta),
-        RF_INT(in->set_remaining),   in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
-        RF_INT(in->set_expires),     in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
-        RF_INT(in->set_enabled),     RF_INT(in->enabled),
-        RF_INT(in->set_external_id), RF_TEXT(identity_id),
-        RF_TEXT(now),                RF_TEXT(ctx->ws),
+        RF_INT(in->set_name),      RF_TEXT(in->name),
+        RF_INT(in->set_meta),      RF_TEXT(in->meta),
+        RF_INT(in->set_remaining), in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
+        RF_INT(in->set_expires),   in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
+        RF_INT(in->set_enabled),   RF_INT(in->enabled),
+        RF_INT(in->set_external_id && !in->external_id),
+        RF_TEXT(now),              RF_TEXT(ctx->ws),
         RF_TEXT(ctx->key_id),
     };
     rc = rf_db_exec(c,
@@ -255,12 +250,23 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
                     " remaining = CASE WHEN ? = 1 THEN ? ELSE remaining END,"
                     " expires = CASE WHEN ? = 1 THEN ? ELSE expires END,"
                     " enabled = CASE WHEN ? = 1 THEN ? ELSE enabled END,"
-                    " identity_id = CASE WHEN ? = 1 THEN ? ELSE identity_id END,"
+                    " identity_id = CASE WHEN ? = 1 THEN NULL ELSE identity_id END,"
                     " updated_at = ?"
                     " WHERE workspace_id = ? AND id = ? RETURNING id",
-                    p, 15, ctx->a, &rows, e);
+                    p, 14, ctx->a, &rows, e);
     if (rc != RF_DB_OK || rows.nrows == 0)
         return rc;
+    if (in->set_external_id && in->external_id) {
+        const char *identity_id;
+        rc = identity_get_or_create(c, ctx->a, ctx->ws, in->external_id, &identity_id, e);
+        if (rc != RF_DB_OK)
+            return rc;
+        struct rf_db_param q[] = {RF_TEXT(identity_id), RF_TEXT(ctx->key_id)};
+        rc = rf_db_exec(c, "UPDATE api_keys SET identity_id = ? WHERE id = ?", q, 2, NULL, NULL,
+                        e);
+        if (rc != RF_DB_OK)
+            return rc;
+    }
     return key_read(c, ctx, e);
 }
 

@@ -134,10 +134,20 @@ static const char *const m3[] = {
     NULL,
 };
 
+static const char *const m4[] = {
+    /* The sweep deletes by these two conditions, each through its own
+     * index, so a purge reads only what it deletes. */
+    "CREATE INDEX idempotency_keys_done ON idempotency_keys (state, expires_at)",
+    "CREATE INDEX idempotency_keys_lease ON idempotency_keys (state, lease_expires)",
+    "DROP INDEX idempotency_keys_expiry",
+    NULL,
+};
+
 static const struct migration migrations[] = {
     {1, m1},
     {2, m2},
     {3, m3},
+    {4, m4},
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -34,6 +34,8 @@ struct rf_tx_stats {
 int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_error *e)
     __attribute__((warn_unused_result));
 void rf_tx_stats_get(struct rf_tx_stats *out);
+/* The jittered sleep between attempts (attempt 0, 1, …). */
+void rf_tx_backoff(int attempt);
 
 /* Deferred commit, for the idempotency layer: between rf_tx_scope_begin
  * and rf_tx_scope_end on one thread, the first write transaction

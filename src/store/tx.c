@@ -15,7 +15,7 @@ void rf_tx_stats_get(struct rf_tx_stats *out)
 /* Full jitter (AWS architecture blog): sleep uniformly in [0, cap), cap
  * doubling from 1 ms to 64 ms, so that losers of one race do not collide
  * again in lockstep. */
-static void backoff(int attempt)
+void rf_tx_backoff(int attempt)
 {
     uint32_t cap_us = 1000u << (attempt < 6 ? attempt : 6);
     uint32_t us = 100 + rf_rand_below(cap_us);
@@ -82,7 +82,7 @@ static int scoped_write(struct rf_db *db, rf_tx_fn fn, void *ctx, struct rf_db_e
         struct rf_db_conn *c;
         if (attempt > 0) {
             atomic_fetch_add(&tx_retries, 1);
-            backoff(attempt - 1);
+            rf_tx_backoff(attempt - 1);
         }
         rc = rf_db_acquire(db, 1, &c, e);
         if (rc != RF_DB_OK)
@@ -112,7 +112,7 @@ int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_
         struct rf_db_conn *c;
         if (attempt > 0) {
             atomic_fetch_add(&tx_retries, 1);
-            backoff(attempt - 1);
+            rf_tx_backoff(attempt - 1);
         }
         rc = rf_db_acquire(db, write, &c, e);
         if (rc != RF_DB_OK)

@@ -9,6 +9,8 @@ void test_username_rules(void);
 void test_name_rules(void);
 void test_base58_and_ids(void);
 void test_arena_limit(void);
+void test_utf8_printable(void);
+void test_time_parse(void);
 
 static const char *norm(const char *in)
 {
@@ -146,4 +148,47 @@ void test_arena_limit(void)
     CHECK(rf_arena_alloc(&a, (size_t)-1) == NULL);
     CHECK_STR(rf_arena_printf(&a, "%s-%d", "x", 42), "x-42");
     rf_arena_free(&a);
+}
+
+void test_utf8_printable(void)
+{
+    static const struct {
+        const char *s;
+        int ok;
+    } cases[] = {
+        {"abc", 1},           {"caf\xc3\xa9", 1},     {"\xe2\x82\xac", 1},
+        {"\xf0\x9f\x8e\x89", 1}, {"\xff", 0},           {"\xc3", 0},
+        {"\xc0\xaf", 0},       {"\xe0\x80\xaf", 0},    {"\xed\xa0\x80", 0},
+        {"\xf4\x90\x80\x80", 0}, {"a\tb", 0},           {"a\x7f", 0},
+        {"\xc2\x85", 0},       {"\xe2\x82", 0},        {"", 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (rf_utf8_printable(cases[i].s, strlen(cases[i].s)) != cases[i].ok) {
+            unit_fail(__FILE__, __LINE__, "case %zu: want %d", i, cases[i].ok);
+            return;
+        }
+    }
+}
+
+void test_time_parse(void)
+{
+    int64_t ms;
+    char out[RF_TIME_MAX];
+    CHECK_INT(rf_time_parse("2026-12-31T20:00:00+01:00", &ms), 0);
+    rf_time_format(ms, out);
+    CHECK_STR(out, "2026-12-31T19:00:00.000Z");
+    CHECK_INT(rf_time_parse("1970-01-01T00:00:00.5Z", &ms), 0);
+    CHECK_INT(ms, 500);
+    CHECK_INT(rf_time_parse("2024-02-29t12:00:00z", &ms), 0);
+    static const char *bad[] = {"2023-02-29T00:00:00Z", "2026-13-01T00:00:00Z",
+                                "2026-01-01 00:00:00Z", "2026-01-01T00:00:00",
+                                "2026-01-01T24:00:00Z", "0001-01-01T00:00:00+23:59",
+                                "9999-12-31T23:59:59-01:00", "2026-01-01T00:00:00.Z",
+                                "2026-01-01T00:00:00Zjunk", "tomorrow"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (rf_time_parse(bad[i], &ms) == 0) {
+            unit_fail(__FILE__, __LINE__, "accepted '%s'", bad[i]);
+            return;
+        }
+    }
 }
