@@ -16,7 +16,7 @@ FUZZ_LIBS    := $(shell pkg-config --libs jansson libsodium)
 # The fixture is the test's instrument, not code under test: always built
 # optimised and without sanitizers, whose slow thread start-up would blur
 # the race it must show.
-$(BUILD)/probe-fixture: tests/probe/fixture.c
+$(BUILD)/probe-fixture: tests/fixtures/racy_server.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O2 -g -o $@ $< -lpthread
 

@@ -2,7 +2,7 @@
 """Arrival-spread benchmark of `racefree probe` (issue 6, "Performance").
 
 Fires bursts of N simultaneous "create user" requests at the racy fixture
-server (tests/probe/fixture.c), which records the kernel receive time of
+server (tests/fixtures/racy_server.c), which records the kernel receive time of
 every request's final byte. For each client and N it reports, over BURSTS
 bursts, the arrival spread (max - min arrival time in one burst) and the
 duplicates the burst provoked (rows for the one email, minus one).
@@ -177,7 +177,7 @@ def main():
     out.append("Machine: %s, %d CPUs, kernel %s, Python %s, Node %s.\n" % (
         platform.machine(), os.cpu_count(), platform.release(), platform.python_version(),
         node_version))
-    out.append("Target: the racy fixture `tests/probe/fixture.c` (thread per connection, "
+    out.append("Target: the racy fixture `tests/fixtures/racy_server.c` (thread per connection, "
                "check-then-insert with a %d µs gap, no lock across it), which timestamps the "
                "final byte of every request with the kernel receive time (SO_TIMESTAMPNS). "
                "%d bursts per cell, one fresh email per burst; the fixture is reset before "

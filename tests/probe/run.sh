@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Black-box tests of `racefree probe`, run as a user would run it:
-# against tests/probe/fixture.c (a deliberately racy check-then-insert
+# against tests/fixtures/racy_server.c (a deliberately racy check-then-insert
 # server, which the probe must catch) and against a real `racefree serve`
 # (which must pass the same expectations). Ends with "N passed, N failed".
 #
