@@ -15,6 +15,7 @@
 #include "store/store.h"
 
 #define RF_VERSION "0.1.0"
+#define DB_WAIT_S 30
 
 struct config {
     const char *db_url;
@@ -155,7 +156,20 @@ static struct rf_db *open_and_migrate(const struct config *c, int nreaders)
     struct rf_db *db;
     struct rf_db_error e;
     int applied;
-    if (rf_db_open(c->db_url, nreaders, &db, &e) != RF_DB_OK) {
+    /* A database that is still starting (or briefly unreachable) is waited
+     * for, up to DB_WAIT_S, so that racefree and its database can be
+     * started together; a configuration error fails at once. */
+    int rc;
+    for (int waited = 0;; waited++) {
+        rc = rf_db_open(c->db_url, nreaders, &db, &e);
+        if (rc != RF_DB_UNAVAILABLE || waited >= DB_WAIT_S)
+            break;
+        if (waited == 0)
+            rf_log(RF_LOG_WARN, "database unavailable, waiting up to %d s: %s", DB_WAIT_S,
+                   e.detail);
+        sleep(1);
+    }
+    if (rc != RF_DB_OK) {
         /* The URL may hold a password: log only the driver's (redacted) text. */
         rf_log(RF_LOG_ERROR, "cannot open the database: %s", e.detail);
         return NULL;
