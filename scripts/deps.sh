@@ -12,6 +12,8 @@ PACKAGES=(
     sqlite3 postgresql valgrind clang libfuzzer-14-dev libclang-rt-14-dev
     # tools, data
     curl ca-certificates unicode-data jq python3
+    # benchmarks (bench/run): HTTP load generator
+    wrk
 )
 
 missing=()
