@@ -1,6 +1,10 @@
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
+#include "core/util.h"
 #include "store/store.h"
 
 #define V1 (RF_ROUTE_AUTH)
@@ -31,15 +35,54 @@ const struct rf_route rf_routes[] = {
 };
 const size_t rf_nroutes = sizeof(rf_routes) / sizeof(rf_routes[0]);
 
+/* Root keys resolved recently, by the SHA-256 of the key: every /v1
+ * request authenticates, and on PostgreSQL the lookup is a round trip of
+ * its own. Only hits are kept, for AUTH_TTL_NS; a key is never removed
+ * today, and the TTL bounds how long a future revocation would lag. */
+#define AUTH_SLOTS 256
+#define AUTH_TTL_NS (30ull * 1000000000u)
+
+static struct {
+    char hash[65];
+    char ws[64];
+    uint64_t until;
+} auth_cache[AUTH_SLOTS];
+static pthread_mutex_t auth_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned auth_slot(const char *hash)
+{
+    return (unsigned)strtoul((char[]){hash[0], hash[1], hash[2], hash[3], 0}, NULL, 16) %
+           AUTH_SLOTS;
+}
+
 void rf_api_authenticate(struct rf_req *r, const char *token)
 {
     struct rf_db_error e;
+    char hash[65];
     /* Root keys are short; anything long is not one and need not be hashed. */
     if (strlen(token) > 128)
         return;
+    rf_sha256_hex(token, strlen(token), hash);
+    unsigned slot = auth_slot(hash);
+    uint64_t now = rf_mono_ns();
+    pthread_mutex_lock(&auth_mu);
+    if (auth_cache[slot].until > now && strcmp(auth_cache[slot].hash, hash) == 0)
+        r->ws = rf_arena_strdup(r->a, auth_cache[slot].ws);
+    pthread_mutex_unlock(&auth_mu);
+    if (r->ws)
+        return;
     int rc = rf_store_auth(r->app->db, r->a, token, &r->ws, &e);
-    if (rc != RF_DB_OK)
+    if (rc != RF_DB_OK) {
         rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    if (r->ws && strlen(r->ws) < sizeof(auth_cache[0].ws)) {
+        pthread_mutex_lock(&auth_mu);
+        memcpy(auth_cache[slot].hash, hash, sizeof(hash));
+        snprintf(auth_cache[slot].ws, sizeof(auth_cache[slot].ws), "%s", r->ws);
+        auth_cache[slot].until = now + AUTH_TTL_NS;
+        pthread_mutex_unlock(&auth_mu);
+    }
 }
 
 void rf_api_healthz(struct rf_req *r)

@@ -27,7 +27,8 @@ struct rf_tx_stats {
 #define RF_TX_MAX_ATTEMPTS 12
 
 /* Runs fn in one transaction (write: the writer connection, BEGIN IMMEDIATE
- * on SQLite). RF_DB_RETRY from fn, BEGIN or COMMIT restarts the whole
+ * on SQLite). A read (write=0) body must be a single statement: it runs in
+ * autocommit, without BEGIN/COMMIT. RF_DB_RETRY from fn, BEGIN or COMMIT restarts the whole
  * transaction after a jittered exponential backoff, at most
  * RF_TX_MAX_ATTEMPTS times; any other error is returned as is, after
  * rollback. A retry budget that runs out returns RF_DB_RETRY. */

@@ -117,10 +117,13 @@ int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_
         rc = rf_db_acquire(db, write, &c, e);
         if (rc != RF_DB_OK)
             return rc;
-        rc = c->drv->begin(c, write, e);
+        /* Every read body is one statement, consistent on its own: it runs
+         * in autocommit, which on PostgreSQL saves the BEGIN and COMMIT
+         * round trips (two of three). */
+        rc = write ? c->drv->begin(c, write, e) : RF_DB_OK;
         if (rc == RF_DB_OK)
             rc = fn(c, ctx, e);
-        if (rc == RF_DB_OK)
+        if (rc == RF_DB_OK && write)
             rc = c->drv->commit(c, e);
         if (rc != RF_DB_OK)
             c->drv->rollback(c);
