@@ -646,6 +646,18 @@ static int pg_exec(struct rf_db_conn *cb, const char *sql, const struct rf_db_pa
         }
     }
 
+    /* Outside a transaction (reads run in autocommit) a statement is the
+     * first thing a session does after an idle spell: a session the server
+     * dropped meanwhile is replaced once, as BEGIN does for transactions. */
+    int autocommit = !c->h || PQtransactionStatus(c->h) == PQTRANS_IDLE ||
+                     PQstatus(c->h) != CONNECTION_OK;
+    int reconnected = 0;
+    if (autocommit && (!c->h || PQstatus(c->h) != CONNECTION_OK)) {
+        rc = pg_connect(c, e);
+        if (rc != RF_DB_OK)
+            goto out;
+        reconnected = 1;
+    }
     for (int attempt = 0;; attempt++) {
         int reused = 0; /* prepared by an earlier call, so possibly stale */
         if (np == 0) {
@@ -670,6 +682,15 @@ static int pg_exec(struct rf_db_conn *cb, const char *sql, const struct rf_db_pa
         }
         if (res_ok(res))
             break;
+        if (autocommit && !reconnected && PQstatus(c->h) != CONNECTION_OK) {
+            PQclear(res);
+            res = NULL;
+            rc = pg_connect(c, e);
+            if (rc != RF_DB_OK)
+                goto out;
+            reconnected = 1;
+            continue;
+        }
         if (!reused || attempt > 0 || !stale_statement(res)) {
             rc = pg_fail(c, res, e);
             goto out;

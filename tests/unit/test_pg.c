@@ -583,8 +583,10 @@ void test_pg_stale_statement(void)
     if (rc == RF_DB_OK)
         rc = rf_tx_run(db, 1, exec_tx, "ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'", &e);
     rf_tx_stats_get(&before);
+    /* Inside a transaction (write=1: reads run in autocommit) the stale
+     * plan aborts it: tx_run must run it again. */
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, 0, sel_t_tx, &ctx, &e);
+        rc = rf_tx_run(db, 1, sel_t_tx, &ctx, &e);
     rf_tx_stats_get(&after);
     int cols2 = ctx.rows.ncols;
     /* Autocommit, no tx_run: the driver's own re-prepare. */
