@@ -50,10 +50,10 @@ build/fuzz/httpres_fuzz: fuzz/httpres_fuzz.c src/probe/httpres.c src/probe/httpr
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/httpres_fuzz.c src/probe/httpres.c
 
 build/fuzz/probe_parse_fuzz: fuzz/probe_parse_fuzz.c src/probe/template.c src/probe/expect.c \
-		src/probe/request.c src/probe/httpres.c
+		src/probe/request.c src/probe/httpres.c src/core/util.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/probe_parse_fuzz.c src/probe/template.c \
-		src/probe/expect.c src/probe/request.c src/probe/httpres.c $(FUZZ_LIBS)
+		src/probe/expect.c src/probe/request.c src/probe/httpres.c src/core/util.c $(FUZZ_LIBS)
 
 fuzz-build: $(FUZZ_TARGETS)
 

@@ -196,3 +196,13 @@ void rf_time_format(int64_t ms, char out[RF_TIME_MAX])
     size_t n = strftime(out, RF_TIME_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, RF_TIME_MAX - n, ".%03dZ", msec % 1000);
 }
+
+void rf_errf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    if (!buf || len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}

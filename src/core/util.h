@@ -33,6 +33,9 @@ void rf_time_format(int64_t ms, char out[RF_TIME_MAX]);
 /* Uniform random integer in [0, upper). */
 uint32_t rf_rand_below(uint32_t upper);
 
+/* snprintf into a caller's error buffer; a NULL or empty buffer is fine. */
+void rf_errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 enum rf_log_level { RF_LOG_DEBUG, RF_LOG_INFO, RF_LOG_WARN, RF_LOG_ERROR };
 extern enum rf_log_level rf_log_min;
 void rf_log(enum rf_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,3 +1,4 @@
+#include "core/util.h"
 #include "probe/burst.h"
 
 #include <errno.h>
@@ -58,18 +59,6 @@ uint64_t rf_burst_now_ns(void)
     if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
         return 0; /* cannot happen for CLOCK_MONOTONIC on Linux */
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void errf(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!buf || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
 }
 
 static void finish(struct burst *b, size_t i)
@@ -344,13 +333,13 @@ static int raise_nofile(size_t n, char *errbuf, size_t errlen)
     struct rlimit rl;
     rlim_t need = (rlim_t)n + FD_RESERVE;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-        errf(errbuf, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        rf_errf(errbuf, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
         return -1;
     }
     if (rl.rlim_cur >= need)
         return 0;
     if (rl.rlim_max < need) {
-        errf(errbuf, errlen,
+        rf_errf(errbuf, errlen,
              "RLIMIT_NOFILE hard limit %llu is below the %llu descriptors needed for %zu "
              "connections",
              (unsigned long long)rl.rlim_max, (unsigned long long)need, n);
@@ -358,7 +347,7 @@ static int raise_nofile(size_t n, char *errbuf, size_t errlen)
     }
     rl.rlim_cur = need;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-        errf(errbuf, errlen, "setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)need,
+        rf_errf(errbuf, errlen, "setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)need,
              strerror(errno));
         return -1;
     }
@@ -415,15 +404,15 @@ int rf_burst_run(const struct rf_burst_req *reqs, size_t n, const struct rf_burs
     if (!o)
         o = &def;
     if (n > RF_BURST_MAX) {
-        errf(errbuf, errlen, "too many requests: %zu (max %d)", n, RF_BURST_MAX);
+        rf_errf(errbuf, errlen, "too many requests: %zu (max %d)", n, RF_BURST_MAX);
         return -1;
     }
     if (o->sync != RF_BURST_LASTBYTE && o->sync != RF_BURST_NONE) {
-        errf(errbuf, errlen, "unknown sync mode %d", (int)o->sync);
+        rf_errf(errbuf, errlen, "unknown sync mode %d", (int)o->sync);
         return -1;
     }
     if (o->timeout_ms < 0) {
-        errf(errbuf, errlen, "negative timeout_ms %d", o->timeout_ms);
+        rf_errf(errbuf, errlen, "negative timeout_ms %d", o->timeout_ms);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -440,14 +429,14 @@ int rf_burst_run(const struct rf_burst_req *reqs, size_t n, const struct rf_burs
     struct epoll_event *evs = calloc((size_t)nevs, sizeof(*evs));
     b.c = calloc(n, sizeof(*b.c));
     if (!evs || !b.c) {
-        errf(errbuf, errlen, "out of memory for %zu connections", n);
+        rf_errf(errbuf, errlen, "out of memory for %zu connections", n);
         free(evs);
         free(b.c);
         return -1;
     }
     b.ep = epoll_create1(EPOLL_CLOEXEC);
     if (b.ep < 0) {
-        errf(errbuf, errlen, "epoll_create1: %s", strerror(errno));
+        rf_errf(errbuf, errlen, "epoll_create1: %s", strerror(errno));
         free(evs);
         free(b.c);
         return -1;

@@ -1,3 +1,4 @@
+#include "core/util.h"
 #include "probe/expect.h"
 
 #include <errno.h>
@@ -11,18 +12,6 @@
  * are cut here, which only affects values that differ past this point. */
 #define VALUE_TEXT_MAX 1024
 #define DETAIL_VALUES 4
-
-static void errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void errf(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!buf || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- counts -------------------------------------------------------------- */
 
@@ -51,7 +40,7 @@ int rf_probe_count_parse(struct rf_probe_count *c, const char *s, char *err, siz
     } else if (parse_ulong(s, &c->k) == 0) {
         return 0;
     }
-    errf(err, errlen, "bad count \"%s\" (want a number, N, or N-k)", s);
+    rf_errf(err, errlen, "bad count \"%s\" (want a number, N, or N-k)", s);
     return -1;
 }
 
@@ -70,19 +59,19 @@ int rf_probe_jpath_parse(struct rf_probe_jpath *p, const char *s, size_t len, ch
 {
     memset(p, 0, sizeof(*p));
     if (len == 0 || s[0] != '.') {
-        errf(err, errlen, "JSON path \"%.*s\" must start with '.' (e.g. .user.id)",
+        rf_errf(err, errlen, "JSON path \"%.*s\" must start with '.' (e.g. .user.id)",
              (int)(len > 64 ? 64 : len), s);
         return -1;
     }
     if (len > RF_PROBE_JPATH_MAX_LEN) {
-        errf(err, errlen, "JSON path longer than %d bytes", RF_PROBE_JPATH_MAX_LEN);
+        rf_errf(err, errlen, "JSON path longer than %d bytes", RF_PROBE_JPATH_MAX_LEN);
         return -1;
     }
     memcpy(p->text, s, len);
     p->text[len] = '\0';
     p->store = malloc(len + 1);
     if (!p->store) {
-        errf(err, errlen, "out of memory");
+        rf_errf(err, errlen, "out of memory");
         return -1;
     }
     if (len == 1) {
@@ -128,7 +117,7 @@ int rf_probe_jpath_parse(struct rf_probe_jpath *p, const char *s, size_t len, ch
                 goto bad;
         }
         if (p->n == RF_PROBE_JPATH_MAX_DEPTH) {
-            errf(err, errlen, "JSON path deeper than %d steps", RF_PROBE_JPATH_MAX_DEPTH);
+            rf_errf(err, errlen, "JSON path deeper than %d steps", RF_PROBE_JPATH_MAX_DEPTH);
             rf_probe_jpath_free(p);
             return -1;
         }
@@ -139,7 +128,7 @@ int rf_probe_jpath_parse(struct rf_probe_jpath *p, const char *s, size_t len, ch
     }
     return 0;
 bad:
-    errf(err, errlen, "bad JSON path \"%.*s\" (e.g. .user.id, .data.0.id, .data[0].id)",
+    rf_errf(err, errlen, "bad JSON path \"%.*s\" (e.g. .user.id, .data.0.id, .data[0].id)",
          (int)(len > 64 ? 64 : len), s);
     rf_probe_jpath_free(p);
     return -1;
@@ -224,7 +213,7 @@ int rf_probe_exp_parse(struct rf_probe_exp *e, enum rf_probe_exp_kind kind, cons
         return 0;
     size_t al = strlen(arg);
     if (al >= sizeof(e->spec)) {
-        errf(err, errlen, "--expect-%s argument longer than %zu bytes",
+        rf_errf(err, errlen, "--expect-%s argument longer than %zu bytes",
              rf_probe_exp_kind_name(kind), sizeof(e->spec) - 1);
         return -1;
     }
@@ -232,19 +221,19 @@ int rf_probe_exp_parse(struct rf_probe_exp *e, enum rf_probe_exp_kind kind, cons
     /* The last '=' splits, so a path may itself contain one. */
     const char *eq = strrchr(arg, '=');
     if (!eq) {
-        errf(err, errlen, "--expect-%s wants %s=COUNT, got \"%s\"", rf_probe_exp_kind_name(kind),
+        rf_errf(err, errlen, "--expect-%s wants %s=COUNT, got \"%s\"", rf_probe_exp_kind_name(kind),
              kind == RF_PROBE_EXP_STATUS ? "CODE" : "JSONPATH", arg);
         return -1;
     }
     size_t ll = (size_t)(eq - arg);
     char cerr[128];
     if (rf_probe_count_parse(&e->count, eq + 1, cerr, sizeof(cerr)) < 0) {
-        errf(err, errlen, "--expect-%s %s: %s", rf_probe_exp_kind_name(kind), arg, cerr);
+        rf_errf(err, errlen, "--expect-%s %s: %s", rf_probe_exp_kind_name(kind), arg, cerr);
         return -1;
     }
     if (kind == RF_PROBE_EXP_STATUS) {
         if (parse_status(arg, ll, &e->status) < 0) {
-            errf(err, errlen, "--expect-status %s: bad status \"%.*s\" (100-599, or 2xx)", arg,
+            rf_errf(err, errlen, "--expect-status %s: bad status \"%.*s\" (100-599, or 2xx)", arg,
                  (int)(ll > 16 ? 16 : ll), arg);
             return -1;
         }
@@ -252,7 +241,7 @@ int rf_probe_exp_parse(struct rf_probe_exp *e, enum rf_probe_exp_kind kind, cons
     }
     char perr[160];
     if (rf_probe_jpath_parse(&e->path, arg, ll, perr, sizeof(perr)) < 0) {
-        errf(err, errlen, "--expect-%s: %s", rf_probe_exp_kind_name(kind), perr);
+        rf_errf(err, errlen, "--expect-%s: %s", rf_probe_exp_kind_name(kind), perr);
         return -1;
     }
     return 0;
@@ -310,7 +299,7 @@ static void eval_distinct(const struct rf_probe_exp *e, const struct rf_probe_vi
     size_t nv = 0, missing = 0;
     if (!vals) {
         out->pass = 0;
-        errf(out->detail, sizeof(out->detail), "out of memory");
+        rf_errf(out->detail, sizeof(out->detail), "out of memory");
         return;
     }
     for (size_t i = 0; i < v->n; i++) {
@@ -353,19 +342,19 @@ static void eval_verify_count(const struct rf_probe_exp *e, const struct rf_prob
     const struct rf_burst_res *r = v->verify;
     out->got = -1;
     if (!r) {
-        errf(out->detail, sizeof(out->detail), "no --verify request was made");
+        rf_errf(out->detail, sizeof(out->detail), "no --verify request was made");
         return;
     }
     if (r->err) {
-        errf(out->detail, sizeof(out->detail), "verify request failed: %s", r->err_msg);
+        rf_errf(out->detail, sizeof(out->detail), "verify request failed: %s", r->err_msg);
         return;
     }
     if (r->http.status < 200 || r->http.status > 299) {
-        errf(out->detail, sizeof(out->detail), "verify request answered %d", r->http.status);
+        rf_errf(out->detail, sizeof(out->detail), "verify request answered %d", r->http.status);
         return;
     }
     if (!v->verify_body) {
-        errf(out->detail, sizeof(out->detail), "verify response is not JSON");
+        rf_errf(out->detail, sizeof(out->detail), "verify response is not JSON");
         return;
     }
     json_t *x = rf_probe_jpath_get(&e->path, v->verify_body);
@@ -375,7 +364,7 @@ static void eval_verify_count(const struct rf_probe_exp *e, const struct rf_prob
         json_int_t k = json_integer_value(x);
         out->got = k < 0 ? -1 : k > LONG_MAX ? LONG_MAX : (long)k;
     } else {
-        errf(out->detail, sizeof(out->detail), "%s in the verify response is %s", e->path.text,
+        rf_errf(out->detail, sizeof(out->detail), "%s in the verify response is %s", e->path.text,
              x ? "neither an array nor an integer" : "missing");
         return;
     }
@@ -406,7 +395,7 @@ void rf_probe_exp_eval(const struct rf_probe_exp *e, const struct rf_probe_view 
         }
         out->got = n5 + nores;
         if (nores)
-            errf(out->detail, sizeof(out->detail), "%ld 5xx, %ld without a response", n5, nores);
+            rf_errf(out->detail, sizeof(out->detail), "%ld 5xx, %ld without a response", n5, nores);
         out->pass = out->got == 0;
         return;
     }

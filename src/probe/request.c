@@ -1,3 +1,4 @@
+#include "core/util.h"
 #include "probe/request.h"
 
 #include <errno.h>
@@ -12,46 +13,34 @@
 #include <strings.h>
 #include <unistd.h>
 
-static void errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void errf(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!buf || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- URLs ---------------------------------------------------------------- */
 
 int rf_probe_url_parse(const char *url, struct rf_probe_url *u, char *err, size_t errlen)
 {
     memset(u, 0, sizeof(*u));
     if (strncasecmp(url, "https://", 8) == 0) {
-        errf(err, errlen,
+        rf_errf(err, errlen,
              "https is not supported: the burst needs raw sockets; aim at the plain-HTTP "
              "port (e.g. behind the TLS proxy)");
         return -1;
     }
     if (strncasecmp(url, "http://", 7) != 0) {
-        errf(err, errlen, "URL must start with http:// (got \"%.60s\")", url);
+        rf_errf(err, errlen, "URL must start with http:// (got \"%.60s\")", url);
         return -1;
     }
     const char *a = url + 7;
     size_t al = strcspn(a, "/?#");
     const char *rest = a + al;
     if (memchr(a, '@', al)) {
-        errf(err, errlen, "user:password@ in the URL is not supported; pass -H Authorization");
+        rf_errf(err, errlen, "user:password@ in the URL is not supported; pass -H Authorization");
         return -1;
     }
     if (al == 0) {
-        errf(err, errlen, "URL has no host: \"%.60s\"", url);
+        rf_errf(err, errlen, "URL has no host: \"%.60s\"", url);
         return -1;
     }
     if (al >= sizeof(u->authority)) {
-        errf(err, errlen, "URL host part longer than %zu bytes", sizeof(u->authority) - 1);
+        rf_errf(err, errlen, "URL host part longer than %zu bytes", sizeof(u->authority) - 1);
         return -1;
     }
     memcpy(u->authority, a, al);
@@ -62,14 +51,14 @@ int rf_probe_url_parse(const char *url, struct rf_probe_url *u, char *err, size_
     if (*a == '[') {
         const char *rb = memchr(a, ']', al);
         if (!rb) {
-            errf(err, errlen, "unterminated [IPv6] address in URL");
+            rf_errf(err, errlen, "unterminated [IPv6] address in URL");
             return -1;
         }
         h = a + 1;
         hl = (size_t)(rb - h);
         if (rb + 1 < a + al) {
             if (rb[1] != ':') {
-                errf(err, errlen, "junk after ] in URL host \"%s\"", u->authority);
+                rf_errf(err, errlen, "junk after ] in URL host \"%s\"", u->authority);
                 return -1;
             }
             port = rb + 2;
@@ -81,7 +70,7 @@ int rf_probe_url_parse(const char *url, struct rf_probe_url *u, char *err, size_
             port = colon + 1;
     }
     if (hl == 0 || hl >= sizeof(u->host)) {
-        errf(err, errlen, "bad host in URL \"%s\"", u->authority);
+        rf_errf(err, errlen, "bad host in URL \"%s\"", u->authority);
         return -1;
     }
     memcpy(u->host, h, hl);
@@ -97,7 +86,7 @@ int rf_probe_url_parse(const char *url, struct rf_probe_url *u, char *err, size_
             pv = pv * 10 + (unsigned long)(port[k] - '0');
         }
         if (pv == 0 || pv > 65535) {
-            errf(err, errlen, "bad port in URL \"%s\"", u->authority);
+            rf_errf(err, errlen, "bad port in URL \"%s\"", u->authority);
             return -1;
         }
         snprintf(u->port, sizeof(u->port), "%lu", pv);
@@ -109,7 +98,7 @@ int rf_probe_url_parse(const char *url, struct rf_probe_url *u, char *err, size_
     for (size_t k = 0; k < u->path_len; k++) {
         unsigned char c = (unsigned char)rest[k];
         if (c <= 0x20 || c == 0x7f) {
-            errf(err, errlen,
+            rf_errf(err, errlen,
                  "URL path contains a space or control character (byte %zu); "
                  "percent-encode it",
                  k);
@@ -171,7 +160,7 @@ int rf_probe_resolve(const char *host, const char *port, int timeout_ms,
         g = getaddrinfo(host, port, &hints, &res);
     }
     if (g != 0) {
-        errf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(g));
+        rf_errf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(g));
         return -1;
     }
     const struct addrinfo *pick = NULL;
@@ -191,13 +180,13 @@ int rf_probe_resolve(const char *host, const char *port, int timeout_ms,
             }
         }
         if (!pick) {
-            errf(err, errlen, "cannot connect to %s port %s (%s)", host, port, why);
+            rf_errf(err, errlen, "cannot connect to %s port %s (%s)", host, port, why);
             freeaddrinfo(res);
             return -1;
         }
     }
     if (pick->ai_addrlen > sizeof(*addr)) {
-        errf(err, errlen, "address of %s too long", host);
+        rf_errf(err, errlen, "address of %s too long", host);
         freeaddrinfo(res);
         return -1;
     }
@@ -226,16 +215,16 @@ int rf_probe_reqspec_header(struct rf_probe_reqspec *s, const char *h,
         if (!is_tchar(h[k]))
             nl = 0;
     if (nl == 0) {
-        errf(err, errlen, "-H wants \"Name: value\", got \"%.60s\"", h);
+        rf_errf(err, errlen, "-H wants \"Name: value\", got \"%.60s\"", h);
         return -1;
     }
     if (s->nhdr >= RF_PROBE_HEADERS_MAX) {
-        errf(err, errlen, "more than %d -H headers", RF_PROBE_HEADERS_MAX);
+        rf_errf(err, errlen, "more than %d -H headers", RF_PROBE_HEADERS_MAX);
         return -1;
     }
 #define IS(name) (nl == sizeof(name) - 1 && strncasecmp(h, name, nl) == 0)
     if (IS("Content-Length") || IS("Transfer-Encoding")) {
-        errf(err, errlen, "-H %.*s: the probe frames the body itself (use -d)", (int)nl, h);
+        rf_errf(err, errlen, "-H %.*s: the probe frames the body itself (use -d)", (int)nl, h);
         return -1;
     }
     if (IS("Host"))
@@ -255,7 +244,7 @@ int rf_probe_reqspec_header(struct rf_probe_reqspec *s, const char *h,
     size_t len = nl + 2 + vl;
     char *line = malloc(len + 1);
     if (!line) {
-        errf(err, errlen, "out of memory");
+        rf_errf(err, errlen, "out of memory");
         return -1;
     }
     memcpy(line, h, nl);
@@ -297,14 +286,14 @@ int rf_probe_request_build(const struct rf_probe_reqspec *s, const char *method,
 
     url_buf->len = 0;
     if (rf_probe_tpl_expand(url, c, url_buf, sub, sizeof(sub)) < 0) {
-        errf(err, errlen, "URL: %s", sub);
+        rf_errf(err, errlen, "URL: %s", sub);
         goto out;
     }
     if (rf_probe_url_parse(url_buf->p, u, err, errlen) < 0)
         goto out;
     int send_body = with_body && s->has_body;
     if (send_body && rf_probe_tpl_expand(&s->body, c, &body, sub, sizeof(sub)) < 0) {
-        errf(err, errlen, "body: %s", sub);
+        rf_errf(err, errlen, "body: %s", sub);
         goto out;
     }
 
@@ -327,7 +316,7 @@ int rf_probe_request_build(const struct rf_probe_reqspec *s, const char *method,
         /* A line break from a variable would smuggle in headers of its own. */
         for (size_t j = start; j < out->len; j++)
             if (out->p[j] == '\r' || out->p[j] == '\n' || out->p[j] == '\0') {
-                errf(err, errlen, "-H %.*s contains a line break or NUL after expansion",
+                rf_errf(err, errlen, "-H %.*s contains a line break or NUL after expansion",
                      (int)strcspn(out->p + start, ":"), out->p + start);
                 goto out;
             }
@@ -341,11 +330,11 @@ int rf_probe_request_build(const struct rf_probe_reqspec *s, const char *method,
         ok = ok && rf_probe_buf_adds(out, "Connection: close\r\n") == 0;
     ok = ok && rf_probe_buf_adds(out, "\r\n") == 0;
     if (!ok || out->len > RF_PROBE_HEAD_MAX) {
-        errf(err, errlen, "request head longer than %zu bytes", RF_PROBE_HEAD_MAX);
+        rf_errf(err, errlen, "request head longer than %zu bytes", RF_PROBE_HEAD_MAX);
         goto out;
     }
     if (send_body && rf_probe_buf_add(out, body.p, body.len) < 0) {
-        errf(err, errlen, "request longer than %zu bytes", out->max);
+        rf_errf(err, errlen, "request longer than %zu bytes", out->max);
         goto out;
     }
     rc = 0;

@@ -1,3 +1,4 @@
+#include "core/util.h"
 #include "probe/template.h"
 
 #include <errno.h>
@@ -16,18 +17,6 @@ struct rf_probe_tpl_seg {
     size_t off, len; /* SEG_LIT: span of t->src */
     size_t var;      /* SEG_VAR: index into the vars */
 };
-
-static void errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void errf(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!buf || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- bounded buffer ------------------------------------------------------ */
 
@@ -131,7 +120,7 @@ char *rf_probe_read_file(const char *path, size_t max, size_t *len, char *err, s
     int is_stdin = strcmp(path, "-") == 0;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f) {
-        errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        rf_errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
     char *data = NULL;
@@ -139,7 +128,7 @@ char *rf_probe_read_file(const char *path, size_t max, size_t *len, char *err, s
     for (;;) {
         if (n == cap) {
             if (cap > max) {
-                errf(err, errlen, "%s is larger than %zu bytes", path, max);
+                rf_errf(err, errlen, "%s is larger than %zu bytes", path, max);
                 goto fail;
             }
             size_t ncap = cap ? cap * 2 : 4096;
@@ -147,7 +136,7 @@ char *rf_probe_read_file(const char *path, size_t max, size_t *len, char *err, s
                 ncap = max + 2;
             char *p = realloc(data, ncap);
             if (!p) {
-                errf(err, errlen, "out of memory reading %s", path);
+                rf_errf(err, errlen, "out of memory reading %s", path);
                 goto fail;
             }
             data = p;
@@ -159,11 +148,11 @@ char *rf_probe_read_file(const char *path, size_t max, size_t *len, char *err, s
             break;
     }
     if (ferror(f)) {
-        errf(err, errlen, "cannot read %s", path);
+        rf_errf(err, errlen, "cannot read %s", path);
         goto fail;
     }
     if (n > max) {
-        errf(err, errlen, "%s is larger than %zu bytes", path, max);
+        rf_errf(err, errlen, "%s is larger than %zu bytes", path, max);
         goto fail;
     }
     if (!is_stdin)
@@ -187,7 +176,7 @@ static int split_lines(struct rf_probe_var *v, size_t len, const char *path, cha
     char *d = v->data;
     for (size_t i = 0; i < len; i++)
         if (d[i] == '\0') {
-            errf(err, errlen, "%s contains a NUL byte", path);
+            rf_errf(err, errlen, "%s contains a NUL byte", path);
             return -1;
         }
     for (size_t i = 0; i < len;) {
@@ -202,16 +191,16 @@ static int split_lines(struct rf_probe_var *v, size_t len, const char *path, cha
         i = j + 1;
     }
     if (count == 0) {
-        errf(err, errlen, "%s has no non-empty line", path);
+        rf_errf(err, errlen, "%s has no non-empty line", path);
         return -1;
     }
     if (count > RF_PROBE_VAR_LINES_MAX) {
-        errf(err, errlen, "%s has more than %d lines", path, RF_PROBE_VAR_LINES_MAX);
+        rf_errf(err, errlen, "%s has more than %d lines", path, RF_PROBE_VAR_LINES_MAX);
         return -1;
     }
     v->vals = calloc(count, sizeof(*v->vals));
     if (!v->vals) {
-        errf(err, errlen, "out of memory for %zu lines", count);
+        rf_errf(err, errlen, "out of memory for %zu lines", count);
         return -1;
     }
     for (size_t i = 0; i < len;) {
@@ -233,21 +222,21 @@ int rf_probe_vars_add(struct rf_probe_vars *vs, const char *spec, char *err, siz
 {
     const char *eq = strchr(spec, '=');
     if (!eq) {
-        errf(err, errlen, "--var wants NAME=value or NAME=@file, got \"%s\"", spec);
+        rf_errf(err, errlen, "--var wants NAME=value or NAME=@file, got \"%s\"", spec);
         return -1;
     }
     size_t nl = (size_t)(eq - spec);
     if (!valid_var_name(spec, nl)) {
-        errf(err, errlen, "bad variable name \"%.*s\" (1-%d of A-Z a-z 0-9 _ -)",
+        rf_errf(err, errlen, "bad variable name \"%.*s\" (1-%d of A-Z a-z 0-9 _ -)",
              (int)(nl > 64 ? 64 : nl), spec, RF_PROBE_VAR_NAME_MAX);
         return -1;
     }
     if (find_var(vs, spec, nl, NULL)) {
-        errf(err, errlen, "variable %.*s given twice", (int)nl, spec);
+        rf_errf(err, errlen, "variable %.*s given twice", (int)nl, spec);
         return -1;
     }
     if (vs->n >= RF_PROBE_VARS_MAX) {
-        errf(err, errlen, "more than %d variables", RF_PROBE_VARS_MAX);
+        rf_errf(err, errlen, "more than %d variables", RF_PROBE_VARS_MAX);
         return -1;
     }
     struct rf_probe_var *v = &vs->v[vs->n];
@@ -273,7 +262,7 @@ int rf_probe_vars_add(struct rf_probe_vars *vs, const char *spec, char *err, siz
             free(v->data);
             free(v->vals);
             memset(v, 0, sizeof(*v));
-            errf(err, errlen, "out of memory");
+            rf_errf(err, errlen, "out of memory");
             return -1;
         }
         v->vals[0] = v->data;
@@ -320,7 +309,7 @@ int rf_probe_tpl_compile(struct rf_probe_tpl *t, const char *src, size_t len,
     memset(t, 0, sizeof(*t));
     t->src = malloc(len + 1);
     if (!t->src) {
-        errf(err, errlen, "out of memory");
+        rf_errf(err, errlen, "out of memory");
         return -1;
     }
     if (len)
@@ -340,7 +329,7 @@ int rf_probe_tpl_compile(struct rf_probe_tpl *t, const char *src, size_t len,
                 break;
             }
         if (!close) {
-            errf(err, errlen, "unterminated \"{{\" at offset %zu", i);
+            rf_errf(err, errlen, "unterminated \"{{\" at offset %zu", i);
             goto fail;
         }
         const char *name = src + i + 2;
@@ -363,13 +352,13 @@ int rf_probe_tpl_compile(struct rf_probe_tpl *t, const char *src, size_t len,
             s.kind = SEG_RAND;
         } else if (nl > 4 && memcmp(name, "var.", 4) == 0) {
             if (!find_var(vs, name + 4, nl - 4, &s.var)) {
-                errf(err, errlen, "{{%.*s}}: no --var %.*s was given", (int)(nl > 80 ? 80 : nl),
+                rf_errf(err, errlen, "{{%.*s}}: no --var %.*s was given", (int)(nl > 80 ? 80 : nl),
                      name, (int)(nl - 4 > 64 ? 64 : nl - 4), name + 4);
                 goto fail;
             }
             s.kind = SEG_VAR;
         } else {
-            errf(err, errlen,
+            rf_errf(err, errlen,
                  "unknown placeholder {{%.*s}} (known: i, round, uuid, rand, var.NAME)",
                  (int)(nl > 80 ? 80 : nl), name);
             goto fail;
@@ -394,7 +383,7 @@ int rf_probe_tpl_compile(struct rf_probe_tpl *t, const char *src, size_t len,
     }
     return 0;
 oom:
-    errf(err, errlen, "out of memory");
+    rf_errf(err, errlen, "out of memory");
 fail:
     rf_probe_tpl_free(t);
     return -1;
@@ -436,7 +425,7 @@ int rf_probe_tpl_expand(const struct rf_probe_tpl *t, const struct rf_probe_tpl_
         case SEG_UUID: {
             char u[37];
             if (sodium_init() < 0) {
-                errf(err, errlen, "libsodium failed to initialise");
+                rf_errf(err, errlen, "libsodium failed to initialise");
                 return -1;
             }
             uuid_v4(u);
@@ -446,7 +435,7 @@ int rf_probe_tpl_expand(const struct rf_probe_tpl *t, const struct rf_probe_tpl_
         case SEG_RAND: {
             uint64_t r;
             if (sodium_init() < 0) {
-                errf(err, errlen, "libsodium failed to initialise");
+                rf_errf(err, errlen, "libsodium failed to initialise");
                 return -1;
             }
             randombytes_buf(&r, sizeof(r));
@@ -461,12 +450,12 @@ int rf_probe_tpl_expand(const struct rf_probe_tpl *t, const struct rf_probe_tpl_
         }
         }
         if (rc < 0) {
-            errf(err, errlen, "expansion exceeds %zu bytes", out->max);
+            rf_errf(err, errlen, "expansion exceeds %zu bytes", out->max);
             return -1;
         }
     }
     if (!out->p && rf_probe_buf_add(out, "", 0) < 0) {
-        errf(err, errlen, "out of memory");
+        rf_errf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
