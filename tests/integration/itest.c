@@ -1221,6 +1221,20 @@ static void t_bad_input_events_keys(void)
         {{"POST", "/v1/identities", e.key, "{\"externalId\":\"a\",\"x\":1}", NULL, 0}, 422,
          "unknown_field"},
         {{"GET", "/v1/identities/nobody", e.key, NULL, NULL, 0}, 404, "not_found"},
+        {{"POST", "/v1/resources", e.key, "{\"type\":\"mysql\",\"name\":\"a\"}", NULL, 0}, 422,
+         "invalid_type"},
+        {{"POST", "/v1/resources", e.key, "{\"type\":\"redis\"}", NULL, 0}, 422,
+         "missing_field"},
+        {{"POST", "/v1/resources", e.key, "{\"type\":\"redis\",\"name\":\"\"}", NULL, 0}, 422,
+         "invalid_name"},
+        {{"POST", "/v1/resources", e.key, "{\"type\":1,\"name\":\"a\"}", NULL, 0}, 422,
+         "invalid_field"},
+        {{"POST", "/v1/resources", e.key, "{\"type\":\"redis\",\"name\":\"a\",\"size\":1}",
+          NULL, 0},
+         422, "unknown_field"},
+        {{"GET", "/v1/resources/res_nope", e.key, NULL, NULL, 0}, 404, "not_found"},
+        {{"DELETE", "/v1/resources/res_nope", e.key, NULL, NULL, 0}, 404, "not_found"},
+        {{"GET", "/v1/resources?limit=0", e.key, NULL, NULL, 0}, 422, "invalid_query"},
         {{"POST", "/v1/keys", e.key, "{\"remaining\":-1}", NULL, 0}, 422, "invalid_remaining"},
         {{"POST", "/v1/keys", e.key, "{\"remaining\":\"5\"}", NULL, 0}, 422, "invalid_field"},
         {{"POST", "/v1/keys", e.key, "{\"remaining\":1.5}", NULL, 0}, 422, "invalid_field"},
@@ -1749,6 +1763,79 @@ out:
     env_down(&e);
 }
 
+#define RACE_SMALL 32
+
+/* N simultaneous POST /v1/identities with one new externalId → one 201,
+ * N-1 × 409 identity_exists, one row. */
+static void t_race_identity_create(void)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_SMALL];
+    char body[96], xid[48];
+    EXPECT(env_up(&e, MULTI) == 0, "env_up");
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        burst_free(&b);
+        snprintf(xid, sizeof(xid), "idn-race-%u", rf_rand_below(1u << 30));
+        snprintf(body, sizeof(body), "{\"externalId\":\"%s\"}", xid);
+        for (int i = 0; i < RACE_SMALL; i++)
+            q[i] = (struct reqspec){"POST", "/v1/identities", e.key, body, NULL, i};
+        EXPECT(burst_fire(&e, q, RACE_SMALL, &b) == 0, "burst");
+        int n5xx = 0, n201 = count_status(&b, 201, &n5xx), n409 = 0;
+        for (int i = 0; i < RACE_SMALL; i++)
+            n409 += b.res[i].http.status == 409 && b.res[i].http.body &&
+                    strstr(b.res[i].http.body, "identity_exists");
+        EXPECT(n5xx == 0 && n201 == 1 && n409 == RACE_SMALL - 1,
+               "want 1 x 201 and %d x 409 identity_exists, got %d and %d (%d 5xx)",
+               RACE_SMALL - 1, n201, n409, n5xx);
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM identities WHERE external_id = ?", xid, NULL) ==
+                   1,
+               "want one identity row");
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+/* N simultaneous DELETEs of one resource → one 204, N-1 × 404, and the
+ * quota counter moved back exactly once. */
+static void t_race_resource_delete(void)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_SMALL];
+    char path[128];
+    json_t *j = NULL;
+    serve_args[0] = "--provision-delay-ms";
+    serve_args[1] = "0";
+    EXPECT(env_up(&e, MULTI) == 0, "env_up");
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        char body[96];
+        burst_free(&b);
+        snprintf(body, sizeof(body), "{\"type\":\"redis\",\"name\":\"del%d\"}", round);
+        struct reqspec c = {"POST", "/v1/resources", e.key, body, NULL, 0};
+        json_decref(j);
+        j = NULL;
+        EXPECT(http1(&e, &c, &j) == 201, "create");
+        snprintf(path, sizeof(path), "/v1/resources/%s", jstr(j, "resource", "id"));
+        for (int i = 0; i < RACE_SMALL; i++)
+            q[i] = (struct reqspec){"DELETE", path, e.key, NULL, NULL, i};
+        EXPECT(burst_fire(&e, q, RACE_SMALL, &b) == 0, "burst");
+        int n5xx = 0, n204 = count_status(&b, 204, &n5xx), n404 = count_status(&b, 404, &n5xx);
+        EXPECT(n5xx == 0 && n204 == 1 && n404 == RACE_SMALL - 1,
+               "want 1 x 204 and %d x 404, got %d and %d", RACE_SMALL - 1, n204, n404);
+        EXPECT(db_count(&e,
+                        "SELECT (SELECT n FROM resource_counts) - (SELECT COUNT(*) FROM resources)",
+                        NULL, NULL) == 0,
+               "quota counter out of step with the rows");
+    }
+out:
+    memset(serve_args, 0, sizeof(serve_args));
+    json_decref(j);
+    burst_free(&b);
+    env_down(&e);
+}
+
 enum { ANY = 0, SQLITE_ONLY = 1, PG_ONLY = 2 };
 
 static const struct {
@@ -1784,6 +1871,8 @@ static const struct {
     {"idem_crash_after_commit", t_idem_crash_after_commit, 0, ANY},
     {"edge_cases", t_edge_cases, 0, ANY},
     {"race_user_create_keyed", t_race_user_create_keyed, 1, ANY},
+    {"race_identity_create", t_race_identity_create, 1, ANY},
+    {"race_resource_delete", t_race_resource_delete, 1, ANY},
     {"pg_outage", t_pg_outage, 0, PG_ONLY},
 };
 
