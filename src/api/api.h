@@ -43,6 +43,8 @@ void rf_api_authenticate(struct rf_req *r, const char *token);
 /* Handlers, one per route, in src/api. */
 void rf_api_healthz(struct rf_req *r);
 void rf_api_readyz(struct rf_req *r);
+void rf_api_metrics(struct rf_req *r);
+void rf_api_openapi(struct rf_req *r);
 void rf_api_user_create(struct rf_req *r);
 void rf_api_user_get(struct rf_req *r);
 void rf_api_user_list(struct rf_req *r);

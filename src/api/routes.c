@@ -14,6 +14,8 @@
 const struct rf_route rf_routes[] = {
     {"GET", "/healthz", rf_api_healthz, 0, "healthz"},
     {"GET", "/readyz", rf_api_readyz, 0, "readyz"},
+    {"GET", "/metrics", rf_api_metrics, 0, "metrics"},
+    {"GET", "/openapi.json", rf_api_openapi, 0, "openapi"},
     {"POST", "/v1/users", rf_api_user_create, V1_JSON, "users.create"},
     {"GET", "/v1/users", rf_api_user_list, V1, "users.list"},
     {"GET", "/v1/users/{id}", rf_api_user_get, V1, "users.get"},
