@@ -11,9 +11,11 @@ PACKAGES=(
     # clang + libFuzzer for the fuzz targets
     sqlite3 postgresql valgrind clang libfuzzer-14-dev libclang-rt-14-dev
     # tools, data
-    curl ca-certificates unicode-data jq python3
-    # benchmarks (bench/run): HTTP load generator
-    wrk
+    curl ca-certificates unicode-data jq python3 python3-jsonschema
+    # tests: headless browser that renders the probe's HTML race report
+    chromium
+    # benchmarks (bench/run): HTTP load generator, the nginx reference
+    wrk nginx-light
 )
 
 missing=()
