@@ -15,6 +15,8 @@ const char *rf_db_strerror(enum rf_db_err e)
         return "retryable conflict";
     case RF_DB_UNAVAILABLE:
         return "database unavailable";
+    case RF_DB_FULL:
+        return "database storage full";
     case RF_DB_ERROR:
         return "database error";
     }

@@ -18,6 +18,7 @@ enum rf_db_err {
     RF_DB_UNIQUE,      /* a unique/primary key was violated; constraint names it */
     RF_DB_RETRY,       /* busy, locked, serialization failure, deadlock: run the tx again */
     RF_DB_UNAVAILABLE, /* cannot reach or open the database */
+    RF_DB_FULL,        /* disk or quota full: waits for an operator, not a retry */
     RF_DB_ERROR,       /* anything else: a bug or corrupt state */
 };
 

@@ -73,8 +73,10 @@ enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok)
     if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
         strcmp(sqlstate, "55P03") == 0) /* lock_timeout / NOWAIT: like SQLITE_BUSY */
         return RF_DB_RETRY;
-    /* Class 08 connection exceptions, class 53 (too many connections, disk
-     * full, out of memory: the SQLite driver maps FULL and NOMEM alike),
+    if (strcmp(sqlstate, "53100") == 0) /* disk_full, as SQLITE_FULL */
+        return RF_DB_FULL;
+    /* Class 08 connection exceptions, the rest of class 53 (too many
+     * connections, out of memory: the SQLite driver maps NOMEM alike),
      * shutdown and crash recovery, and 25006 (a standby after failover). */
     if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0 ||
         strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0 ||

@@ -56,9 +56,10 @@ enum rf_db_err rf_sqlite_classify(int rc)
     case SQLITE_LOCKED:
     case SQLITE_PROTOCOL: /* a WAL lock race between processes: try again */
         return RF_DB_RETRY;
+    case SQLITE_FULL:
+        return RF_DB_FULL;
     case SQLITE_CANTOPEN:
     case SQLITE_IOERR:
-    case SQLITE_FULL:
     case SQLITE_READONLY:
     case SQLITE_NOTADB:
     case SQLITE_PERM:

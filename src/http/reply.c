@@ -37,6 +37,7 @@ static const struct {
     {"idempotency_key_in_progress", "A request with this key is in progress"},
     {"idempotency_key_reused", "Idempotency-Key reused with another request"},
     {"database_unavailable", "Database unavailable"},
+    {"insufficient_storage", "Database storage full"},
     {"internal_error", "Internal error"},
 };
 
@@ -123,6 +124,15 @@ void rf_reply_db_error(struct rf_req *r, int db_code, const char *detail)
         rf_reply_problem(r, 503, "database_unavailable",
                          "The database is unavailable or overloaded; retry shortly.");
         r->resp.retry_after = 1;
+        return;
+    }
+    if (db_code == RF_DB_FULL) {
+        /* Nothing was written; the request can be retried unchanged once an
+         * operator frees space, so it is the client's 5xx, never a 500. */
+        rf_log(RF_LOG_ERROR, "request %s: %s: %s", r->request_id, rf_db_strerror(db_code), detail);
+        rf_reply_problem(r, 507, "insufficient_storage",
+                         "The database's disk is full; nothing was written. Retry once space "
+                         "is freed.");
         return;
     }
     rf_log(RF_LOG_ERROR, "request %s: %s: %s", r->request_id, rf_db_strerror(db_code), detail);

@@ -29,7 +29,7 @@ void test_sqlite_classify_codes(void)
     CHECK_INT(rf_sqlite_classify(SQLITE_LOCKED_SHAREDCACHE), RF_DB_RETRY);
     CHECK_INT(rf_sqlite_classify(SQLITE_CANTOPEN), RF_DB_UNAVAILABLE);
     CHECK_INT(rf_sqlite_classify(SQLITE_IOERR_FSYNC), RF_DB_UNAVAILABLE);
-    CHECK_INT(rf_sqlite_classify(SQLITE_FULL), RF_DB_UNAVAILABLE);
+    CHECK_INT(rf_sqlite_classify(SQLITE_FULL), RF_DB_FULL);
     CHECK_INT(rf_sqlite_classify(SQLITE_READONLY), RF_DB_UNAVAILABLE);
     CHECK_INT(rf_sqlite_classify(SQLITE_ERROR), RF_DB_ERROR);
     CHECK_INT(rf_sqlite_classify(SQLITE_MISUSE), RF_DB_ERROR);

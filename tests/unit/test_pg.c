@@ -50,7 +50,7 @@ void test_pg_classify(void)
         {"57P02", 1, RF_DB_UNAVAILABLE},
         {"57P03", 1, RF_DB_UNAVAILABLE},
         {"53300", 1, RF_DB_UNAVAILABLE},
-        {"53100", 1, RF_DB_UNAVAILABLE},
+        {"53100", 1, RF_DB_FULL},
         {"25006", 1, RF_DB_UNAVAILABLE},
         {"22P02", 1, RF_DB_ERROR},
         {"42P01", 1, RF_DB_ERROR},
