@@ -1836,6 +1836,324 @@ out:
     env_down(&e);
 }
 
+/* ---------- tenant isolation, every /v1 route ---------- */
+
+/* One request: status, the parsed body (caller decrefs; NULL when not
+ * JSON) and whether it came back as an idempotent replay. */
+static int http1r(struct env *e, const struct reqspec *q, json_t **body, int *replayed)
+{
+    struct burst b = {0};
+    int status = 0;
+    *body = NULL;
+    *replayed = 0;
+    if (burst_fire(e, q, 1, &b) == 0 && b.res[0].err == 0) {
+        status = b.res[0].http.status;
+        *body = json_loads(b.res[0].http.body ? b.res[0].http.body : "", 0, NULL);
+        *replayed = hdr(&b, 0, "Idempotent-Replayed") != NULL;
+    }
+    burst_free(&b);
+    return status;
+}
+
+/* A GET's body as compact text with sorted keys, for before/after
+ * comparisons; NULL (and a failure) unless it answered 200. */
+static char *snapshot(struct env *e, const char *key, const char *path)
+{
+    struct reqspec g = {"GET", path, key, NULL, NULL, 0};
+    json_t *j = NULL;
+    char *s = NULL;
+    if (http1(e, &g, &j) == 200 && j)
+        s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    if (!s)
+        fail(__FILE__, __LINE__, "snapshot of %s: not 200 JSON", path);
+    return s;
+}
+
+/* Another workspace's object must answer exactly as a missing one: the same
+ * status and problem (code, title, detail), so a caller cannot tell "exists
+ * elsewhere" from "never existed". Only requestId may differ. */
+static int same_as_missing(struct env *e, const struct reqspec *foreign,
+                           const struct reqspec *missing, char *why, size_t whylen)
+{
+    json_t *jf = NULL, *jm = NULL;
+    int sf = http1(e, foreign, &jf), sm = http1(e, missing, &jm);
+    int ok = sf == 404 && sm == 404 && jf && jm;
+    if (ok) {
+        json_object_del(jf, "requestId");
+        json_object_del(jm, "requestId");
+        ok = json_equal(jf, jm) && !strcmp(jstr(jf, "code", NULL), "not_found");
+    }
+    if (!ok) {
+        char *a = jf ? json_dumps(jf, JSON_COMPACT) : NULL,
+             *b = jm ? json_dumps(jm, JSON_COMPACT) : NULL;
+        snprintf(why, whylen, "%s %s: foreign %d %s vs missing %d %s", foreign->method,
+                 foreign->path, sf, a ? a : "-", sm, b ? b : "-");
+        free(a);
+        free(b);
+    }
+    json_decref(jf);
+    json_decref(jm);
+    return ok;
+}
+
+#define NOT_THEIRS(m, fpath, mpath, body)                                                          \
+    do {                                                                                           \
+        struct reqspec f_ = {m, fpath, e.key2, body, NULL, 0};                                     \
+        struct reqspec m_ = {m, mpath, e.key2, body, NULL, 0};                                     \
+        char why_[1024];                                                                           \
+        EXPECT(same_as_missing(&e, &f_, &m_, why_, sizeof(why_)), "%s", why_);                     \
+    } while (0)
+
+/* Every /v1 route of src/api/routes.c, from workspace t2 ("B") against
+ * objects of t1 ("A"): reads and writes of A's ids answer 404 exactly as
+ * missing ids do, lists and lookups show none of A's rows, the same
+ * externalId, email, event name and username are B's own, A's API key does
+ * not verify in B (nor spend A's credits), Idempotency-Keys and unkeyed
+ * fingerprints never replay or block across workspaces, and every object of
+ * A reads back unchanged at the end. */
+static void t_tenancy_all_routes(void)
+{
+    struct env e;
+    struct burst b = {0};
+    json_t *j = NULL;
+    int rp = 0;
+    char uid[64] = "", kid[64] = "", akey[128] = "", idn[64] = "", rid[64] = "", eid[64] = "";
+    char slug[80] = "", cursor[512] = "", p[9][160];
+    char *before[9] = {0}, *after = NULL;
+    /* A's objects and lists, read before and after B's attempts. */
+    static const char *const snap_fixed[9] = {NULL,
+                                              "/v1/users?email=a%40example.com",
+                                              NULL,
+                                              "/v1/events",
+                                              "/v1/identities/ext-a",
+                                              NULL,
+                                              NULL,
+                                              "/v1/resources",
+                                              "/v1/users?email=idem%40example.com"};
+    serve_args[0] = "--provision-delay-ms";
+    serve_args[1] = "300";
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+
+    /* Idempotency scope is (workspace, key): A and B send one key and one
+     * body at the same instant, while both are in flight (300 ms handler):
+     * each runs its own handler, neither sees 409 nor a replay. The same for
+     * the unkeyed fingerprint of POST /v1/resources. */
+    const char *rbody = "{\"type\":\"redis\",\"name\":\"ra\"}";
+    for (int keyed = 0; keyed < 2; keyed++) {
+        const char *h = keyed ? "Idempotency-Key: tenancy-k1\r\n" : NULL;
+        struct reqspec q[2] = {{"POST", "/v1/resources", e.key, rbody, h, 0},
+                               {"POST", "/v1/resources", e.key2, rbody, h, 0}};
+        EXPECT(burst_fire(&e, q, 2, &b) == 0, "burst");
+        for (int i = 0; i < 2; i++)
+            EXPECT(b.res[i].http.status == 201 && !hdr(&b, (size_t)i, "Idempotent-Replayed"),
+                   "%s resource create in %s: want a fresh 201, got %d %s",
+                   keyed ? "keyed" : "unkeyed", i ? "B" : "A", b.res[i].http.status,
+                   b.res[i].http.body ? b.res[i].http.body : "");
+        json_t *ja = json_loads(b.res[0].http.body, 0, NULL);
+        json_t *jb = json_loads(b.res[1].http.body, 0, NULL);
+        int distinct = ja && jb && jstr(ja, "resource", "id") && jstr(jb, "resource", "id") &&
+                       strcmp(jstr(ja, "resource", "id"), jstr(jb, "resource", "id")) != 0;
+        if (!keyed && distinct)
+            snprintf(rid, sizeof(rid), "%s", jstr(ja, "resource", "id"));
+        json_decref(ja);
+        json_decref(jb);
+        burst_free(&b);
+        EXPECT(distinct, "A and B got one resource id");
+    }
+    /* Finished keys: A's stored answer must neither replay to B (same body)
+     * nor make B's different body a 422. */
+    struct reqspec ia = {"POST",
+                         "/v1/users",
+                         e.key,
+                         "{\"email\":\"idem@example.com\"}",
+                         "Idempotency-Key: tenancy-k2\r\n",
+                         0};
+    EXPECT(http1r(&e, &ia, &j, &rp) == 201 && !rp, "A: keyed user create");
+    char aidem[64];
+    snprintf(aidem, sizeof(aidem), "%s", jstr(j, "user", "id"));
+    json_decref(j);
+    j = NULL;
+    struct reqspec ib = ia;
+    ib.key = e.key2;
+    EXPECT(http1r(&e, &ib, &j, &rp) == 201 && !rp && jstr(j, "user", "id") &&
+               strcmp(jstr(j, "user", "id"), aidem) != 0,
+           "B, same key and body: want its own fresh 201, not A's replay");
+    json_decref(j);
+    j = NULL;
+    struct reqspec ea = {
+        "POST", "/v1/events", e.key, "{\"name\":\"Only A\"}", "Idempotency-Key: tenancy-k3\r\n", 0};
+    struct reqspec eb = {
+        "POST", "/v1/events", e.key2, "{\"name\":\"Only B\"}", "Idempotency-Key: tenancy-k3\r\n",
+        0};
+    EXPECT(http1r(&e, &ea, &j, &rp) == 201 && !rp, "A: keyed event create");
+    json_decref(j);
+    j = NULL;
+    EXPECT(http1r(&e, &eb, &j, &rp) == 201 && !rp && !strcmp(jstr(j, "event", "slug"), "only-b"),
+           "B, same key, other body: want 201, not 422 idempotency_key_reused");
+    json_decref(j);
+    j = NULL;
+
+    /* A's objects. */
+    struct reqspec cu = {
+        "POST", "/v1/users", e.key, "{\"email\":\"a@example.com\",\"name\":\"A\"}", NULL, 0};
+    EXPECT(http1(&e, &cu, &j) == 201, "A: user");
+    snprintf(uid, sizeof(uid), "%s", jstr(j, "user", "id"));
+    json_decref(j);
+    j = NULL;
+    snprintf(p[0], sizeof(p[0]), "/v1/users/%s", uid);
+    struct reqspec pu = {"PATCH", p[0], e.key, "{\"username\":\"alice\"}", NULL, 0};
+    EXPECT(http1(&e, &pu, NULL) == 200, "A: claim alice");
+    for (int i = 0; i < 2; i++) {
+        struct reqspec ce = {"POST", "/v1/events", e.key, "{\"name\":\"Launch\"}", NULL, 0};
+        EXPECT(http1(&e, &ce, &j) == 201, "A: event");
+        if (i == 0) {
+            snprintf(slug, sizeof(slug), "%s", jstr(j, "event", "slug"));
+            snprintf(eid, sizeof(eid), "%s", jstr(j, "event", "id"));
+        }
+        json_decref(j);
+        j = NULL;
+    }
+    EXPECT(!strcmp(slug, "launch"), "A's first Launch slug: %s", slug);
+    struct reqspec el = {"GET", "/v1/events?limit=1", e.key, NULL, NULL, 0};
+    EXPECT(http1(&e, &el, &j) == 200 && jstr(j, "cursor", NULL), "A: a cursor");
+    snprintf(cursor, sizeof(cursor), "%s", jstr(j, "cursor", NULL));
+    json_decref(j);
+    j = NULL;
+    struct reqspec ci = {"POST", "/v1/identities",
+                         e.key,  "{\"externalId\":\"ext-a\",\"meta\":{\"who\":\"a\"}}",
+                         NULL,   0};
+    EXPECT(http1(&e, &ci, &j) == 201, "A: identity");
+    snprintf(idn, sizeof(idn), "%s", jstr(j, "identity", "id"));
+    json_decref(j);
+    j = NULL;
+    struct reqspec ck = {"POST", "/v1/keys",
+                         e.key,  "{\"name\":\"ka\",\"externalId\":\"ext-a\",\"remaining\":5}",
+                         NULL,   0};
+    EXPECT(http1(&e, &ck, &j) == 201 && jstr(j, "identityId", NULL) &&
+               !strcmp(jstr(j, "identityId", NULL), idn),
+           "A: key on ext-a");
+    snprintf(kid, sizeof(kid), "%s", jstr(j, "keyId", NULL));
+    snprintf(akey, sizeof(akey), "%s", jstr(j, "key", NULL));
+    json_decref(j);
+    j = NULL;
+    char vbody[256];
+    snprintf(vbody, sizeof(vbody), "{\"key\":\"%s\"}", akey);
+    struct reqspec va = {"POST", "/v1/keys/verify", e.key, vbody, NULL, 0};
+    EXPECT(http1(&e, &va, &j) == 200 && json_is_true(json_object_get(j, "valid")) &&
+               json_integer_value(json_object_get(j, "remaining")) == 4,
+           "A verifies its own key: VALID, 4 left");
+    json_decref(j);
+    j = NULL;
+    for (int i = 0; i < 9; i++) {
+        if (snap_fixed[i])
+            snprintf(p[i], sizeof(p[i]), "%s", snap_fixed[i]);
+        else
+            snprintf(p[i], sizeof(p[i]), "%s/%s",
+                     i == 0   ? "/v1/users"
+                     : i == 2 ? "/v1/events"
+                     : i == 5 ? "/v1/keys"
+                              : "/v1/resources",
+                     i == 0   ? uid
+                     : i == 2 ? slug
+                     : i == 5 ? kid
+                              : rid);
+        EXPECT((before[i] = snapshot(&e, e.key, p[i])) != NULL, "snapshot");
+    }
+
+    /* B against A's objects. */
+    NOT_THEIRS("GET", p[0], "/v1/users/usr_NoSuchUser1234567890", NULL);
+    NOT_THEIRS("PATCH", p[0], "/v1/users/usr_NoSuchUser1234567890",
+               "{\"username\":\"stolen\",\"name\":\"B\"}");
+    NOT_THEIRS("GET", p[2], "/v1/events/no-such-slug", NULL);
+    NOT_THEIRS("GET", "/v1/identities/ext-a", "/v1/identities/ext-never", NULL);
+    NOT_THEIRS("GET", p[5], "/v1/keys/key_NoSuchKey12345678901", NULL);
+    NOT_THEIRS("PATCH", p[5], "/v1/keys/key_NoSuchKey12345678901",
+               "{\"enabled\":false,\"remaining\":0,\"name\":\"B\",\"meta\":{\"b\":1},"
+               "\"externalId\":\"ext-b\"}");
+    NOT_THEIRS("GET", p[6], "/v1/resources/res_NoSuchRes12345678901", NULL);
+    NOT_THEIRS("DELETE", p[6], "/v1/resources/res_NoSuchRes12345678901", NULL);
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM identities WHERE external_id = ?", "ext-b", NULL) ==
+               0,
+           "B's PATCH of A's key left an identity behind");
+    /* verify: NOT_FOUND and nothing else (no keyId, identity, remaining). */
+    struct reqspec vb = {"POST", "/v1/keys/verify", e.key2, vbody, NULL, 0};
+    json_t *want = json_pack("{s:b, s:s}", "valid", 0, "code", "NOT_FOUND");
+    EXPECT(http1(&e, &vb, &j) == 200 && json_equal(j, want),
+           "B verifying A's key: want exactly {\"valid\":false,\"code\":\"NOT_FOUND\"}");
+    json_decref(want);
+    json_decref(j);
+    j = NULL;
+    /* Lists and lookups show none of A's rows. */
+    const char *lists[] = {"/v1/users?email=a%40example.com", "/v1/events", "/v1/resources",
+                           "/v1/events?limit=1&cursor=", "/v1/resources?limit=100"};
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        char lp[700];
+        snprintf(lp, sizeof(lp), "%s%s", lists[i], i == 3 ? cursor : "");
+        struct reqspec l = {"GET", lp, e.key2, NULL, NULL, 0};
+        char *s = NULL;
+        EXPECT(http1(&e, &l, &j) == 200 && json_is_array(json_object_get(j, "data")), "B: %s", lp);
+        s = json_dumps(j, JSON_COMPACT);
+        int leak = !s || strstr(s, uid) || strstr(s, eid) || strstr(s, rid) ||
+                   strstr(s, "a@example.com") || strstr(s, "Launch");
+        json_decref(j);
+        j = NULL;
+        EXPECT(!leak, "B's %s shows A's rows: %s", lp, s ? s : "");
+        free(s);
+    }
+    /* API keys are not root keys. */
+    struct reqspec ak = {"GET", "/v1/resources", akey, NULL, NULL, 0};
+    EXPECT(http1(&e, &ak, NULL) == 401, "an API key as bearer: want 401");
+
+    /* The same natural keys in B are B's own. */
+    struct reqspec bi = ci;
+    bi.key = e.key2;
+    EXPECT(http1(&e, &bi, &j) == 201 && strcmp(jstr(j, "identity", "id"), idn) != 0,
+           "B: identity ext-a is its own");
+    char bidn[64];
+    snprintf(bidn, sizeof(bidn), "%s", jstr(j, "identity", "id"));
+    json_decref(j);
+    j = NULL;
+    struct reqspec bk = {"POST", "/v1/keys", e.key2, "{\"externalId\":\"ext-a\"}", NULL, 0};
+    EXPECT(http1(&e, &bk, &j) == 201 && jstr(j, "identityId", NULL) &&
+               !strcmp(jstr(j, "identityId", NULL), bidn),
+           "B: a key on ext-a must join B's identity, not A's");
+    json_decref(j);
+    j = NULL;
+    struct reqspec bu = cu;
+    bu.key = e.key2;
+    EXPECT(http1(&e, &bu, &j) == 201 && strcmp(jstr(j, "user", "id"), uid) != 0,
+           "B: same email is a new user");
+    char bpath[128];
+    snprintf(bpath, sizeof(bpath), "/v1/users/%s", jstr(j, "user", "id"));
+    json_decref(j);
+    j = NULL;
+    struct reqspec bpu = {"PATCH", bpath, e.key2, "{\"username\":\"Alice\"}", NULL, 0};
+    EXPECT(http1(&e, &bpu, NULL) == 200, "B: username alice is free in B");
+    struct reqspec be = {"POST", "/v1/events", e.key2, "{\"name\":\"Launch\"}", NULL, 0};
+    EXPECT(http1(&e, &be, &j) == 201 && !strcmp(jstr(j, "event", "slug"), "launch"),
+           "B: its first Launch is 'launch' (slugs must not reveal A's events)");
+    json_decref(j);
+    j = NULL;
+
+    /* A's objects are as they were. */
+    for (int i = 0; i < 9; i++) {
+        EXPECT((after = snapshot(&e, e.key, p[i])) != NULL, "snapshot");
+        EXPECT(!strcmp(before[i], after), "A's %s changed:\n    before %s\n    after  %s", p[i],
+               before[i], after);
+        free(after);
+        after = NULL;
+    }
+out:
+    serve_args[0] = NULL;
+    for (int i = 0; i < 9; i++)
+        free(before[i]);
+    free(after);
+    json_decref(j);
+    burst_free(&b);
+    env_down(&e);
+}
+
 enum { ANY = 0, SQLITE_ONLY = 1, PG_ONLY = 2 };
 
 static const struct {
@@ -1846,6 +2164,7 @@ static const struct {
 } tests[] = {
     {"users_basics", t_users_basics, 0, ANY},
     {"tenancy", t_tenancy, 0, ANY},
+    {"tenancy_all_routes", t_tenancy_all_routes, 0, ANY},
     {"bad_input", t_bad_input, 0, ANY},
     {"concurrent_start_and_shutdown", t_concurrent_start_and_shutdown, 0, ANY},
     {"race_user_create_1srv", t_race_user_create_1srv, 1, ANY},
