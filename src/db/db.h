@@ -122,4 +122,8 @@ static inline int rf_db_exec(struct rf_db_conn *c, const char *sql, const struct
  * exposed for unit tests. */
 enum rf_db_err rf_sqlite_classify(int extended_rc);
 
+/* SQLite group commit, process-wide since start: batches committed and the
+ * write transactions (members) they carried. For /metrics and tests. */
+void rf_sqlite_group_stats(unsigned long long *batches, unsigned long long *members);
+
 #endif

@@ -4,18 +4,32 @@
  * so a transaction never has to upgrade its lock halfway through. Other
  * processes on the same file are serialised by SQLite's own file locks; the
  * busy timeout below turns their contention into waiting, and what outlasts
- * it becomes RF_DB_RETRY for tx_run. */
+ * it becomes RF_DB_RETRY for tx_run.
+ *
+ * Group commit: each write transaction of a caller is a SAVEPOINT inside one
+ * outer BEGIN IMMEDIATE … COMMIT shared by the writers that queued up behind
+ * each other. A caller whose savepoint is released while others wait for the
+ * writer hands the writer on and sleeps until the batch commits; the last one
+ * (nobody waiting, or the batch full) commits for all. An idle server commits
+ * at once. A member's failure rolls back only its savepoint; a failure of the
+ * whole transaction makes every waiting member retry. Nobody is answered
+ * before the COMMIT that holds their writes returned, so durability is
+ * exactly that of one transaction per request (WAL, synchronous=NORMAL). */
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/hooks.h"
+#include "core/util.h"
 #include "db/db.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define STMT_CACHE 48
+#define BATCH_MAX 64 /* members per group commit: bounds a member's wait */
 
 struct sq_conn {
     struct rf_db_conn base;
@@ -28,10 +42,24 @@ struct sq_conn {
     } cache[STMT_CACHE];
 };
 
+/* A member that handed the writer on, waiting for its batch's COMMIT. */
+struct sq_waiter {
+    struct sq_waiter *next;
+    int done;
+    int rc;
+    char detail[256];
+};
+
 struct sq_db {
     struct rf_db base;
-    pthread_mutex_t wmu;
+    pthread_mutex_t wmu; /* owns the writer connection and the batch state */
+    atomic_int wwaiting; /* threads blocked on wmu: a reason to defer COMMIT */
     struct sq_conn writer;
+    int batch_open;              /* the outer BEGIN IMMEDIATE is open */
+    int batch_n;                 /* members whose savepoint was released into it */
+    struct sq_waiter *batch_wait; /* of those, the ones sleeping until COMMIT */
+    pthread_mutex_t bmu;          /* guards the waiters' done/rc, with bcv */
+    pthread_cond_t bcv;
     pthread_mutex_t rmu;
     pthread_cond_t rcv;
     struct sq_conn *readers, *free_readers;
@@ -39,6 +67,14 @@ struct sq_db {
 };
 
 const struct rf_db_driver rf_db_sqlite;
+
+static atomic_ullong gc_batches, gc_members;
+
+void rf_sqlite_group_stats(unsigned long long *batches, unsigned long long *members)
+{
+    *batches = atomic_load(&gc_batches);
+    *members = atomic_load(&gc_members);
+}
 
 enum rf_db_err rf_sqlite_classify(int rc)
 {
@@ -133,6 +169,8 @@ static void sq_close(struct rf_db *base)
         sq_conn_close(&db->readers[i]);
     free(db->readers);
     pthread_mutex_destroy(&db->wmu);
+    pthread_mutex_destroy(&db->bmu);
+    pthread_cond_destroy(&db->bcv);
     pthread_mutex_destroy(&db->rmu);
     pthread_cond_destroy(&db->rcv);
     free(db);
@@ -165,6 +203,8 @@ static int sq_open(const char *path, int nreaders, struct rf_db **out, struct rf
         return rf_db_fail(e, RF_DB_UNAVAILABLE, "out of memory");
     db->base.drv = &rf_db_sqlite;
     pthread_mutex_init(&db->wmu, NULL);
+    pthread_mutex_init(&db->bmu, NULL);
+    pthread_cond_init(&db->bcv, NULL);
     pthread_mutex_init(&db->rmu, NULL);
     pthread_cond_init(&db->rcv, NULL);
     rc = sq_conn_open(&db->writer, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, e);
@@ -192,12 +232,74 @@ fail:
     return rc;
 }
 
+/* The calling thread's part in the writer: whether it holds wmu and where
+ * its own write transaction (a savepoint in the batch) stands. */
+enum { MEMBER_NONE, MEMBER_OPEN, MEMBER_DONE };
+static _Thread_local struct {
+    struct sq_db *db; /* non-NULL while this thread holds wmu */
+    int member;
+} tl;
+
+static int sq_simple(struct sq_conn *c, const char *sql, struct rf_db_error *e)
+{
+    int rc = sqlite3_exec(c->h, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? RF_DB_OK : sq_fail(c->h, rc, e);
+}
+
+/* Ends the batch with rc for every sleeping member. Called with wmu held. */
+static void batch_wake(struct sq_db *db, int rc, const char *detail)
+{
+    pthread_mutex_lock(&db->bmu);
+    for (struct sq_waiter *w = db->batch_wait; w; w = w->next) {
+        w->rc = rc;
+        snprintf(w->detail, sizeof(w->detail), "%s", detail);
+        w->done = 1;
+    }
+    pthread_cond_broadcast(&db->bcv);
+    pthread_mutex_unlock(&db->bmu);
+    db->batch_wait = NULL;
+    db->batch_n = 0;
+    db->batch_open = 0;
+}
+
+/* COMMITs the batch for all its members. Called with wmu held. */
+static int batch_commit(struct sq_db *db, struct rf_db_error *e)
+{
+    int rc = sq_simple(&db->writer, "COMMIT", e);
+    if (rc != RF_DB_OK && !sqlite3_get_autocommit(db->writer.h))
+        sqlite3_exec(db->writer.h, "ROLLBACK", NULL, NULL, NULL);
+    if (rc == RF_DB_OK && db->batch_n > 0) {
+        atomic_fetch_add(&gc_batches, 1);
+        atomic_fetch_add(&gc_members, (unsigned long long)db->batch_n);
+    }
+    batch_wake(db, rc, rc == RF_DB_OK ? "" : e->detail);
+    return rc;
+}
+
+/* Gives up wmu. The batch is committed first unless another writer is
+ * about to join it (and it has room). */
+static void writer_leave(struct sq_db *db)
+{
+    if (db->batch_open && (atomic_load(&db->wwaiting) == 0 || db->batch_n >= BATCH_MAX)) {
+        struct rf_db_error e;
+        if (batch_commit(db, &e) != RF_DB_OK)
+            rf_log(RF_LOG_WARN, "sqlite: group commit failed: %s", e.detail);
+    }
+    tl.db = NULL;
+    tl.member = MEMBER_NONE;
+    pthread_mutex_unlock(&db->wmu);
+}
+
 static int sq_acquire(struct rf_db *base, int write, struct rf_db_conn **out, struct rf_db_error *e)
 {
     struct sq_db *db = (struct sq_db *)base;
     (void)e;
     if (write) {
+        atomic_fetch_add(&db->wwaiting, 1);
         pthread_mutex_lock(&db->wmu);
+        atomic_fetch_sub(&db->wwaiting, 1);
+        tl.db = db;
+        tl.member = MEMBER_NONE;
         *out = &db->writer.base;
         return RF_DB_OK;
     }
@@ -216,7 +318,9 @@ static void sq_release(struct rf_db *base, struct rf_db_conn *cb)
     struct sq_db *db = (struct sq_db *)base;
     struct sq_conn *c = (struct sq_conn *)cb;
     if (c == &db->writer) {
-        pthread_mutex_unlock(&db->wmu);
+        if (tl.db == db) /* else it was handed on at commit */
+            writer_leave(db);
+        tl.member = MEMBER_NONE;
         return;
     }
     pthread_mutex_lock(&db->rmu);
@@ -226,31 +330,85 @@ static void sq_release(struct rf_db *base, struct rf_db_conn *cb)
     pthread_mutex_unlock(&db->rmu);
 }
 
-static int sq_simple(struct sq_conn *c, const char *sql, struct rf_db_error *e)
+static struct sq_db *writer_db(struct sq_conn *c)
 {
-    int rc = sqlite3_exec(c->h, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? RF_DB_OK : sq_fail(c->h, rc, e);
+    return tl.db && &tl.db->writer == c ? tl.db : NULL;
 }
 
 static int sq_begin(struct rf_db_conn *cb, int write, struct rf_db_error *e)
 {
-    /* Test builds: in WAL mode a writer meets SQLITE_BUSY here, when
-     * BEGIN IMMEDIATE cannot take the write lock; simulate exactly that. */
-    if (write && rf_fault("sqlite.busy"))
-        return rf_db_fail(e, RF_DB_RETRY, "sqlite: injected SQLITE_BUSY");
-    return sq_simple((struct sq_conn *)cb, write ? "BEGIN IMMEDIATE" : "BEGIN", e);
+    struct sq_conn *c = (struct sq_conn *)cb;
+    struct sq_db *db = writer_db(c);
+    if (!write || !db)
+        return sq_simple(c, write ? "BEGIN IMMEDIATE" : "BEGIN", e);
+    if (!db->batch_open) {
+        /* Test builds: in WAL mode a writer meets SQLITE_BUSY here, when
+         * BEGIN IMMEDIATE cannot take the write lock; simulate exactly that. */
+        if (rf_fault("sqlite.busy"))
+            return rf_db_fail(e, RF_DB_RETRY, "sqlite: injected SQLITE_BUSY");
+        int rc = sq_simple(c, "BEGIN IMMEDIATE", e);
+        if (rc != RF_DB_OK)
+            return rc;
+        db->batch_open = 1;
+    }
+    int rc = sq_simple(c, "SAVEPOINT rf_member", e);
+    if (rc == RF_DB_OK)
+        tl.member = MEMBER_OPEN;
+    return rc;
 }
 
 static int sq_commit(struct rf_db_conn *cb, struct rf_db_error *e)
 {
-    return sq_simple((struct sq_conn *)cb, "COMMIT", e);
+    struct sq_conn *c = (struct sq_conn *)cb;
+    struct sq_db *db = writer_db(c);
+    if (!db || tl.member != MEMBER_OPEN)
+        return sq_simple(c, "COMMIT", e);
+    int rc = sq_simple(c, "RELEASE rf_member", e);
+    if (rc != RF_DB_OK)
+        return rc; /* still a member: the caller's rollback undoes it */
+    tl.member = MEMBER_DONE;
+    db->batch_n++;
+    if (atomic_load(&db->wwaiting) == 0 || db->batch_n >= BATCH_MAX)
+        return batch_commit(db, e);
+
+    /* Others queue for the writer: let them add to this transaction and
+     * sleep until whoever comes last commits it. */
+    struct sq_waiter w = {.next = db->batch_wait};
+    db->batch_wait = &w;
+    tl.db = NULL;
+    pthread_mutex_unlock(&db->wmu);
+    pthread_mutex_lock(&db->bmu);
+    while (!w.done)
+        pthread_cond_wait(&db->bcv, &db->bmu);
+    pthread_mutex_unlock(&db->bmu);
+    if (w.rc != RF_DB_OK)
+        return rf_db_fail(e, w.rc, "sqlite: group commit: %.200s", w.detail);
+    return RF_DB_OK;
 }
 
 static void sq_rollback(struct rf_db_conn *cb)
 {
     struct sq_conn *c = (struct sq_conn *)cb;
+    struct sq_db *db = writer_db(c);
+    if (!db) {
+        /* A reader, or a member that already handed the writer on. */
+        if (tl.member == MEMBER_NONE && !sqlite3_get_autocommit(c->h))
+            sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
+        return;
+    }
+    if (tl.member != MEMBER_OPEN)
+        return;
+    tl.member = MEMBER_DONE;
+    if (!sqlite3_get_autocommit(c->h) &&
+        sqlite3_exec(c->h, "ROLLBACK TO rf_member; RELEASE rf_member", NULL, NULL, NULL) ==
+            SQLITE_OK)
+        return;
+    /* SQLite rolled the whole transaction back itself (I/O error, full
+     * disk, …) or could not undo the savepoint: the other members' writes
+     * are gone too, and they must run again. */
     if (!sqlite3_get_autocommit(c->h))
         sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
+    batch_wake(db, RF_DB_RETRY, "the batch was rolled back by another member's failure");
 }
 
 static int sq_prepare(struct sq_conn *c, const char *sql, sqlite3_stmt **st, struct rf_db_error *e)

@@ -19,3 +19,4 @@ UNIT(test_route_match)
 #include "list.slug.h"
 #include "list.pg.h"
 #include "list.probecli.h"
+#include "list.groupcommit.h"

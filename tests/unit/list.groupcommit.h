@@ -1,0 +1,1 @@
+UNIT(test_sqlite_group_commit)
