@@ -36,6 +36,10 @@ int rf_api_lookup_failed(struct rf_req *r, int rc, const char *detail, int found
 /* The idempotency layer, for rf_server_opts (api/idempotency.c). */
 int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, size_t len);
 int rf_api_idem_finish(struct rf_req *r, int attempt);
+/* The Idempotency-Key header parser: bare or an RFC 8941 sf-string, 1-255
+ * printable ASCII characters once unquoted, written into out. Returns 0, or
+ * -1 when invalid. Public for tests/fuzz/idem_key_fuzz.c. */
+int rf_api_idem_parse_key(const char *h, char *out, size_t outlen);
 
 /* For rf_server_opts.authenticate. */
 void rf_api_authenticate(struct rf_req *r, const char *token);

@@ -24,7 +24,7 @@
 
 /* Bare (Stripe) or an RFC 8941 sf-string (the IETF draft): 1-255 printable
  * ASCII characters once unquoted. Writes the key into out. */
-static int parse_key(const char *h, char *out, size_t outlen)
+int rf_api_idem_parse_key(const char *h, char *out, size_t outlen)
 {
     size_t n = 0, len = strlen(h);
     if (len >= 2 && h[0] == '"') {
@@ -72,7 +72,7 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
     sodium_bin2hex(fp, sizeof(fp), h, sizeof(h));
 
     if (header) {
-        if (parse_key(header, key, sizeof(key)) != 0) {
+        if (rf_api_idem_parse_key(header, key, sizeof(key)) != 0) {
             rf_reply_problem(r, 400, "invalid_idempotency_key",
                              "Idempotency-Key is 1-%d printable ASCII characters, bare or as a "
                              "quoted string.",
