@@ -5,8 +5,8 @@ Starts `racefree serve --log-level debug` on a fresh database (SQLite, or a
 new database in a PostgreSQL cluster with --pg), makes root keys (the
 bootstrap one and `racefree workspace create`) and API keys (with and
 without an Idempotency-Key, with an identity and credits), uses every one of
-them (bearer, verify, a broken body carrying one, a bogus bearer), stops the
-server and then looks for each plaintext:
+them (bearer, verify, a broken body carrying one, one in a query string, a
+bogus bearer), stops the server and then looks for each plaintext:
 
   at_rest   the raw database: `sqlite3 FILE .dump` plus the bytes of the
             database, WAL and journal files; on PostgreSQL `pg_dump` of the
@@ -125,6 +125,10 @@ def exercise(srv, root_keys):
             st, _, _, _ = srv.req("POST", "/v1/keys/verify", rk,
                                   b'{"key":"' + k.encode() + b'", oops}')
             assert st == 400, st
+        # A key in a query string (a client's mistake): the request log
+        # shows the path only.
+        st, _, _, _ = srv.req("GET", "/v1/users?email=" + api_keys[-1] + "%40example.com", rk)
+        assert st == 200, st
         # An API key, or a made-up root key, as the bearer: 401, not logged.
         st, _, _, _ = srv.req("GET", "/v1/resources", api_keys[-1])
         assert st == 401, st
