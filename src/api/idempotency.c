@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "core/hooks.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "store/store.h"
 
@@ -109,6 +110,14 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
         rf_reply_db_error(r, rc, e.detail);
         return 1;
     }
+    static const enum rf_metrics_idem counted[] = {
+        [RF_IDEM_RESERVED] = RF_METRICS_IDEM_RESERVED,
+        [RF_IDEM_REPLAY] = RF_METRICS_IDEM_REPLAYED,
+        [RF_IDEM_IN_PROGRESS] = RF_METRICS_IDEM_IN_PROGRESS,
+        [RF_IDEM_MISMATCH] = RF_METRICS_IDEM_REUSED,
+        [RF_IDEM_TAKEN_OVER] = RF_METRICS_IDEM_TAKEN_OVER,
+    };
+    rf_metrics_idem(counted[out]);
     switch (out) {
     case RF_IDEM_REPLAY:
         r->resp.status = k->status;
@@ -153,6 +162,7 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
                                  rf_now_ms() + keep_s * 1000};
         int rc = rf_tx_scope_end(rf_store_idem_complete_tx, &d, 1, &e);
         if (rc == RF_DB_OK) {
+            rf_metrics_idem(RF_METRICS_IDEM_COMPLETED);
             r->idem = NULL;
             /* Test builds: die after the commit, before the response is
              * sent; the retry must replay what was stored. */
@@ -164,6 +174,7 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
             /* A serialization failure or deadlock at COMMIT: everything was
              * rolled back and the reservation is still ours, so the whole
              * handler runs again, as rf_tx_run would run a transaction. */
+            rf_metrics_db_retry(e.detail);
             rf_tx_backoff(attempt);
             rf_tx_scope_begin(r->app->db);
             return 1;
@@ -183,7 +194,9 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
         rf_tx_scope_end(NULL, NULL, 0, &e);
     }
     /* 5xx, 409, 429, or a failed completion: free the key for a retry. */
-    if (rf_store_idem_release(r->app->db, k, &e) != RF_DB_OK)
+    if (rf_store_idem_release(r->app->db, k, &e) == RF_DB_OK)
+        rf_metrics_idem(RF_METRICS_IDEM_RELEASED);
+    else
         rf_log(RF_LOG_WARN, "request %s: could not release idempotency key: %s", r->request_id,
                e.detail);
     return 0;

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "core/metrics.h"
 #include "core/rules.h"
 #include "store/store.h"
 
@@ -42,6 +43,8 @@ void rf_api_user_create(struct rf_req *r)
         rf_reply_db_error(r, rc, e.detail);
         return;
     }
+    if (!created)
+        rf_metrics_create_existing(RF_METRICS_EXISTING_USER);
     rf_reply_json(r, created ? 201 : 200,
                   json_pack("{s:o, s:b}", "user", user_json(&u), "created", created));
 }

@@ -69,6 +69,8 @@ const struct rf_route *rf_route_match(const struct rf_route *routes, size_t n, c
 void rf_reply_empty(struct rf_req *r, int status);
 /* Serialises j (compact) into the response and takes ownership of j. */
 void rf_reply_json(struct rf_req *r, int status, json_t *j);
+/* A body that is already bytes (arena or static, not copied): e.g. text/plain. */
+void rf_reply_text(struct rf_req *r, int status, const char *ctype, const char *body, size_t len);
 /* An RFC 9457 problem: type urn:racefree:error:<code>, title from the code
  * table, detail formatted, requestId. Extra members (e.g. "field") via
  * rf_reply_problem_field. */

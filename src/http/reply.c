@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/metrics.h"
 #include "core/util.h"
 #include "db/db.h"
 #include "http/http.h"
@@ -81,10 +82,20 @@ void rf_reply_json(struct rf_req *r, int status, json_t *j)
     set_body(r, status, "application/json", j);
 }
 
+void rf_reply_text(struct rf_req *r, int status, const char *ctype, const char *body, size_t len)
+{
+    r->resp.status = status;
+    r->resp.ctype = ctype;
+    r->resp.body = body;
+    r->resp.body_len = len;
+}
+
 static void problem(struct rf_req *r, int status, const char *code, const char *field,
                     const char *fmt, va_list ap)
 {
     char detail[512];
+    if (status == 409) /* every 409 passes here: one place counts them all */
+        rf_metrics_conflict(code);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     char type[128];
     snprintf(type, sizeof(type), "urn:racefree:error:%s", code);

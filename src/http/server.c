@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/hooks.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 #define ARENA_LIMIT (16u * 1024 * 1024)
@@ -197,6 +198,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *c
     if (rs->status == 401)
         MHD_add_response_header(m, "WWW-Authenticate", "Bearer");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rs->status, m);
+    /* Counted before the bytes leave (a client that saw its response sees
+     * it in the next scrape), and once: a second queue attempt fails. */
+    if (ret == MHD_YES)
+        rf_metrics_request(cr->route ? (size_t)(cr->route - opts->routes) : RF_METRICS_UNMATCHED,
+                           rs->status, rf_mono_ns() - cr->t0);
     MHD_destroy_response(m);
     return ret;
 }
@@ -268,15 +274,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!cr)
         return;
     if (rf_log_min <= RF_LOG_INFO) {
+        char ts[RF_TIME_MAX];
+        rf_now_rfc3339(ts);
         json_int_t us = (json_int_t)((rf_mono_ns() - cr->t0) / 1000);
-        json_t *line =
-            json_pack("{s:s, s:s?, s:s?, s:s?, s:i, s:I, s:s?, s:i}", "requestId", cr->rid,
-                      "method", cr->r.method, "path", cr->r.path, "route",
-                      cr->route ? cr->route->name : NULL, "status", cr->r.resp.status,
-                      "durationUs", us, "workspaceId", cr->r.ws, "termination", (int)toe);
+        json_t *line = json_pack(
+            "{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:i, s:I, s:s?, s:i}", "time", ts, "level", "info",
+            "requestId", cr->rid, "method", cr->r.method, "path", cr->r.path, "route",
+            cr->route ? cr->route->name : NULL, "status", cr->r.resp.status, "durationUs", us,
+            "workspaceId", cr->r.ws, "termination", (int)toe);
         char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
+        /* The whole line is JSON, unlike rf_log's, so log shippers can take
+         * it as is; one fprintf on unbuffered stderr is one write. */
         if (s)
-            rf_log(RF_LOG_INFO, "%s", s);
+            fprintf(stderr, "%s\n", s);
         free(s);
         json_decref(line);
     }
@@ -286,6 +296,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(cr);
     *con_cls = NULL;
     atomic_fetch_sub(&inflight, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    rf_metrics_connection(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
 /* Binds the listening socket ourselves so that port 0 works and the real
@@ -365,7 +381,8 @@ int rf_server_run(const struct rf_server_opts *o)
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
             MHD_USE_ITC | MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
         MHD_OPTION_CONNECTION_LIMIT, 10000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)64 * 1024, MHD_OPTION_THREAD_STACK_SIZE, (size_t)512 * 1024, MHD_OPTION_END);
     if (!d) {

@@ -19,4 +19,5 @@ UNIT(test_route_match)
 #include "list.slug.h"
 #include "list.pg.h"
 #include "list.probecli.h"
+#include "list.metrics.h"
 #include "list.groupcommit.h"

@@ -1,0 +1,5 @@
+UNIT(test_metrics_format_exact)
+UNIT(test_metrics_format_cut_like_snprintf)
+UNIT(test_metrics_retry_reasons)
+UNIT(test_metrics_closed_label_sets)
+UNIT(test_metrics_concurrent_counts_exact)
