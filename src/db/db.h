@@ -65,6 +65,9 @@ struct rf_db_conn; /* one connection, owned by one thread between acquire and re
 
 struct rf_db_driver {
     const char *name;
+    /* Writes may run statement by statement in autocommit (RF_TX_AUTOCOMMIT):
+     * cheaper where each statement is a round trip. */
+    int autocommit_writes;
     /* url without the scheme's meaning changed; nreaders: read connections. */
     int (*open)(const char *url, int nreaders, struct rf_db **out, struct rf_db_error *e);
     void (*close)(struct rf_db *db);

@@ -736,6 +736,7 @@ static int pg_migrate_lock(struct rf_db_conn *cb, struct rf_db_error *e)
 
 const struct rf_db_driver rf_db_pg = {
     .name = "postgres",
+    .autocommit_writes = 1,
     .open = pg_open,
     .close = pg_close,
     .acquire = pg_acquire,

@@ -81,7 +81,7 @@ int rf_store_identity_create(struct rf_db *db, struct rf_arena *a, const char *w
                              int *exists, struct rf_db_error *e)
 {
     struct identity_ctx ctx = {a, ws, external_id, meta, out, 0};
-    int rc = rf_tx_run(db, 1, identity_create_tx, &ctx, e);
+    int rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, identity_create_tx, &ctx, e);
     *exists = ctx.flag;
     return rc;
 }
@@ -349,7 +349,7 @@ int rf_store_key_verify(struct rf_db *db, struct rf_arena *a, const char *ws, co
                         struct rf_db_error *e)
 {
     struct key_ctx ctx = {.a = a, .ws = ws, .key_hash = key_hash, .out = out, .now_ms = now_ms};
-    int rc = rf_tx_run(db, 1, key_verify_tx, &ctx, e);
+    int rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, key_verify_tx, &ctx, e);
     *code = ctx.code;
     return rc;
 }

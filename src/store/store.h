@@ -34,6 +34,13 @@ struct rf_tx_stats {
  * rollback. A retry budget that runs out returns RF_DB_RETRY. */
 int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_error *e)
     __attribute__((warn_unused_result));
+/* For write: fn's statements are each atomic on their own, and fn stays
+ * correct when other transactions commit between them (an INSERT … ON
+ * CONFLICT DO NOTHING RETURNING, then a read of the winner). A driver with
+ * autocommit_writes (PostgreSQL: two round trips fewer) runs them without
+ * BEGIN/COMMIT; SQLite batches them like any write; inside a deferred-commit
+ * scope they join the scope's transaction. */
+#define RF_TX_AUTOCOMMIT 2
 void rf_tx_stats_get(struct rf_tx_stats *out);
 /* The jittered sleep between attempts (attempt 0, 1, …). */
 void rf_tx_backoff(int attempt);

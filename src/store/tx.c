@@ -1,7 +1,6 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "core/metrics.h"
 #include "core/util.h"
 #include "store/store.h"
 
@@ -83,7 +82,6 @@ static int scoped_write(struct rf_db *db, rf_tx_fn fn, void *ctx, struct rf_db_e
         struct rf_db_conn *c;
         if (attempt > 0) {
             atomic_fetch_add(&tx_retries, 1);
-            rf_metrics_db_retry(e->detail);
             rf_tx_backoff(attempt - 1);
         }
         rc = rf_db_acquire(db, 1, &c, e);
@@ -114,19 +112,19 @@ int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_
         struct rf_db_conn *c;
         if (attempt > 0) {
             atomic_fetch_add(&tx_retries, 1);
-            rf_metrics_db_retry(e->detail);
             rf_tx_backoff(attempt - 1);
         }
-        rc = rf_db_acquire(db, write, &c, e);
+        rc = rf_db_acquire(db, write != 0, &c, e);
         if (rc != RF_DB_OK)
             return rc;
         /* Every read body is one statement, consistent on its own: it runs
          * in autocommit, which on PostgreSQL saves the BEGIN and COMMIT
-         * round trips (two of three). */
-        rc = write ? c->drv->begin(c, write, e) : RF_DB_OK;
+         * round trips (two of three). So do RF_TX_AUTOCOMMIT writes there. */
+        int tx = write && !(write == RF_TX_AUTOCOMMIT && c->drv->autocommit_writes);
+        rc = tx ? c->drv->begin(c, 1, e) : RF_DB_OK;
         if (rc == RF_DB_OK)
             rc = fn(c, ctx, e);
-        if (rc == RF_DB_OK && write)
+        if (rc == RF_DB_OK && tx)
             rc = c->drv->commit(c, e);
         if (rc != RF_DB_OK)
             c->drv->rollback(c);

@@ -25,10 +25,11 @@ struct user_ctx {
 };
 
 /* Seed 002 done right: the insert either creates the row or, when (ws,
- * email) exists, does nothing and returns nothing; then the winner is read
- * in the same transaction. On SQLite the write lock makes the pair atomic; on
- * PostgreSQL READ COMMITTED the conflicting insert waits for the winner's
- * commit and the next statement sees its row. */
+ * email) exists, does nothing and returns nothing; then the winner is read.
+ * The pair needs no transaction around it (RF_TX_AUTOCOMMIT): on SQLite the
+ * write lock makes it atomic anyway; on PostgreSQL the conflicting insert
+ * waits for the winner's commit, and the next statement, with a snapshot of
+ * its own, sees the row. */
 static int user_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct user_ctx *ctx = arg;
@@ -73,7 +74,7 @@ int rf_store_user_create(struct rf_db *db, struct rf_arena *a, const char *ws, c
                          struct rf_db_error *e)
 {
     struct user_ctx ctx = {.a = a, .ws = ws, .email = email, .name = name, .out = out};
-    int rc = rf_tx_run(db, 1, user_create_tx, &ctx, e);
+    int rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, user_create_tx, &ctx, e);
     *created = ctx.created;
     return rc;
 }
