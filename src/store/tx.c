@@ -1,6 +1,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "core/metrics.h"
 #include "core/util.h"
 #include "store/store.h"
 
@@ -82,6 +83,7 @@ static int scoped_write(struct rf_db *db, rf_tx_fn fn, void *ctx, struct rf_db_e
         struct rf_db_conn *c;
         if (attempt > 0) {
             atomic_fetch_add(&tx_retries, 1);
+            rf_metrics_db_retry(e->detail);
             rf_tx_backoff(attempt - 1);
         }
         rc = rf_db_acquire(db, 1, &c, e);
@@ -112,6 +114,7 @@ int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_
         struct rf_db_conn *c;
         if (attempt > 0) {
             atomic_fetch_add(&tx_retries, 1);
+            rf_metrics_db_retry(e->detail);
             rf_tx_backoff(attempt - 1);
         }
         rc = rf_db_acquire(db, write != 0, &c, e);
