@@ -15,6 +15,7 @@
 #include "probe/expect.h"
 #include "probe/probe.h"
 #include "probe/report.h"
+#include "probe/report_html.h"
 #include "probe/request.h"
 #include "probe/template.h"
 
@@ -46,6 +47,7 @@ enum {
     OPT_JSON,
     OPT_PER_REQUEST,
     OPT_RT,
+    OPT_REPORT,
 };
 
 static const char usage_text[] =
@@ -101,6 +103,10 @@ static const char usage_text[] =
     "Output:\n"
     "      --json              print one JSON document instead of the text report\n"
     "      --per-request       also show every request: status, latency, timings\n"
+    "      --report FILE       also write FILE, one self-contained HTML page (no scripts,\n"
+    "                          nothing external): per burst an SVG timeline with a row per\n"
+    "                          request (final byte sent, first byte back, complete; coloured\n"
+    "                          by status class), the status histogram and the expectations\n"
     "  -h, --help              show this help\n"
     "\n"
     "The report gives, per round and in total: the status histogram, the 5xx count,\n"
@@ -128,6 +134,7 @@ struct opts {
     int timeout_ms;
     enum rf_burst_sync sync;
     int json, per_request, rt;
+    const char *report; /* --report FILE */
     const char *headers[RF_PROBE_HEADERS_MAX];
     size_t nheaders;
     const char *vars[RF_PROBE_VARS_MAX];
@@ -161,7 +168,8 @@ struct run {
     size_t exp_failures;         /* (round, expectation) pairs that failed */
     char first_failure[256];
     unsigned rounds_done;
-    json_t *jrounds; /* --json: one object per round */
+    json_t *jrounds;            /* --json: one object per round */
+    struct rf_probe_html *html; /* --report */
     char errmsg[512];
 };
 
@@ -223,6 +231,7 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
         {"json", no_argument, NULL, OPT_JSON},
         {"per-request", no_argument, NULL, OPT_PER_REQUEST},
         {"rt", no_argument, NULL, OPT_RT},
+        {"report", required_argument, NULL, OPT_REPORT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -329,6 +338,9 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
             break;
         case OPT_RT:
             o->rt = 1;
+            break;
+        case OPT_REPORT:
+            o->report = optarg;
             break;
         case 'h':
             fputs(usage_text, out);
@@ -817,6 +829,18 @@ static int run_round(struct run *r, unsigned rnd)
         if (o->per_request)
             print_requests(f, d.res, n);
     }
+    struct rf_probe_html_round hr = {.round = rnd,
+                                     .res = d.res,
+                                     .n = n,
+                                     .t0_ns = t0,
+                                     .stats = &st,
+                                     .exps = o->exps,
+                                     .exp_res = er,
+                                     .nexps = o->nexps,
+                                     .verify_url = d.have_vres ? d.vurl.p : NULL,
+                                     .verify = d.have_vres ? &d.vres : NULL};
+    /* A write error is reported once, when the report is closed. */
+    (void)rf_probe_html_round(r->html, &hr);
     rc = 0;
 out:
     rf_probe_stats_free(&st);
@@ -847,6 +871,23 @@ static int finish(struct run *r, int setup_failed)
         code = 1;
         snprintf(why, sizeof(why), "%zu expectation check%s failed (first: %s)", r->exp_failures,
                  r->exp_failures == 1 ? "" : "s", r->first_failure);
+    }
+    if (r->html) {
+        struct rf_probe_html_total ht = {.stats = &r->total,
+                                         .rounds_done = r->rounds_done,
+                                         .exps = o->exps,
+                                         .exp_held = r->exp_held,
+                                         .nexps = o->nexps,
+                                         .realtime = r->rt_state > 0,
+                                         .exit_code = code,
+                                         .error = why[0] ? why : NULL};
+        char e[300];
+        /* The report was asked for, so losing it is an error like a usage one. */
+        if (rf_probe_html_close(r->html, &ht, e, sizeof(e)) < 0) {
+            code = 2;
+            snprintf(why, sizeof(why), "%s", e);
+        }
+        r->html = NULL;
     }
 
     if (o->json) {
@@ -937,6 +978,21 @@ int rf_probe_run(int argc, char **argv, FILE *out, FILE *err)
     }
     if (prepare(r) < 0)
         goto out;
+    if (o->report) {
+        /* Before anything is sent: an unwritable path is a usage error. */
+        char e[300];
+        struct rf_probe_html_target t = {.method = r->method,
+                                         .url = o->url,
+                                         .n = o->n,
+                                         .rounds = o->rounds,
+                                         .sync = o->sync == RF_BURST_LASTBYTE ? "lastbyte" : "none",
+                                         .timeout_ms = o->timeout_ms};
+        r->html = rf_probe_html_open(o->report, &t, e, sizeof(e));
+        if (!r->html) {
+            msg(err, "--report: %s", e);
+            goto out;
+        }
+    }
     if (!o->json) {
         fprintf(out, "racefree probe: %zu × %s %s, %u round%s, sync %s, timeout %d ms\n", o->n,
                 r->method, o->url, o->rounds, o->rounds == 1 ? "" : "s",

@@ -21,3 +21,4 @@ UNIT(test_route_match)
 #include "list.probecli.h"
 #include "list.metrics.h"
 #include "list.groupcommit.h"
+#include "list.probehtml.h"

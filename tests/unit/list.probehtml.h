@@ -1,0 +1,7 @@
+UNIT(test_probehtml_escape_hostile)
+UNIT(test_probehtml_escape_utf8)
+UNIT(test_probehtml_rows_and_escaping)
+UNIT(test_probehtml_bursts_and_cap)
+UNIT(test_probehtml_empty_times)
+UNIT(test_probehtml_open_errors)
+UNIT(test_probehtml_cli)
