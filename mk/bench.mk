@@ -18,4 +18,4 @@ bench-ref: $(BUILD)/bench/sqlite_insert
 
 bench:
 	$(MAKE) -s -j2 BUILD=$(BUILD) all bench-ref
-	BENCH_BUILD=$(BUILD) BENCH_SKIP_BUILD=1 bench/run
+	BENCH_BUILD=$(BUILD) BENCH_SKIP_BUILD=1 BENCH_COMMAND='make bench' bench/run
