@@ -612,6 +612,10 @@ def answer_errors(doc, path, method, status, headers, data):
             return [f"status {status} not documented (body {data[:200]!r})"]
     resp = deref(doc, resp)
     out = []
+    documented = {n.lower() for n in resp.get("headers", {})}
+    for name in ("Idempotent-Replayed", "Retry-After", "Allow", "WWW-Authenticate"):
+        if name.lower() in headers and name.lower() not in documented:
+            out.append(f"{status}: header {name} sent but not documented")
     for name, h in resp.get("headers", {}).items():
         if deref(doc, h).get("required") and name.lower() not in headers:
             out.append(f"{status}: header {name} missing")
@@ -639,7 +643,10 @@ def answer_errors(doc, path, method, status, headers, data):
         if ctype == "application/problem+json" and isinstance(body, dict):
             if body.get("type") != f"urn:racefree:error:{body.get('code')}":
                 out.append(f"{status}: type {body.get('type')} does not end with code")
-            if body.get("requestId") != headers.get("x-request-id"):
+            # A replay is the stored answer byte for byte: its requestId is
+            # the original request's, the one whose log lines tell its story.
+            if body.get("requestId") != headers.get("x-request-id") and \
+                    headers.get("idempotent-replayed") != "true":
                 out.append(f"{status}: requestId differs from X-Request-Id")
     return out
 
@@ -730,6 +737,19 @@ def idempotency_cases(doc, o, path, method, body, expect):
                       f"same body {again[2] == first[2]}")
         elif "Idempotent-Replayed" not in doc_headers:
             bad(name, f"{again[0]} does not document Idempotent-Replayed")
+        else:
+            ok(name)
+    # A 4xx is stored too, and replayed as such.
+    bad_body = dict(body, zzUnknown=1)
+    again = None
+    if expect("with an unknown field and a key", path, method, 422, body=bad_body,
+              headers={"Idempotency-Key": key + "-4xx"}):
+        again = expect("with an unknown field, replayed", path, method, 422, body=bad_body,
+                       headers={"Idempotency-Key": key + "-4xx"})
+    name = f"live: {method.upper()} {path} a stored 422 replays, marked"
+    if again and (not ONLY or ONLY in name):
+        if again[1].get("idempotent-replayed") != "true":
+            bad(name, "no Idempotent-Replayed: true")
         else:
             ok(name)
     # The fingerprint covers the body bytes: one more space is another request.
