@@ -10,8 +10,5 @@ void rf_api_openapi(struct rf_req *r)
 {
     /* Static bytes, not rf_reply_json: the document is served exactly as
      * built, without a parse and re-serialisation per request. */
-    r->resp.status = 200;
-    r->resp.ctype = "application/json";
-    r->resp.body = (const char *)doc;
-    r->resp.body_len = sizeof(doc);
+    rf_reply_text(r, 200, "application/json", (const char *)doc, sizeof(doc));
 }
