@@ -13,6 +13,7 @@
  *           the reservation, so an immediate retry runs anew. */
 #include <signal.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -147,6 +148,25 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
     return 0;
 }
 
+/* The body kept for replays. A new API key's plaintext exists only in the
+ * response that made it (SPEC §3.4: only its SHA-256 is stored), so the
+ * stored copy of a key create has "key": null; a replay still tells the
+ * client which key was made. */
+static const char *stored_body(struct rf_req *r)
+{
+    if (r->resp.status != 201 || strcmp(r->method, "POST") != 0 ||
+        strcmp(r->path, "/v1/keys") != 0 || !r->resp.body)
+        return r->resp.body;
+    json_t *j = json_loadb(r->resp.body, r->resp.body_len, 0, NULL);
+    char *s = NULL;
+    if (j && json_object_set_new(j, "key", json_null()) == 0)
+        s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    const char *out = s ? rf_arena_strdup(r->a, s) : NULL;
+    free(s);
+    return out;
+}
+
 int rf_api_idem_finish(struct rf_req *r, int attempt)
 {
     struct rf_idem *k = r->idem;
@@ -158,9 +178,15 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
     if (storable) {
         int64_t keep_s =
             strcmp(k->kind, "fp") == 0 ? r->app->fingerprint_window_s : r->app->idempotency_ttl_s;
-        struct rf_idem_done d = {k, st, r->resp.ctype, r->resp.body,
-                                 rf_now_ms() + keep_s * 1000};
-        int rc = rf_tx_scope_end(rf_store_idem_complete_tx, &d, 1, &e);
+        const char *body = stored_body(r);
+        int rc;
+        if (r->resp.body && !body) {
+            rf_tx_scope_end(NULL, NULL, 0, &e); /* rolls the handler's writes back */
+            rc = rf_db_fail(&e, RF_DB_ERROR, "out of memory storing the response");
+        } else {
+            struct rf_idem_done d = {k, st, r->resp.ctype, body, rf_now_ms() + keep_s * 1000};
+            rc = rf_tx_scope_end(rf_store_idem_complete_tx, &d, 1, &e);
+        }
         if (rc == RF_DB_OK) {
             rf_metrics_idem(RF_METRICS_IDEM_COMPLETED);
             r->idem = NULL;
