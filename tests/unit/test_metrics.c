@@ -186,7 +186,7 @@ void test_metrics_closed_label_sets(void)
     static const char *const outcomes[] = {"reserved",  "replayed", "in_progress", "reused",
                                            "completed", "released", "taken_over"};
     for (int o = 0; o < RF_METRICS_IDEM_N; o++) {
-        char series[96], want[8];
+        char series[96], want[16];
         snprintf(series, sizeof(series), "racefree_idempotency_outcomes_total{outcome=\"%s\"}",
                  outcomes[o]);
         snprintf(want, sizeof(want), "%d", o + 1);
