@@ -1,6 +1,8 @@
 /* racefree: one binary, several subcommands. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,30 +25,113 @@ struct config {
     int threads;
     int provision_delay_ms, fingerprint_window_s, idempotency_lease_s, idempotency_ttl_s;
     long long resource_quota;
+    int max_connections, max_connections_per_ip;
+    int header_timeout_s, body_timeout_s, idle_timeout_s;
+    int max_header_bytes;
 };
 
-static void usage(FILE *f)
+static void usage_main(FILE *f)
 {
-    fputs("usage:\n"
-          "  racefree serve [--listen HOST:PORT] [--db URL] [--threads N] [--log-level LEVEL]\n"
-          "                 [--provision-delay-ms 200] [--fingerprint-window 10]\n"
-          "                 [--idempotency-lease 60] [--idempotency-ttl 86400] [--resource-quota 0]\n"
-          "  racefree migrate [--db URL]\n"
-          "  racefree workspace create NAME [--db URL]\n"
-          "  racefree probe [options] URL      (racefree probe --help)\n"
-          "  racefree version\n"
+    fputs("racefree " RF_VERSION
+          ": an HTTP/JSON API whose writes are race-free, and a race prober\n"
           "\n"
-          "  --db URL      sqlite:PATH (default sqlite:./racefree.db); env RACEFREE_DB\n"
-          "  --listen      default 127.0.0.1:8080; env RACEFREE_LISTEN; port 0 picks one\n"
-          "  --threads N   database connections per process (default 8); each HTTP\n"
-          "                connection has a thread of its own\n"
-          "  --log-level   debug|info|warn|error (default info)\n"
-          "  --provision-delay-ms N   simulated provisioning call before a resource commits\n"
-          "  --fingerprint-window S   dedup unkeyed POST /v1/resources by body for S s (0: off)\n"
-          "  --idempotency-lease S    in-flight Idempotency-Key lease; must exceed the slowest\n"
-          "                           handler (default 60)\n"
-          "  --idempotency-ttl S      finished keys are replayed for S s (default 86400)\n"
-          "  --resource-quota N       resources per workspace (default 0: unlimited)\n",
+          "usage: racefree COMMAND [options]\n"
+          "\n"
+          "commands:\n"
+          "  serve                    run the HTTP API server\n"
+          "  migrate                  bring the database schema up to date, then exit\n"
+          "  workspace create NAME    create a workspace; print its id and root key as JSON\n"
+          "  probe URL                fire concurrent identical requests and check the outcome\n"
+          "  version                  print the version\n"
+          "  help [COMMAND]           this text, or a command's\n"
+          "\n"
+          "`racefree COMMAND --help` lists a command's options; `man racefree` has them all.\n"
+          "Environment: RACEFREE_DB, RACEFREE_LISTEN (a flag wins over its variable).\n",
+          f);
+}
+
+/* Keep in step with docs/racefree.1: tests/abuse/run.sh checks that every
+ * flag here is in the manual. */
+static void usage_serve(FILE *f)
+{
+    fputs("usage: racefree serve [options]\n"
+          "\n"
+          "Serves the API until SIGTERM or SIGINT, then stops accepting and lets\n"
+          "in-flight requests finish (up to 10 s).\n"
+          "\n"
+          "  --db URL                    sqlite:PATH or postgres://... (default\n"
+          "                              sqlite:./racefree.db); env RACEFREE_DB\n"
+          "  --listen HOST:PORT          default 127.0.0.1:8080; env RACEFREE_LISTEN;\n"
+          "                              port 0 picks a free one\n"
+          "  --threads N                 database connections per process (default 8); each\n"
+          "                              HTTP connection has a thread of its own\n"
+          "  --log-level LEVEL           debug|info|warn|error (default info)\n"
+          "\n"
+          "Behaviour:\n"
+          "  --provision-delay-ms N      simulated provisioning call before a resource\n"
+          "                              commits (default 200)\n"
+          "  --fingerprint-window S      dedup unkeyed POST /v1/resources by body for S s\n"
+          "                              (default 10; 0: off)\n"
+          "  --idempotency-lease S       in-flight Idempotency-Key lease; must exceed the\n"
+          "                              slowest handler (default 60)\n"
+          "  --idempotency-ttl S         finished keys are replayed for S s (default 86400)\n"
+          "  --resource-quota N          resources per workspace (default 0: unlimited)\n"
+          "\n"
+          "Connection limits (README, \"Limits\"):\n"
+          "  --max-connections N         open connections (default 1024); one more closes\n"
+          "                              the connection that has waited longest for a\n"
+          "                              request, or gets 503 if every one is busy\n"
+          "  --max-connections-per-ip N  per client address (default 0: no limit). Behind\n"
+          "                              a reverse proxy every client has the proxy's\n"
+          "                              address: leave it at 0 there\n"
+          "  --header-timeout S          a request head must arrive within S s of the\n"
+          "                              connection opening, or of its request line on a\n"
+          "                              kept-alive connection (default 10)\n"
+          "  --body-timeout S            a request body within S s of its head (default 30)\n"
+          "  --idle-timeout S            a kept-alive connection waits S s for its next\n"
+          "                              request; any connection on which nothing moves for\n"
+          "                              S s is closed (default 30)\n"
+          "  --max-header-bytes N        buffer per connection for the request head and the\n"
+          "                              response headers; a larger head gets 431\n"
+          "                              (default 32768)\n"
+          "  -h, --help                  show this help\n",
+          f);
+}
+
+static void usage_migrate(FILE *f)
+{
+    fputs("usage: racefree migrate [options]\n"
+          "\n"
+          "Applies pending schema migrations and exits (serve does the same at start).\n"
+          "Safe to run from several processes at once.\n"
+          "\n"
+          "  --db URL            sqlite:PATH or postgres://... (default sqlite:./racefree.db);\n"
+          "                      env RACEFREE_DB\n"
+          "  --log-level LEVEL   debug|info|warn|error (default info)\n"
+          "  -h, --help          show this help\n",
+          f);
+}
+
+static void usage_workspace(FILE *f)
+{
+    fputs("usage: racefree workspace create NAME [options]\n"
+          "\n"
+          "Creates workspace NAME (1-100 bytes) and prints {\"workspaceId\", \"name\",\n"
+          "\"rootKey\"} as one JSON line. The root key is shown only this once.\n"
+          "Exits 1 if the workspace exists.\n"
+          "\n"
+          "  --db URL            sqlite:PATH or postgres://... (default sqlite:./racefree.db);\n"
+          "                      env RACEFREE_DB\n"
+          "  --log-level LEVEL   debug|info|warn|error (default info)\n"
+          "  -h, --help          show this help\n",
+          f);
+}
+
+static void usage_version(FILE *f)
+{
+    fputs("usage: racefree version\n"
+          "\n"
+          "Prints \"racefree VERSION\" (also: racefree --version).\n",
           f);
 }
 
@@ -62,20 +147,84 @@ static int int_arg(const char *flag, const char *arg, long long lo, long long hi
     return 0;
 }
 
-/* Flags win over the environment, the environment over defaults. */
-static int parse_opts(int argc, char **argv, struct config *c)
+/* Flags only serve takes carry these values; the ranges are in the table so
+ * that adding a numeric flag is one line. */
+enum {
+    OPT_DB = 'd',
+    OPT_LISTEN = 'l',
+    OPT_LOG = 'L',
+    OPT_HELP = 'h',
+    OPT_THREADS = 256,
+    OPT_PROVISION,
+    OPT_FINGERPRINT,
+    OPT_LEASE,
+    OPT_TTL,
+    OPT_QUOTA,
+    OPT_MAXCONN,
+    OPT_MAXCONN_IP,
+    OPT_HEADER_TO,
+    OPT_BODY_TO,
+    OPT_IDLE_TO,
+    OPT_HEADER_BYTES,
+};
+
+static const struct option common_opts[] = {
+    {"db", required_argument, NULL, OPT_DB},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct option serve_opts[] = {
+    {"db", required_argument, NULL, OPT_DB},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"provision-delay-ms", required_argument, NULL, OPT_PROVISION},
+    {"fingerprint-window", required_argument, NULL, OPT_FINGERPRINT},
+    {"idempotency-lease", required_argument, NULL, OPT_LEASE},
+    {"idempotency-ttl", required_argument, NULL, OPT_TTL},
+    {"resource-quota", required_argument, NULL, OPT_QUOTA},
+    {"max-connections", required_argument, NULL, OPT_MAXCONN},
+    {"max-connections-per-ip", required_argument, NULL, OPT_MAXCONN_IP},
+    {"header-timeout", required_argument, NULL, OPT_HEADER_TO},
+    {"body-timeout", required_argument, NULL, OPT_BODY_TO},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TO},
+    {"max-header-bytes", required_argument, NULL, OPT_HEADER_BYTES},
+    {NULL, 0, NULL, 0},
+};
+
+struct int_flag {
+    int id;
+    long long lo, hi;
+    size_t off; /* of an int in struct config, or of resource_quota */
+};
+
+#define CFG(field) offsetof(struct config, field)
+static const struct int_flag int_flags[] = {
+    {OPT_THREADS, 1, 256, CFG(threads)},
+    {OPT_PROVISION, 0, 600000, CFG(provision_delay_ms)},
+    {OPT_FINGERPRINT, 0, 86400, CFG(fingerprint_window_s)},
+    {OPT_LEASE, 1, 86400, CFG(idempotency_lease_s)},
+    {OPT_TTL, 1, 30 * 86400, CFG(idempotency_ttl_s)},
+    {OPT_QUOTA, 0, 1000000000, CFG(resource_quota)},
+    {OPT_MAXCONN, 1, 1000000, CFG(max_connections)},
+    {OPT_MAXCONN_IP, 0, 1000000, CFG(max_connections_per_ip)},
+    {OPT_HEADER_TO, 1, 3600, CFG(header_timeout_s)},
+    {OPT_BODY_TO, 1, 3600, CFG(body_timeout_s)},
+    {OPT_IDLE_TO, 1, 3600, CFG(idle_timeout_s)},
+    /* libmicrohttpd needs room for its response headers too; 4 KiB is
+     * already tight, 1 MiB per connection is already a lot. */
+    {OPT_HEADER_BYTES, 4096, 1024 * 1024, CFG(max_header_bytes)},
+};
+
+/* Flags win over the environment, the environment over defaults. Returns 0,
+ * 1 after --help (printed), or -1 after a usage error (reported). */
+static int parse_opts(int argc, char **argv, struct config *c, const struct option *longopts,
+                      void (*usage)(FILE *))
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
-        {"threads", required_argument, NULL, 't'},  {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},
-        {"provision-delay-ms", required_argument, NULL, 'P'},
-        {"fingerprint-window", required_argument, NULL, 'F'},
-        {"idempotency-lease", required_argument, NULL, 'E'},
-        {"idempotency-ttl", required_argument, NULL, 'T'},
-        {"resource-quota", required_argument, NULL, 'Q'},
-        {NULL, 0, NULL, 0},
-    };
+    char flag[64];
     const char *env;
     c->db_url = (env = getenv("RACEFREE_DB")) && *env ? env : "sqlite:./racefree.db";
     c->listen = (env = getenv("RACEFREE_LISTEN")) && *env ? env : "127.0.0.1:8080";
@@ -85,48 +234,39 @@ static int parse_opts(int argc, char **argv, struct config *c)
     c->idempotency_lease_s = 60;
     c->idempotency_ttl_s = 86400;
     c->resource_quota = 0;
-    long long v;
-    int ch;
+    c->max_connections = 1024;
+    c->max_connections_per_ip = 0;
+    c->header_timeout_s = 10;
+    c->body_timeout_s = 30;
+    c->idle_timeout_s = 30;
+    c->max_header_bytes = 32 * 1024;
+    int ch, idx = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    opterr = 0; /* our messages name the command */
+    while ((ch = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
+        const struct int_flag *nf = NULL;
+        for (size_t i = 0; i < sizeof(int_flags) / sizeof(int_flags[0]); i++)
+            if (int_flags[i].id == ch)
+                nf = &int_flags[i];
+        if (nf) {
+            long long v;
+            snprintf(flag, sizeof(flag), "--%s", longopts[idx].name);
+            if (int_arg(flag, optarg, nf->lo, nf->hi, &v))
+                return -1;
+            if (nf->off == CFG(resource_quota))
+                c->resource_quota = v;
+            else
+                *(int *)((char *)c + nf->off) = (int)v;
+            continue;
+        }
         switch (ch) {
-        case 'd':
+        case OPT_DB:
             c->db_url = optarg;
             break;
-        case 'l':
+        case OPT_LISTEN:
             c->listen = optarg;
             break;
-        case 't':
-            if (int_arg("--threads", optarg, 1, 256, &v))
-                return -1;
-            c->threads = (int)v;
-            break;
-        case 'P':
-            if (int_arg("--provision-delay-ms", optarg, 0, 600000, &v))
-                return -1;
-            c->provision_delay_ms = (int)v;
-            break;
-        case 'F':
-            if (int_arg("--fingerprint-window", optarg, 0, 86400, &v))
-                return -1;
-            c->fingerprint_window_s = (int)v;
-            break;
-        case 'E':
-            if (int_arg("--idempotency-lease", optarg, 1, 86400, &v))
-                return -1;
-            c->idempotency_lease_s = (int)v;
-            break;
-        case 'T':
-            if (int_arg("--idempotency-ttl", optarg, 1, 30 * 86400, &v))
-                return -1;
-            c->idempotency_ttl_s = (int)v;
-            break;
-        case 'Q':
-            if (int_arg("--resource-quota", optarg, 0, 1000000000, &v))
-                return -1;
-            c->resource_quota = v;
-            break;
-        case 'L':
+        case OPT_LOG:
             if (!strcmp(optarg, "debug"))
                 rf_log_min = RF_LOG_DEBUG;
             else if (!strcmp(optarg, "info"))
@@ -140,10 +280,19 @@ static int parse_opts(int argc, char **argv, struct config *c)
                 return -1;
             }
             break;
-        case 'h':
+        case OPT_HELP:
             usage(stdout);
-            exit(0);
+            return 1;
         default:
+            /* getopt sets optopt to the option's value when only its
+             * argument is missing, to 0 for an unknown long option. */
+            if (strncmp(argv[optind - 1], "--", 2) != 0)
+                fprintf(stderr, "racefree %s: unknown option -%c\n", argv[0], optopt);
+            else if (optopt)
+                fprintf(stderr, "racefree %s: %s %s\n", argv[0], argv[optind - 1],
+                        strchr(argv[optind - 1], '=') ? "takes no value" : "needs a value");
+            else
+                fprintf(stderr, "racefree %s: unknown option %s\n", argv[0], argv[optind - 1]);
             usage(stderr);
             return -1;
         }
@@ -184,13 +333,24 @@ static struct rf_db *open_and_migrate(const struct config *c, int nreaders)
     return db;
 }
 
-static void raise_nofile(void)
+/* Every connection holds a socket (and, a moment longer, the ones being
+ * closed): say so at start rather than fail accept() under load. */
+static void raise_nofile(const struct config *c)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    rlim_t need =
+        (rlim_t)c->max_connections + (rlim_t)c->max_connections / 4 + 64 + (rlim_t)c->threads;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        rf_log(RF_LOG_WARN,
+               "open-file limit %llu is below the %llu that --max-connections %d needs; "
+               "raise it (ulimit -n, LimitNOFILE=) or lower --max-connections",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)need, c->max_connections);
 }
 
 /* Purges finished idempotency keys whose time is up, a bounded batch per
@@ -233,10 +393,12 @@ static void *sweep_loop(void *arg)
 static int cmd_serve(int argc, char **argv)
 {
     struct config c;
-    if (parse_opts(argc, argv, &c))
-        return 2;
+    int p = parse_opts(argc, argv, &c, serve_opts, usage_serve);
+    if (p)
+        return p > 0 ? 0 : 2;
     if (optind < argc) {
-        usage(stderr);
+        fprintf(stderr, "racefree: serve takes no arguments ('%s')\n", argv[optind]);
+        usage_serve(stderr);
         return 2;
     }
     /* A lease shorter than the slowest handler lets a retry take the key over
@@ -247,7 +409,7 @@ static int cmd_serve(int argc, char **argv)
                 c.idempotency_lease_s, c.provision_delay_ms);
         return 2;
     }
-    raise_nofile();
+    raise_nofile(&c);
     /* Before any thread exists, so that every thread inherits the mask and
      * only the main thread's sigwait sees SIGTERM/SIGINT. */
     rf_server_block_signals();
@@ -283,6 +445,12 @@ static int cmd_serve(int argc, char **argv)
         .app = &app,
         .authenticate = rf_api_authenticate,
         .drain_seconds = 10,
+        .max_connections = (unsigned)c.max_connections,
+        .max_connections_per_ip = (unsigned)c.max_connections_per_ip,
+        .header_timeout = c.header_timeout_s,
+        .body_timeout = c.body_timeout_s,
+        .idle_timeout = c.idle_timeout_s,
+        .header_bytes = (size_t)c.max_header_bytes,
         .idem_begin = rf_api_idem_begin,
         .idem_finish = rf_api_idem_finish,
     };
@@ -308,8 +476,13 @@ static int cmd_serve(int argc, char **argv)
 static int cmd_migrate(int argc, char **argv)
 {
     struct config c;
-    if (parse_opts(argc, argv, &c) || optind < argc)
+    int p = parse_opts(argc, argv, &c, common_opts, usage_migrate);
+    if (p)
+        return p > 0 ? 0 : 2;
+    if (optind < argc) {
+        usage_migrate(stderr);
         return 2;
+    }
     struct rf_db *db = open_and_migrate(&c, 1);
     if (!db)
         return 1;
@@ -320,10 +493,11 @@ static int cmd_migrate(int argc, char **argv)
 static int cmd_workspace(int argc, char **argv)
 {
     struct config c;
-    if (parse_opts(argc, argv, &c))
-        return 2;
+    int p = parse_opts(argc, argv, &c, common_opts, usage_workspace);
+    if (p)
+        return p > 0 ? 0 : 2;
     if (argc - optind != 2 || strcmp(argv[optind], "create") != 0) {
-        fprintf(stderr, "usage: racefree workspace create NAME [--db URL]\n");
+        usage_workspace(stderr);
         return 2;
     }
     const char *name = argv[optind + 1];
@@ -356,34 +530,108 @@ static int cmd_workspace(int argc, char **argv)
     return s ? 0 : 1;
 }
 
+static int cmd_version(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        usage_version(stdout);
+        return 0;
+    }
+    if (argc > 1) {
+        usage_version(stderr);
+        return 2;
+    }
+    printf("racefree %s\n", RF_VERSION);
+    return 0;
+}
+
+/* glibc keeps 40 MiB of freed thread stacks for reuse and unmaps the rest
+ * one by one; in a process with thousands of threads each munmap interrupts
+ * every CPU for a TLB flush. When a flood of connections times out at once,
+ * that stalled accept for 2-4 s in tests/abuse. The cache size is a glibc
+ * tunable read only at process start, so serve re-executes itself once with
+ * it set (16 GiB of address space; a cached stack keeps about a page
+ * resident, glibc releases the rest when its thread ends). */
+#define STACK_CACHE_TUNABLE "glibc.pthread.stack_cache_size=17179869184"
+
+static void tune_stack_cache(char **argv)
+{
+    const char *t = getenv("GLIBC_TUNABLES");
+    if (getenv("RACEFREE_TUNED") || (t && strstr(t, "stack_cache_size")))
+        return;
+    char buf[1024];
+    int n = t && *t ? snprintf(buf, sizeof(buf), "%s:%s", t, STACK_CACHE_TUNABLE)
+                    : snprintf(buf, sizeof(buf), "%s", STACK_CACHE_TUNABLE);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return;
+    setenv("GLIBC_TUNABLES", buf, 1);
+    setenv("RACEFREE_TUNED", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* Not fatal: serving works without it, only mass closes are slower. */
+    rf_log(RF_LOG_DEBUG, "re-exec for the thread stack cache failed: %s", strerror(errno));
+}
+
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    void (*usage)(FILE *); /* NULL: the command prints its own (probe) */
+} commands[] = {
+    {"serve", cmd_serve, usage_serve},
+    {"migrate", cmd_migrate, usage_migrate},
+    {"workspace", cmd_workspace, usage_workspace},
+    {"probe", rf_probe_main, NULL},
+    {"version", cmd_version, usage_version},
+};
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2 || (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))) {
+        usage_main(stdout);
+        return 0;
+    }
+    const struct command *cmd = find_command(argv[1]);
+    if (!cmd || argc > 2) {
+        fprintf(stderr, "racefree: no help for '%s'\n", argv[1]);
+        usage_main(stderr);
+        return 2;
+    }
+    if (cmd->usage) {
+        cmd->usage(stdout);
+        return 0;
+    }
+    char *args[] = {argv[1], "--help", NULL};
+    return cmd->run(2, args);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        usage_main(stderr);
         return 2;
     }
+    const char *name = argv[1];
+    if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h"))
+        return cmd_help(argc - 1, argv + 1);
+    if (!strcmp(name, "--version"))
+        return cmd_version(1, argv + 1);
+    const struct command *cmd = find_command(name);
+    if (!cmd) {
+        fprintf(stderr, "racefree: unknown command '%s'\n", name);
+        usage_main(stderr);
+        return 2;
+    }
+    if (cmd->run == cmd_serve)
+        tune_stack_cache(argv);
     if (rf_util_init() != 0) {
         fprintf(stderr, "racefree: libsodium failed to initialise\n");
         return 1;
     }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "serve"))
-        return cmd_serve(argc - 1, argv + 1);
-    if (!strcmp(cmd, "migrate"))
-        return cmd_migrate(argc - 1, argv + 1);
-    if (!strcmp(cmd, "workspace"))
-        return cmd_workspace(argc - 1, argv + 1);
-    if (!strcmp(cmd, "probe"))
-        return rf_probe_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("racefree %s\n", RF_VERSION);
-        return 0;
-    }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-        usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "racefree: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return 2;
+    return cmd->run(argc - 1, argv + 1);
 }

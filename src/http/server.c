@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "core/hooks.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "http/conns.h"
 
 #define ARENA_LIMIT (16u * 1024 * 1024)
 #define DISCARD_MAX (8u * RF_BODY_MAX)
@@ -43,6 +45,13 @@ void rf_server_block_signals(void)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+static struct rf_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
 }
 
 static const char *query_get(const struct rf_req *r, const char *name)
@@ -218,6 +227,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!cr) {
         /* First call: headers only. Answering here would make libmicrohttpd
          * close the connection (DESIGN.md), so decide now, answer next call. */
+        struct rf_conn *tc = conn_of(conn);
+        if (rf_conns_refused(tc))
+            return MHD_NO; /* answered 503 at accept (conns.c) */
+        rf_conns_phase(tc, RF_CONN_BODY);
         cr = calloc(1, sizeof(*cr));
         if (!cr)
             return MHD_NO;
@@ -242,8 +255,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * after all of it, and answering now makes it close the connection
          * instead of reading (and sending 100 Continue for) a body nobody
          * wants. Without a body we answer on the next call and keep-alive. */
-        if (cr->r.resp.status && has_body(conn))
+        if (cr->r.resp.status && has_body(conn)) {
+            rf_conns_phase(tc, RF_CONN_BUSY);
             return send_resp(conn, cr);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -260,6 +275,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    rf_conns_phase(conn_of(conn), RF_CONN_BUSY);
     if (!cr->r.resp.status)
         dispatch(cr, conn);
     return send_resp(conn, cr);
@@ -270,7 +286,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct conn_req *cr = *con_cls;
     (void)cls;
-    (void)conn;
+    rf_conns_phase(conn_of(conn), RF_CONN_IDLE);
     if (!cr)
         return;
     if (rf_log_min <= RF_LOG_INFO) {
@@ -298,10 +314,67 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&inflight, 1);
 }
 
+/* The one NOTIFY_CONNECTION callback (libmicrohttpd keeps only the last one
+ * given): every per-connection concern gets a call here — the open
+ * connections gauge (metrics) and the limits (conns.c). Add to it; do not
+ * register a second one. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     rf_metrics_connection(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? rf_conns_open(ci->connect_fd) : NULL;
+    } else {
+        rf_conns_close(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* Called when a request line has been read, before its headers: starts the
+ * head deadline of a kept-alive connection. The NULL returned is the
+ * request's initial con_cls, which on_request relies on. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)uri;
+    rf_conns_request_line(conn_of(conn));
+    return NULL;
+}
+
+/* libmicrohttpd's own messages (refused connections, malformed requests)
+ * arrive once per event: under an attack, a few lines then a count, not a
+ * line per connection. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t window;
+    static unsigned shown, dropped;
+    enum { WINDOW_S = 10, PER_WINDOW = 5 };
+    (void)cls;
+    uint64_t now = rf_mono_ns() / 1000000000u;
+    pthread_mutex_lock(&mu);
+    if (now >= window + WINDOW_S) {
+        if (dropped)
+            rf_log(RF_LOG_WARN, "libmicrohttpd: %u more messages in %d s", dropped, WINDOW_S);
+        window = now;
+        shown = dropped = 0;
+    }
+    int show = shown < PER_WINDOW;
+    if (show)
+        shown++;
+    else
+        dropped++;
+    pthread_mutex_unlock(&mu);
+    if (!show)
+        return;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    rf_log(RF_LOG_WARN, "libmicrohttpd: %s", msg);
 }
 
 /* Binds the listening socket ourselves so that port 0 works and the real
@@ -377,16 +450,34 @@ int rf_server_run(const struct rf_server_opts *o)
      * another connection's slow handler (a pool would make a concurrent
      * duplicate queue up behind the original instead of seeing it in
      * flight). Database concurrency is bounded by the driver's pool. */
+    struct rf_conns_limits lim = {
+        .max = o->max_connections,
+        .header_timeout = o->header_timeout,
+        .body_timeout = o->body_timeout,
+        .idle_timeout = o->idle_timeout,
+    };
+    if (rf_conns_start(&lim)) {
+        close(fd);
+        return -1;
+    }
+    /* libmicrohttpd's own limit is a backstop above ours: connections we
+     * evicted or refused still hold a socket until their threads close them.
+     * Its inactivity timeout is the only guard while a response is sent. */
+    unsigned hard_limit = o->max_connections + o->max_connections / 4 + 16;
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
             MHD_USE_ITC | MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-        MHD_OPTION_CONNECTION_LIMIT, 10000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)64 * 1024, MHD_OPTION_THREAD_STACK_SIZE, (size_t)512 * 1024, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)o->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, hard_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->header_bytes, MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)512 * 1024, MHD_OPTION_END);
     if (!d) {
         rf_log(RF_LOG_ERROR, "cannot start the HTTP daemon");
+        rf_conns_stop();
         close(fd);
         return -1;
     }
@@ -411,6 +502,7 @@ int rf_server_run(const struct rf_server_opts *o)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(d);
+    rf_conns_stop();
     rf_log(RF_LOG_INFO, "stopped");
     return 0;
 }
