@@ -6,7 +6,9 @@ the error-code table in src/http/reply.c and docs/API.md, and against a live
 (and with the usual mistakes), and every answer must be a documented status
 whose body validates against the documented schema.
 
-usage: tests/openapi/check.py [--bin build/racefree] [--only SUBSTR]
+usage: tests/openapi/check.py [--bin build/racefree] [--db URL] [--only SUBSTR]
+  --db  the server's database (default: a new SQLite file); the test works
+        in a workspace of its own, so a shared PostgreSQL database will do.
 Ends with "N passed, N failed"; exits 1 when anything failed.
 
 Debian 12 ships no OpenAPI 3.1 meta-schema (openapi-specification has 2.0
@@ -547,23 +549,36 @@ def api_md_checks(doc):
 
 
 class Server:
-    def __init__(self, binary, tmp):
+    def __init__(self, binary, tmp, db=None):
         self.log = os.path.join(tmp, "serve.log")
+        self.db = db or "sqlite:" + os.path.join(tmp, "rf.db")
         self.proc = subprocess.Popen(
-            [binary, "serve", "--db", "sqlite:" + os.path.join(tmp, "rf.db"),
-             "--listen", "127.0.0.1:0", "--provision-delay-ms", "0"],
+            [binary, "serve", "--db", self.db, "--listen", "127.0.0.1:0",
+             "--provision-delay-ms", "0"],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        try:
+            self._ready(binary)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self, binary):
         self.port = self.key = None
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.proc.poll() is None:
-            text = open(self.log).read()
-            port = re.search(r"listening on http://127\.0\.0\.1:(\d+)", text)
-            key = re.search(r"\b(rk_[1-9A-HJ-NP-Za-km-z]+)", text)
-            if port and key:
-                self.port, self.key = int(port.group(1)), key.group(1)
-                return
+            port = re.search(r"listening on http://127\.0\.0\.1:(\d+)", open(self.log).read())
+            if port:
+                self.port = int(port.group(1))
+                break
             time.sleep(0.05)
-        raise RuntimeError("server did not start:\n" + open(self.log).read()[-2000:])
+        else:
+            raise RuntimeError("server did not start:\n" + open(self.log).read()[-2000:])
+        # A workspace of our own: the database may be shared and not new.
+        out = subprocess.run([binary, "workspace", "create", "openapi-" + uuid.uuid4().hex[:12],
+                              "--db", self.db], capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"workspace create: {out.stderr[-1000:]}")
+        self.key = json.loads(out.stdout)["rootKey"]
 
     def stop(self):
         if self.proc.poll() is None:
@@ -651,10 +666,10 @@ def answer_errors(doc, path, method, status, headers, data):
     return out
 
 
-def live_checks(doc, binary):
+def live_checks(doc, binary, db):
     tmp = tempfile.mkdtemp(prefix="rf-openapi-")
     try:
-        srv = Server(binary, tmp)
+        srv = Server(binary, tmp, db)
     except Exception as e:
         bad("live: server starts", str(e))
         return
@@ -732,9 +747,15 @@ def idempotency_cases(doc, o, path, method, body, expect):
     name = f"live: {method.upper()} {path} replay is marked and documented"
     if again and (not ONLY or ONLY in name):
         doc_headers = deref(doc, o["responses"][str(again[0])]).get("headers", {})
-        if again[1].get("idempotent-replayed") != "true" or again[2] != first[2]:
+        same = again[2] == first[2]
+        if method == "post" and path == "/v1/keys" and not same:
+            # The one exception to byte-for-byte: a new key's plaintext is
+            # never stored, so its replay says "key": null.
+            a, b = json.loads(again[2]), json.loads(first[2])
+            same = a.pop("key", "") is None and b.pop("key", None) and a == b
+        if again[1].get("idempotent-replayed") != "true" or not same:
             bad(name, f"Idempotent-Replayed {again[1].get('idempotent-replayed')}, "
-                      f"same body {again[2] == first[2]}")
+                      f"same body {same}")
         elif "Idempotent-Replayed" not in doc_headers:
             bad(name, f"{again[0]} does not document Idempotent-Replayed")
         else:
@@ -875,22 +896,29 @@ def live_cases(doc, srv, exercised, ids):
         return why
 
 
+class TimeLimit(BaseException):
+    """Not an Exception: no check may catch it as its own failure."""
+
+
 def main(argv):
     global ONLY
     binary = os.path.join(ROOT, "build", "racefree")
+    db = None
     args = list(argv)
     while args:
         a = args.pop(0)
         if a == "--bin" and args:
             binary = os.path.abspath(args.pop(0))
+        elif a == "--db" and args:
+            db = args.pop(0)
         elif a == "--only" and args:
             ONLY = args.pop(0)
         else:
             sys.stderr.write(__doc__)
             return 2
-    # A hard bound on the whole run, whatever hangs.
-    signal.signal(signal.SIGALRM, lambda *_: (print("!! openapi tests: 5 minute limit"),
-                                              sys.exit(1)))
+    # A hard bound on the whole run, whatever hangs; the server is still
+    # stopped on the way out (live_checks' finally).
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeLimit()))
     signal.alarm(300)
     try:
         doc = json.loads(read("docs/openapi.json"))
@@ -898,14 +926,17 @@ def main(argv):
     except ValueError as e:
         bad("document: docs/openapi.json is JSON", str(e))
         doc = None
-    if doc is not None:
-        static_checks(doc)
-        code_checks(doc)
-        api_md_checks(doc)
-        if os.access(binary, os.X_OK):
-            live_checks(doc, binary)
-        else:
-            bad("live: server binary", f"{binary} not found; build it or pass --bin")
+    try:
+        if doc is not None:
+            static_checks(doc)
+            code_checks(doc)
+            api_md_checks(doc)
+            if os.access(binary, os.X_OK):
+                live_checks(doc, binary, db)
+            else:
+                bad("live: server binary", f"{binary} not found; build it or pass --bin")
+    except TimeLimit:
+        bad("time limit", "the run took over 300 s")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

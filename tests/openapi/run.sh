@@ -2,7 +2,7 @@
 # The OpenAPI document's tests (check.py), with an interpreter that has
 # Debian's python3-jsonschema: /usr/bin/python3 first, since a python3 found
 # earlier on PATH (pyenv, a venv) may lack it or carry another version.
-# usage: tests/openapi/run.sh [--bin build/racefree] [--only SUBSTR]
+# usage: tests/openapi/run.sh [--bin build/racefree] [--db URL] [--only SUBSTR]
 cd "$(dirname "$0")/../.." || exit 2
 for py in /usr/bin/python3 python3; do
     if "$py" -c 'import jsonschema' 2>/dev/null; then
