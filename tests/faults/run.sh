@@ -4,7 +4,8 @@
 #
 #   tests/faults/run.sh --bin ./build/racefree [--only NAME,...] [--no-pg]
 #
-# Environment: KILLS=N kills per backend (default 100), SEED=N the request mix,
+# Environment: KILLS=N kills per backend (default 100), KILL_SECONDS=N caps each kill
+# loop (default 150; it says when it stops short), SEED=N the request mix,
 # LOCK_BUDGET_S=N the longest a write may wait on a locked SQLite file (default 10),
 # FAULTS_KEEP=1 keeps the scratch directory. Starts its own PostgreSQL cluster
 # (scripts/pg.sh); the full-disk test mounts a tmpfs when permitted, else skips.
