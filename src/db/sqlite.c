@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "core/hooks.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "db/db.h"
 
@@ -269,6 +270,7 @@ static int batch_commit(struct sq_db *db, struct rf_db_error *e)
     if (rc != RF_DB_OK && !sqlite3_get_autocommit(db->writer.h))
         sqlite3_exec(db->writer.h, "ROLLBACK", NULL, NULL, NULL);
     if (rc == RF_DB_OK && db->batch_n > 0) {
+        rf_metrics_batch((unsigned)db->batch_n);
         atomic_fetch_add(&gc_batches, 1);
         atomic_fetch_add(&gc_members, (unsigned long long)db->batch_n);
     }
