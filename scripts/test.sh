@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Every test, as `make test` and CI run it:
-#   1. normal build: unit tests, integration tests against build/racefree
-#   2. ASan+UBSan build: the same again
-#   3. unit tests under valgrind (leaks and memory errors)
+#   1. normal build: unit, probe CLI + HTML report (headless Chromium),
+#      OpenAPI, /metrics, integration (SQLite, PostgreSQL READ COMMITTED and
+#      SERIALIZABLE), security, connection abuse, kill -9 and database faults
+#   2. ASan+UBSan build: unit, probe CLI, /metrics, integration again
+#   3. TSan build: the concurrency tests (make test-tsan)
+#   4. libFuzzer on every parser, bounded (make fuzz-ci)
+#   5. unit tests under valgrind (leaks and memory errors)
 # Ends with one line "N passed, N failed" summing every runner.
+# Each stage prints its wall time, so CI's 20 minutes can be budgeted.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +23,10 @@ run() {
     local name=$1
     shift
     echo "== $name: $*"
+    local t0=$SECONDS
     "$@" 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
+    echo "== $name: $((SECONDS - t0)) s"
     local line
     line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     if [ -n "$line" ]; then
@@ -90,11 +97,21 @@ itests() {
 if build; then
     run unit ./build/unit
     run probe-cli make -s probe-test
+    run probe-html make -s probe-html-test
+    run openapi tests/openapi/run.sh --bin ./build/racefree
+    run metrics python3 tests/metrics/run.py --build build
     itests build ""
     if [ -n "$PG_SER" ]; then
         run integration-postgres-serializable ./build/itest --bin ./build/racefree \
             --pg "$PG_SER" --pg-dir "$PGTMP/ser"
     fi
+    if [ -n "$PG_RC" ]; then
+        run security tests/security/run.sh --bin ./build/racefree --pg "$PG_RC" --pg-dir "$PGTMP/rc"
+    else
+        run security tests/security/run.sh --bin ./build/racefree
+    fi
+    run abuse tests/abuse/run.sh --bin ./build/racefree
+    run faults make -s test-faults KILLS="${KILLS:-100}"
 fi
 
 if build SAN=1; then
@@ -102,12 +119,16 @@ if build SAN=1; then
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     run unit-asan ./build-san/unit
     run probe-cli-asan make -s SAN=1 probe-test
+    run metrics-asan python3 tests/metrics/run.py --build build-san
     itests build-san "-asan"
     unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
-# The HTTP response reader and the probe's parsers under libFuzzer, bounded.
-check fuzz make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+# The server's concurrency tests under ThreadSanitizer (a build of its own).
+run tsan make -s test-tsan
+
+# Every parser under libFuzzer, bounded per target (make fuzz runs longer).
+check fuzz make -s fuzz-ci
 
 if [ -x ./build/unit ]; then
     run unit-valgrind valgrind -q --error-exitcode=99 --leak-check=full \
@@ -116,5 +137,6 @@ if [ -x ./build/unit ]; then
 fi
 
 echo
+echo "test.sh: $SECONDS s in all"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
