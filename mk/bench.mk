@@ -16,6 +16,7 @@ $(BUILD)/bench/sqlite_insert: bench/ref/sqlite_insert.c
 
 bench-ref: $(BUILD)/bench/sqlite_insert
 
-bench:
+# deps first, as make test does: wrk, nginx and PostgreSQL come from there.
+bench: deps
 	$(MAKE) -s -j2 BUILD=$(BUILD) all bench-ref
 	BENCH_BUILD=$(BUILD) BENCH_SKIP_BUILD=1 BENCH_COMMAND='make bench' bench/run
