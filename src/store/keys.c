@@ -294,62 +294,92 @@ int rf_store_key_get(struct rf_db *db, struct rf_arena *a, const char *ws, const
     return rc;
 }
 
-/* Credits are spent by one conditional UPDATE: "remaining > 0" in the WHERE
- * clause is the check and the decrement in one atomic step, so M concurrent
- * verifies of a key with R credits yield exactly min(M, R) VALID and the
- * CHECK constraint keeps remaining from ever going below 0. The SELECT
- * before it only chooses the answer for keys that cannot be VALID. */
-static int key_verify_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+/* The answer for a key row, when it needs no write: everything but a
+ * usable key with credits. Returns 1 when decided. */
+static int verify_decided(struct key_ctx *ctx)
 {
-    struct key_ctx *ctx = arg;
-    struct rf_db_rows rows;
-    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_hash)};
-    int rc = rf_db_exec(c, KEY_SELECT " WHERE k.workspace_id = ? AND k.key_hash = ?", p, 2,
-                        ctx->a, &rows, e);
-    if (rc != RF_DB_OK)
-        return rc;
-    if (rows.nrows == 0) {
-        ctx->code = RF_VERIFY_NOT_FOUND;
-        return RF_DB_OK;
-    }
-    struct rf_key *k = ctx->out;
-    key_from_row(&rows, 0, k);
+    const struct rf_key *k = ctx->out;
     if (!k->enabled)
         ctx->code = RF_VERIFY_DISABLED;
     else if (k->has_expires && k->expires <= ctx->now_ms)
         ctx->code = RF_VERIFY_EXPIRED;
     else if (!k->has_remaining)
         ctx->code = RF_VERIFY_VALID;
-    else {
-        struct rf_db_param u[] = {RF_TEXT(k->id), RF_INT(ctx->now_ms)};
-        rc = rf_db_exec(c,
-                        "UPDATE api_keys SET remaining = remaining - 1"
-                        " WHERE id = ? AND remaining > 0 AND enabled = 1"
-                        " AND (expires IS NULL OR expires > ?) RETURNING remaining",
-                        u, 2, ctx->a, &rows, e);
+    else
+        return 0;
+    return 1;
+}
+
+static int key_verify_read(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct key_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_hash)};
+    int rc = rf_db_exec(c, KEY_SELECT " WHERE k.workspace_id = ? AND k.key_hash = ?", p, 2,
+                        ctx->a, &rows, e);
+    ctx->found = rc == RF_DB_OK && rows.nrows > 0;
+    if (ctx->found)
+        key_from_row(&rows, 0, ctx->out);
+    return rc;
+}
+
+/* Spends one credit. The conditional UPDATE is the whole race story: it
+ * decrements only while remaining > 0, in one statement, and a CHECK
+ * constraint keeps remaining from ever going below 0. The row read before
+ * it only chooses the answer for keys that cannot be VALID. */
+static int key_verify_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct key_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    int rc;
+    if (!ctx->found) { /* a retry: read the row again */
+        rc = key_verify_read(c, ctx, e);
         if (rc != RF_DB_OK)
             return rc;
-        if (rows.nrows == 1) {
-            ctx->code = RF_VERIFY_VALID;
-            k->remaining = atoll(rf_db_cell(&rows, 0, 0));
-        } else if (k->remaining <= 0) {
-            ctx->code = RF_VERIFY_USAGE_EXCEEDED;
-            k->remaining = 0;
-        } else {
-            /* The row changed between the two statements (PostgreSQL READ
-             * COMMITTED): decide again from a fresh start. */
-            return rf_db_fail(e, RF_DB_RETRY, "key changed during verify");
+        if (!ctx->found) {
+            ctx->code = RF_VERIFY_NOT_FOUND;
+            return RF_DB_OK;
         }
+        if (verify_decided(ctx))
+            return RF_DB_OK;
+    }
+    struct rf_key *k = ctx->out;
+    struct rf_db_param u[] = {RF_TEXT(k->id), RF_INT(ctx->now_ms)};
+    rc = rf_db_exec(c,
+                    "UPDATE api_keys SET remaining = remaining - 1"
+                    " WHERE id = ? AND remaining > 0 AND enabled = 1"
+                    " AND (expires IS NULL OR expires > ?) RETURNING remaining",
+                    u, 2, ctx->a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    if (rows.nrows == 1) {
+        ctx->code = RF_VERIFY_VALID;
+        k->remaining = atoll(rf_db_cell(&rows, 0, 0));
+    } else if (k->remaining <= 0) {
+        ctx->code = RF_VERIFY_USAGE_EXCEEDED;
+        k->remaining = 0;
+    } else {
+        /* The row changed since it was read (another verify spent the last
+         * credit, a PATCH, …): decide again from a fresh read. */
+        ctx->found = 0;
+        return rf_db_fail(e, RF_DB_RETRY, "key changed during verify");
     }
     return RF_DB_OK;
 }
 
+/* Reads first, on a read connection: a missing, disabled, expired or
+ * unlimited key is answered from that one SELECT and never queues for the
+ * writer. Only a key with credits takes the write path. */
 int rf_store_key_verify(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_hash,
                         int64_t now_ms, enum rf_verify_code *code, struct rf_key *out,
                         struct rf_db_error *e)
 {
     struct key_ctx ctx = {.a = a, .ws = ws, .key_hash = key_hash, .out = out, .now_ms = now_ms};
-    int rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, key_verify_tx, &ctx, e);
+    int rc = rf_tx_run(db, 0, key_verify_read, &ctx, e);
+    if (rc == RF_DB_OK && !ctx.found)
+        ctx.code = RF_VERIFY_NOT_FOUND;
+    else if (rc == RF_DB_OK && !verify_decided(&ctx))
+        rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, key_verify_tx, &ctx, e);
     *code = ctx.code;
     return rc;
 }
