@@ -323,7 +323,14 @@ static struct rf_db *open_and_migrate(const struct config *c, int nreaders)
         rf_log(RF_LOG_ERROR, "cannot open the database: %s", e.detail);
         return NULL;
     }
-    if (rf_store_migrate(db, &applied, &e) != RF_DB_OK) {
+    /* Another process may be migrating or writing the same database: a
+     * busy write lock is waited out, within the same DB_WAIT_S. */
+    for (int waited = 0;; waited++) {
+        rc = rf_store_migrate(db, &applied, &e);
+        if (rc != RF_DB_RETRY || waited >= DB_WAIT_S / 5)
+            break;
+    }
+    if (rc != RF_DB_OK) {
         rf_log(RF_LOG_ERROR, "migration failed: %s", e.detail);
         rf_db_close(db);
         return NULL;

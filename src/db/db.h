@@ -73,7 +73,11 @@ struct rf_db_driver {
     void (*close)(struct rf_db *db);
     /* write=1: the connection that may write (SQLite: the one writer, held
      * under a mutex until release). Blocks until one is free. */
-    int (*acquire)(struct rf_db *db, int write, struct rf_db_conn **out, struct rf_db_error *e);
+    /* deadline_ms: CLOCK_MONOTONIC milliseconds after which waiting for the
+     * writer (and SQLite's busy wait at BEGIN) gives up with RF_DB_RETRY;
+     * 0 waits as long as it takes. */
+    int (*acquire)(struct rf_db *db, int write, int64_t deadline_ms, struct rf_db_conn **out,
+                   struct rf_db_error *e);
     void (*release)(struct rf_db *db, struct rf_db_conn *c);
     int (*begin)(struct rf_db_conn *c, int write, struct rf_db_error *e);
     int (*commit)(struct rf_db_conn *c, struct rf_db_error *e);
@@ -108,7 +112,12 @@ static inline void rf_db_close(struct rf_db *db)
 static inline int rf_db_acquire(struct rf_db *db, int write, struct rf_db_conn **c,
                                 struct rf_db_error *e)
 {
-    return db->drv->acquire(db, write, c, e);
+    return db->drv->acquire(db, write, 0, c, e);
+}
+static inline int rf_db_acquire_by(struct rf_db *db, int write, int64_t deadline_ms,
+                                   struct rf_db_conn **c, struct rf_db_error *e)
+{
+    return db->drv->acquire(db, write, deadline_ms, c, e);
 }
 static inline void rf_db_release(struct rf_db *db, struct rf_db_conn *c)
 {

@@ -56,6 +56,7 @@ struct sq_db {
     pthread_mutex_t wmu; /* owns the writer connection and the batch state */
     atomic_int wwaiting; /* threads blocked on wmu: a reason to defer COMMIT */
     struct sq_conn writer;
+    int64_t deadline_ms;         /* the writer's holder gives up BEGIN then (0: never) */
     int batch_open;              /* the outer BEGIN IMMEDIATE is open */
     int batch_n;                 /* members whose savepoint was released into it */
     struct sq_waiter *batch_wait; /* of those, the ones sleeping until COMMIT */
@@ -292,14 +293,26 @@ static void writer_leave(struct sq_db *db)
     pthread_mutex_unlock(&db->wmu);
 }
 
-static int sq_acquire(struct rf_db *base, int write, struct rf_db_conn **out, struct rf_db_error *e)
+static int sq_acquire(struct rf_db *base, int write, int64_t deadline_ms, struct rf_db_conn **out,
+                      struct rf_db_error *e)
 {
     struct sq_db *db = (struct sq_db *)base;
-    (void)e;
     if (write) {
+        /* Bounded: when another process holds the file's write lock, the
+         * writer here waits in BEGIN, and everyone queued behind it must
+         * give up in time too, not one full busy timeout after another. */
         atomic_fetch_add(&db->wwaiting, 1);
-        pthread_mutex_lock(&db->wmu);
+        int lrc = 0;
+        if (deadline_ms > 0) {
+            struct timespec ts = {deadline_ms / 1000, (long)(deadline_ms % 1000) * 1000000L};
+            lrc = pthread_mutex_clocklock(&db->wmu, CLOCK_MONOTONIC, &ts);
+        } else {
+            pthread_mutex_lock(&db->wmu);
+        }
         atomic_fetch_sub(&db->wwaiting, 1);
+        if (lrc != 0)
+            return rf_db_fail(e, RF_DB_RETRY, "sqlite: timed out waiting for the writer");
+        db->deadline_ms = deadline_ms;
         tl.db = db;
         tl.member = MEMBER_NONE;
         *out = &db->writer.base;
@@ -348,7 +361,17 @@ static int sq_begin(struct rf_db_conn *cb, int write, struct rf_db_error *e)
          * BEGIN IMMEDIATE cannot take the write lock; simulate exactly that. */
         if (rf_fault("sqlite.busy"))
             return rf_db_fail(e, RF_DB_RETRY, "sqlite: injected SQLITE_BUSY");
+        int64_t wait_ms = BUSY_TIMEOUT_MS;
+        if (db->deadline_ms > 0) {
+            wait_ms = db->deadline_ms - (int64_t)(rf_mono_ns() / 1000000u);
+            if (wait_ms <= 0)
+                return rf_db_fail(e, RF_DB_RETRY, "sqlite: out of time for the write lock");
+            if (wait_ms > BUSY_TIMEOUT_MS)
+                wait_ms = BUSY_TIMEOUT_MS;
+        }
+        sqlite3_busy_timeout(c->h, (int)wait_ms);
         int rc = sq_simple(c, "BEGIN IMMEDIATE", e);
+        sqlite3_busy_timeout(c->h, BUSY_TIMEOUT_MS);
         if (rc != RF_DB_OK)
             return rc;
         db->batch_open = 1;

@@ -25,13 +25,17 @@ struct rf_tx_stats {
 };
 
 #define RF_TX_MAX_ATTEMPTS 12
+/* Wall time a write may spend on attempts, waiting for the writer and
+ * SQLite's write lock included, before it is answered 503 + Retry-After. */
+#define RF_TX_BUDGET_MS 5000
 
 /* Runs fn in one transaction (write: the writer connection, BEGIN IMMEDIATE
  * on SQLite). A read (write=0) body must be a single statement: it runs in
  * autocommit, without BEGIN/COMMIT. RF_DB_RETRY from fn, BEGIN or COMMIT restarts the whole
  * transaction after a jittered exponential backoff, at most
- * RF_TX_MAX_ATTEMPTS times; any other error is returned as is, after
- * rollback. A retry budget that runs out returns RF_DB_RETRY. */
+ * RF_TX_MAX_ATTEMPTS times within RF_TX_BUDGET_MS; any other error is
+ * returned as is, after rollback. A retry budget that runs out returns
+ * RF_DB_RETRY. */
 int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_error *e)
     __attribute__((warn_unused_result));
 /* For write: fn's statements are each atomic on their own, and fn stays

@@ -24,6 +24,23 @@ void rf_tx_backoff(int attempt)
     nanosleep(&ts, NULL);
 }
 
+static int64_t mono_ms(void)
+{
+    return (int64_t)(rf_mono_ns() / 1000000u);
+}
+
+/* Between attempts: whether another one fits in the request's time budget
+ * (then after the backoff sleep) or the budget is spent. */
+static int retry_again(int attempt, int64_t deadline_ms, struct rf_db_error *e)
+{
+    if (attempt >= RF_TX_MAX_ATTEMPTS || mono_ms() >= deadline_ms)
+        return 0;
+    atomic_fetch_add(&tx_retries, 1);
+    rf_metrics_db_retry(e->detail);
+    rf_tx_backoff(attempt - 1);
+    return 1;
+}
+
 /* A deferred-commit scope (see store.h): the write transaction a handler
  * opens stays open on this thread until rf_tx_scope_end commits it together
  * with the idempotency record. */
@@ -79,14 +96,12 @@ static int scoped_write(struct rf_db *db, rf_tx_fn fn, void *ctx, struct rf_db_e
     if (scope.c)
         return fn(scope.c, ctx, e);
     int rc = RF_DB_ERROR;
-    for (int attempt = 0; attempt < RF_TX_MAX_ATTEMPTS; attempt++) {
+    int64_t deadline = mono_ms() + RF_TX_BUDGET_MS;
+    for (int attempt = 0; attempt == 0 || retry_again(attempt, deadline, e); attempt++) {
         struct rf_db_conn *c;
-        if (attempt > 0) {
-            atomic_fetch_add(&tx_retries, 1);
-            rf_metrics_db_retry(e->detail);
-            rf_tx_backoff(attempt - 1);
-        }
-        rc = rf_db_acquire(db, 1, &c, e);
+        rc = rf_db_acquire_by(db, 1, deadline, &c, e);
+        if (rc == RF_DB_RETRY)
+            continue;
         if (rc != RF_DB_OK)
             return rc;
         rc = c->drv->begin(c, 1, e);
@@ -110,14 +125,12 @@ int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_
     int rc = RF_DB_ERROR;
     if (write && scope.active && scope.db == db)
         return scoped_write(db, fn, ctx, e);
-    for (int attempt = 0; attempt < RF_TX_MAX_ATTEMPTS; attempt++) {
+    int64_t deadline = mono_ms() + RF_TX_BUDGET_MS;
+    for (int attempt = 0; attempt == 0 || retry_again(attempt, deadline, e); attempt++) {
         struct rf_db_conn *c;
-        if (attempt > 0) {
-            atomic_fetch_add(&tx_retries, 1);
-            rf_metrics_db_retry(e->detail);
-            rf_tx_backoff(attempt - 1);
-        }
-        rc = rf_db_acquire(db, write != 0, &c, e);
+        rc = rf_db_acquire_by(db, write != 0, write ? deadline : 0, &c, e);
+        if (rc == RF_DB_RETRY)
+            continue;
         if (rc != RF_DB_OK)
             return rc;
         /* Every read body is one statement, consistent on its own: it runs
