@@ -58,6 +58,8 @@ void rf_tx_backoff(int attempt);
  * scope is closed. fn may be NULL. */
 void rf_tx_scope_begin(struct rf_db *db);
 int rf_tx_scope_has_writes(void);
+/* Whether this thread is inside a deferred-commit scope on db. */
+int rf_tx_in_scope(const struct rf_db *db);
 int rf_tx_scope_end(rf_tx_fn fn, void *ctx, int keep_writes, struct rf_db_error *e);
 
 /* Keyset pagination shared by the list endpoints: runs sql_first (params:

@@ -57,6 +57,11 @@ void rf_tx_scope_begin(struct rf_db *db)
     scope.c = NULL;
 }
 
+int rf_tx_in_scope(const struct rf_db *db)
+{
+    return scope.active && scope.db == db;
+}
+
 int rf_tx_scope_has_writes(void)
 {
     return scope.c != NULL;

@@ -1,3 +1,5 @@
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/rules.h"
@@ -41,8 +43,8 @@ static int user_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e
     if (rf_id_new(id, sizeof(id), "usr_", 16))
         return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
     rf_now_rfc3339(now);
-    struct rf_db_param ins[] = {RF_TEXT(id),          RF_TEXT(ctx->ws), RF_TEXT(ctx->email),
-                                RF_TEXT(ctx->name),   RF_TEXT(now),     RF_TEXT(now)};
+    struct rf_db_param ins[] = {RF_TEXT(id),        RF_TEXT(ctx->ws), RF_TEXT(ctx->email),
+                                RF_TEXT(ctx->name), RF_TEXT(now),     RF_TEXT(now)};
     rc = rf_db_exec(c,
                     "INSERT INTO users (id, workspace_id, email, name, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -69,10 +71,253 @@ static int user_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e
     return RF_DB_OK;
 }
 
-int rf_store_user_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *email,
-                         const char *name, struct rf_user *out, int *created,
-                         struct rf_db_error *e)
+/* PostgreSQL: concurrent creates coalesced into one statement.
+ *
+ * Each create is a round trip and a statement for the server to parse,
+ * plan and run; under load those dominate. Creates that arrive while others
+ * are in flight queue here, and a leader (one of at most BATCH_LEADERS
+ * threads at a time, each on its own pooled connection) sends all that are
+ * queued as one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING
+ * RETURNING, then one SELECT for those that found a row. The semantics are
+ * those of the single statement: the unique constraint decides, within the
+ * batch too (a second row with the same email conflicts with the first and
+ * is skipped), so the first item gets 201 and the others that row. An idle
+ * server sends a batch of one at once. Each item keeps its own id, so an
+ * attempt that failed (atomically) can be sent again; items already
+ * answered by an earlier attempt are left out of it. */
+#define BATCH_LEADERS 4
+#define BATCH_MAX 256
+
+struct ucreate {
+    struct ucreate *next;
+    struct rf_db *db;
+    struct rf_arena *a; /* the requester's: written only while it waits */
+    const char *ws, *email, *name;
+    char id[RF_ID_MAX], now[RF_TIME_MAX];
+    struct rf_user *out;
+    int created, resolved, done, rc;
+    char detail[256];
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct ucreate *head;
+    int leaders;
+} uq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+
+struct ubatch {
+    struct ucreate **it;
+    int n;
+    struct rf_arena *a; /* the leader's scratch */
+};
+
+enum ufield { F_ID, F_WS, F_EMAIL, F_NAME, F_NOW };
+
+static const char *ufield(const struct ucreate *u, enum ufield f)
 {
+    switch (f) {
+    case F_ID:
+        return u->id;
+    case F_WS:
+        return u->ws;
+    case F_EMAIL:
+        return u->email;
+    case F_NAME:
+        return u->name;
+    case F_NOW:
+        return u->now;
+    }
+    return NULL;
+}
+
+/* A PostgreSQL array literal of texts, quoted and escaped: {"a","b\\"c",NULL}. */
+static const char *pg_text_array(struct rf_arena *a, struct ucreate **it, int n, enum ufield f)
+{
+    size_t cap = 3;
+    for (int i = 0; i < n; i++) {
+        const char *v = ufield(it[i], f);
+        cap += v ? 2 * strlen(v) + 3 : 5;
+    }
+    char *buf = rf_arena_alloc(a, cap), *p = buf;
+    if (!buf)
+        return NULL;
+    *p++ = '{';
+    for (int i = 0; i < n; i++) {
+        const char *v = ufield(it[i], f);
+        if (i)
+            *p++ = ',';
+        if (!v) {
+            memcpy(p, "NULL", 4);
+            p += 4;
+            continue;
+        }
+        *p++ = '"';
+        for (; *v; v++) {
+            if (*v == '"' || *v == '\\')
+                *p++ = '\\';
+            *p++ = *v;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return buf;
+}
+
+static void copy_user(struct ucreate *u, const struct rf_db_rows *r, int row)
+{
+    struct rf_user tmp;
+    user_from_row(r, row, &tmp);
+    u->out->id = rf_arena_strdup(u->a, tmp.id);
+    u->out->email = rf_arena_strdup(u->a, tmp.email);
+    u->out->name = tmp.name ? rf_arena_strdup(u->a, tmp.name) : NULL;
+    u->out->username = tmp.username ? rf_arena_strdup(u->a, tmp.username) : NULL;
+    u->out->created_at = rf_arena_strdup(u->a, tmp.created_at);
+    u->out->updated_at = rf_arena_strdup(u->a, tmp.updated_at);
+    u->resolved = 1;
+}
+
+static int ubatch_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct ubatch *b = arg;
+    struct ucreate *open[BATCH_MAX];
+    int n = 0;
+    for (int i = 0; i < b->n; i++)
+        if (!b->it[i]->resolved)
+            open[n++] = b->it[i];
+    if (n == 0)
+        return RF_DB_OK;
+    struct rf_db_param ins[] = {RF_TEXT(pg_text_array(b->a, open, n, F_ID)),
+                                RF_TEXT(pg_text_array(b->a, open, n, F_WS)),
+                                RF_TEXT(pg_text_array(b->a, open, n, F_EMAIL)),
+                                RF_TEXT(pg_text_array(b->a, open, n, F_NAME)),
+                                RF_TEXT(pg_text_array(b->a, open, n, F_NOW))};
+    for (int i = 0; i < 5; i++)
+        if (!ins[i].s)
+            return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    struct rf_db_rows rows;
+    int rc = rf_db_exec(c,
+                        "INSERT INTO users (id, workspace_id, email, name, created_at, updated_at)"
+                        " SELECT i, w, m, n, t, t FROM unnest(?::text[], ?::text[], ?::text[],"
+                        " ?::text[], ?::text[]) AS v(i, w, m, n, t)"
+                        " ON CONFLICT (workspace_id, email) DO NOTHING RETURNING " USER_COLS,
+                        ins, 5, b->a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    for (int r = 0; r < rows.nrows; r++)
+        for (int i = 0; i < n; i++)
+            if (!open[i]->resolved && !strcmp(open[i]->id, rf_db_cell(&rows, r, 0))) {
+                copy_user(open[i], &rows, r);
+                open[i]->created = 1;
+                break;
+            }
+    int left = 0;
+    for (int i = 0; i < n; i++)
+        if (!open[i]->resolved)
+            open[left++] = open[i];
+    if (left == 0)
+        return RF_DB_OK;
+    /* Found rows: committed by others (the conflicting insert waited for
+     * them), or by this very statement for a duplicate within the batch. */
+    struct rf_db_param sel[] = {RF_TEXT(pg_text_array(b->a, open, left, F_WS)),
+                                RF_TEXT(pg_text_array(b->a, open, left, F_EMAIL))};
+    if (!sel[0].s || !sel[1].s)
+        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    rc = rf_db_exec(c,
+                    "SELECT " USER_COLS ", workspace_id FROM users"
+                    " WHERE (workspace_id, email) IN"
+                    " (SELECT * FROM unnest(?::text[], ?::text[]))",
+                    sel, 2, b->a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    for (int i = 0; i < left; i++)
+        for (int r = 0; r < rows.nrows; r++)
+            if (!strcmp(open[i]->email, rf_db_cell(&rows, r, 1)) &&
+                !strcmp(open[i]->ws, rf_db_cell(&rows, r, 6))) {
+                copy_user(open[i], &rows, r);
+                break;
+            }
+    for (int i = 0; i < left; i++)
+        if (!open[i]->resolved)
+            return rf_db_fail(e, RF_DB_RETRY, "conflicting user row not visible");
+    return RF_DB_OK;
+}
+
+static void ubatch_run(struct rf_db *db, struct ucreate **it, int n)
+{
+    struct rf_arena a;
+    struct rf_db_error e = {0};
+    rf_arena_init(&a, 0);
+    struct ubatch b = {it, n, &a};
+    int rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, ubatch_tx, &b, &e);
+    for (int i = 0; i < n; i++) {
+        if (it[i]->resolved && (it[i]->out->id == NULL || it[i]->out->email == NULL)) {
+            it[i]->resolved = 0; /* out of memory in the requester's arena */
+            rc = rf_db_fail(&e, RF_DB_ERROR, "out of memory");
+        }
+        it[i]->rc = it[i]->resolved ? RF_DB_OK : (rc != RF_DB_OK ? rc : RF_DB_ERROR);
+        snprintf(it[i]->detail, sizeof(it[i]->detail), "%s", e.detail);
+    }
+    rf_arena_free(&a);
+}
+
+static int user_create_batched(struct rf_db *db, struct rf_arena *a, const char *ws,
+                               const char *email, const char *name, struct rf_user *out,
+                               int *created, struct rf_db_error *e)
+{
+    struct ucreate me = {.db = db, .a = a, .ws = ws, .email = email, .name = name, .out = out};
+    if (rf_id_new(me.id, sizeof(me.id), "usr_", 16))
+        return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
+    rf_now_rfc3339(me.now);
+
+    pthread_mutex_lock(&uq.mu);
+    struct ucreate **tail = &uq.head;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &me;
+    while (!me.done) {
+        int queued = 0;
+        for (struct ucreate *u = uq.head; u; u = u->next)
+            queued |= u == &me;
+        if (!queued || uq.leaders >= BATCH_LEADERS) {
+            pthread_cond_wait(&uq.cv, &uq.mu);
+            continue;
+        }
+        /* Lead: take every queued create of this database, oldest first. */
+        struct ucreate *batch[BATCH_MAX];
+        int n = 0;
+        for (struct ucreate **pp = &uq.head; *pp && n < BATCH_MAX;) {
+            if ((*pp)->db == db) {
+                batch[n++] = *pp;
+                *pp = (*pp)->next;
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+        uq.leaders++;
+        pthread_mutex_unlock(&uq.mu);
+        ubatch_run(db, batch, n);
+        pthread_mutex_lock(&uq.mu);
+        uq.leaders--;
+        for (int i = 0; i < n; i++)
+            batch[i]->done = 1;
+        pthread_cond_broadcast(&uq.cv);
+    }
+    pthread_mutex_unlock(&uq.mu);
+    *created = me.created;
+    if (me.rc != RF_DB_OK)
+        return rf_db_fail(e, me.rc, "%s", me.detail);
+    return RF_DB_OK;
+}
+
+int rf_store_user_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *email,
+                         const char *name, struct rf_user *out, int *created, struct rf_db_error *e)
+{
+    /* Inside an idempotency scope the create must join the scope's
+     * transaction, so it cannot ride in a shared statement. */
+    if (db->drv == &rf_db_pg && !rf_tx_in_scope(db))
+        return user_create_batched(db, a, ws, email, name, out, created, e);
     struct user_ctx ctx = {.a = a, .ws = ws, .email = email, .name = name, .out = out};
     int rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, user_create_tx, &ctx, e);
     *created = ctx.created;
@@ -110,9 +355,8 @@ int rf_store_user_get(struct rf_db *db, struct rf_arena *a, const char *ws, cons
     return rc;
 }
 
-int rf_store_user_by_email(struct rf_db *db, struct rf_arena *a, const char *ws,
-                           const char *email, struct rf_user *out, int *found,
-                           struct rf_db_error *e)
+int rf_store_user_by_email(struct rf_db *db, struct rf_arena *a, const char *ws, const char *email,
+                           struct rf_user *out, int *found, struct rf_db_error *e)
 {
     struct user_ctx ctx = {.a = a, .ws = ws, .email = email, .out = out};
     int rc = rf_tx_run(db, 0, user_get_tx, &ctx, e);
@@ -144,9 +388,15 @@ static int user_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e
     /* CASE keeps columns the patch leaves alone, so one statement serves
      * every combination of fields. */
     struct rf_db_param q[] = {
-        RF_INT(p->name != NULL), RF_TEXT(p->name),  RF_INT(p->set_username),
-        RF_TEXT(p->username),    RF_INT(p->set_username), RF_TEXT(ukey),
-        RF_TEXT(now),            RF_TEXT(ctx->ws),  RF_TEXT(ctx->id),
+        RF_INT(p->name != NULL),
+        RF_TEXT(p->name),
+        RF_INT(p->set_username),
+        RF_TEXT(p->username),
+        RF_INT(p->set_username),
+        RF_TEXT(ukey),
+        RF_TEXT(now),
+        RF_TEXT(ctx->ws),
+        RF_TEXT(ctx->id),
     };
     int rc = rf_db_exec(c,
                         "UPDATE users SET"

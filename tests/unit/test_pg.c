@@ -31,6 +31,7 @@ void test_pg_stale_statement(void);
 void test_pg_reconnect(void);
 void test_pg_pool_threads(void);
 void test_pg_recycled_sql(void);
+void test_pg_user_batch(void);
 
 void test_pg_classify(void)
 {
@@ -751,4 +752,100 @@ void test_pg_recycled_sql(void)
     CHECK_STR(rf_db_cell(&r1, 0, 0), "xa");
     CHECK_STR(rf_db_cell(&r2, 0, 0), "xb");
     rf_arena_free(&a);
+}
+
+/* Coalesced user creates (store/users.c): many threads creating an
+ * overlapping set of emails in two workspaces at once. Whatever batches
+ * form, each (workspace, email) is created exactly once, every call for it
+ * returns that row, and a duplicate inside one batch is "existing". */
+#define UB_THREADS 12
+#define UB_CALLS 40
+#define UB_EMAILS 8
+
+struct ub_arg {
+    struct rf_db *db;
+    const char *ws[2];
+    pthread_barrier_t *start;
+    char ids[UB_CALLS][RF_ID_MAX];
+    int wsi[UB_CALLS], email[UB_CALLS], created[UB_CALLS], rc;
+};
+
+static void *ub_worker(void *p)
+{
+    struct ub_arg *u = p;
+    struct rf_arena a;
+    rf_arena_init(&a, 0);
+    pthread_barrier_wait(u->start);
+    for (int j = 0; j < UB_CALLS && u->rc == RF_DB_OK; j++) {
+        char email[64];
+        struct rf_user out = {0};
+        struct rf_db_error e;
+        u->wsi[j] = (j / UB_EMAILS) % 2;
+        u->email[j] = j % UB_EMAILS;
+        snprintf(email, sizeof(email), "e%d@batch.example", u->email[j]);
+        u->rc = rf_store_user_create(u->db, &a, u->ws[u->wsi[j]], email, NULL, &out, &u->created[j],
+                                     &e);
+        if (u->rc == RF_DB_OK)
+            snprintf(u->ids[j], sizeof(u->ids[j]), "%s", out.id);
+        else
+            fprintf(stderr, "  create: %s\n", e.detail);
+    }
+    rf_arena_free(&a);
+    return NULL;
+}
+
+void test_pg_user_batch(void)
+{
+    struct scratch s;
+    struct rf_db *db;
+    struct rf_db_error e;
+    char ws[2][64], key[RF_ROOT_KEY_MAX];
+    int applied, exists;
+    if (!server_url())
+        return;
+    CHECK_INT(rf_util_init(), 0);
+    CHECK(scratch_open(&s, "batch", UB_THREADS, &db) == 0);
+    int rc = rf_store_migrate(db, &applied, &e);
+    if (rc == RF_DB_OK)
+        rc = rf_store_workspace_create(db, "b1", ws[0], key, &exists, &e);
+    if (rc == RF_DB_OK)
+        rc = rf_store_workspace_create(db, "b2", ws[1], key, &exists, &e);
+    if (rc != RF_DB_OK) {
+        scratch_close(&s, db);
+        CHECK_INT(rc, RF_DB_OK);
+    }
+    static struct ub_arg args[UB_THREADS];
+    pthread_t th[UB_THREADS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, UB_THREADS);
+    for (int t = 0; t < UB_THREADS; t++) {
+        memset(&args[t], 0, sizeof(args[t]));
+        args[t].db = db;
+        args[t].ws[0] = ws[0];
+        args[t].ws[1] = ws[1];
+        args[t].start = &start;
+        pthread_create(&th[t], NULL, ub_worker, &args[t]);
+    }
+    for (int t = 0; t < UB_THREADS; t++)
+        pthread_join(th[t], NULL);
+    pthread_barrier_destroy(&start);
+    scratch_close(&s, db);
+
+    const char *id_of[2][UB_EMAILS] = {{0}};
+    int creates[2][UB_EMAILS] = {{0}};
+    for (int t = 0; t < UB_THREADS; t++) {
+        CHECK_INT(args[t].rc, RF_DB_OK);
+        for (int j = 0; j < UB_CALLS; j++) {
+            int w = args[t].wsi[j], m = args[t].email[j];
+            creates[w][m] += args[t].created[j];
+            if (!id_of[w][m])
+                id_of[w][m] = args[t].ids[j];
+            CHECK_STR(args[t].ids[j], id_of[w][m]);
+        }
+    }
+    for (int w = 0; w < 2; w++)
+        for (int m = 0; m < UB_EMAILS; m++) {
+            CHECK_INT(creates[w][m], 1);
+            CHECK(strcmp(id_of[0][m], id_of[1][m]) != 0);
+        }
 }
