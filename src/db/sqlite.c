@@ -15,6 +15,7 @@
  * whole transaction makes every waiting member retry. Nobody is answered
  * before the COMMIT that holds their writes returned, so durability is
  * exactly that of one transaction per request (WAL, synchronous=NORMAL). */
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -56,9 +57,9 @@ struct sq_db {
     pthread_mutex_t wmu; /* owns the writer connection and the batch state */
     atomic_int wwaiting; /* threads blocked on wmu: a reason to defer COMMIT */
     struct sq_conn writer;
-    int64_t deadline_ms;         /* the writer's holder gives up BEGIN then (0: never) */
-    int batch_open;              /* the outer BEGIN IMMEDIATE is open */
-    int batch_n;                 /* members whose savepoint was released into it */
+    int64_t deadline_ms;          /* the writer's holder gives up BEGIN then (0: never) */
+    int batch_open;               /* the outer BEGIN IMMEDIATE is open */
+    int batch_n;                  /* members whose savepoint was released into it */
     struct sq_waiter *batch_wait; /* of those, the ones sleeping until COMMIT */
     pthread_mutex_t bmu;          /* guards the waiters' done/rc, with bcv */
     pthread_cond_t bcv;
@@ -283,7 +284,10 @@ static int batch_commit(struct sq_db *db, struct rf_db_error *e)
  * about to join it (and it has room). */
 static void writer_leave(struct sq_db *db)
 {
-    if (db->batch_open && (atomic_load(&db->wwaiting) == 0 || db->batch_n >= BATCH_MAX)) {
+    /* An empty batch is never left open: it would hold the file's write
+     * lock with nobody asleep in it to commit it. */
+    if (db->batch_open &&
+        (db->batch_n == 0 || atomic_load(&db->wwaiting) == 0 || db->batch_n >= BATCH_MAX)) {
         struct rf_db_error e;
         if (batch_commit(db, &e) != RF_DB_OK)
             rf_log(RF_LOG_WARN, "sqlite: group commit failed: %s", e.detail);
@@ -402,9 +406,32 @@ static int sq_commit(struct rf_db_conn *cb, struct rf_db_error *e)
     db->batch_wait = &w;
     tl.db = NULL;
     pthread_mutex_unlock(&db->wmu);
+    /* The writer counted in wwaiting may give up (its deadline passed)
+     * without ever taking wmu, leaving this batch with nobody to commit it.
+     * So a sleeper wakes now and then, and whoever finds wmu free while its
+     * batch is still open commits it: early is always safe. */
     pthread_mutex_lock(&db->bmu);
-    while (!w.done)
-        pthread_cond_wait(&db->bcv, &db->bmu);
+    while (!w.done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 10 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_clockwait(&db->bcv, &db->bmu, CLOCK_MONOTONIC, &ts) != ETIMEDOUT || w.done)
+            continue;
+        pthread_mutex_unlock(&db->bmu);
+        if (pthread_mutex_trylock(&db->wmu) == 0) {
+            if (db->batch_open && db->batch_wait) {
+                struct rf_db_error e2;
+                if (batch_commit(db, &e2) != RF_DB_OK)
+                    rf_log(RF_LOG_WARN, "sqlite: group commit failed: %s", e2.detail);
+            }
+            pthread_mutex_unlock(&db->wmu);
+        }
+        pthread_mutex_lock(&db->bmu);
+    }
     pthread_mutex_unlock(&db->bmu);
     if (w.rc != RF_DB_OK)
         return rf_db_fail(e, w.rc, "sqlite: group commit: %.200s", w.detail);

@@ -201,6 +201,9 @@ static int ubatch_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
                         "INSERT INTO users (id, workspace_id, email, name, created_at, updated_at)"
                         " SELECT i, w, m, n, t, t FROM unnest(?::text[], ?::text[], ?::text[],"
                         " ?::text[], ?::text[]) AS v(i, w, m, n, t)"
+                        /* one global order: concurrent batches with the same
+                         * emails never wait on each other in a cycle */
+                        " ORDER BY w, m"
                         " ON CONFLICT (workspace_id, email) DO NOTHING RETURNING " USER_COLS,
                         ins, 5, b->a, &rows, e);
     if (rc != RF_DB_OK)
