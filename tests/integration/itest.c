@@ -1689,7 +1689,7 @@ static void t_pg_outage(void)
             untrack(child);
             EXPECT(WIFEXITED(cst) && WEXITSTATUS(cst) == 0, "pg.sh pause/resume failed");
             resumed_at = rf_mono_ns();
-            t_end = resumed_at + 2ull * 1000000000u;
+            t_end = resumed_at + 4ull * 1000000000u;
         }
         snprintf(body, sizeof(body), "{\"email\":\"out%d@example.com\"}", i);
         struct reqspec q = {"POST", "/v1/users", e.key, body, NULL, 0};
@@ -1704,7 +1704,10 @@ static void t_pg_outage(void)
             bad++;
             fprintf(stderr, "  outage request %d: status %d\n", i, st);
         }
-        if (resumed_at && rf_mono_ns() > resumed_at + 500000000u && st != 201)
+        /* Recovery, not restart: 2 s after pg.sh returned (a restarting
+         * cluster under ASan on a loaded host may still drop a first
+         * session), every request must succeed. */
+        if (resumed_at && rf_mono_ns() > resumed_at + 2000000000u && st != 201)
             after_bad++;
         burst_free(&b);
         sleep_ms(20);
