@@ -19,7 +19,7 @@ struct rf_probe_html {
     FILE *f;
     char *path;
     unsigned rounds; /* planned, decides which bursts start unfolded */
-    size_t rows_drawn;
+    size_t rows_drawn, max_rows;
     unsigned rounds_undrawn;
 };
 
@@ -257,6 +257,7 @@ struct rf_probe_html *rf_probe_html_open(const char *path, const struct rf_probe
         return NULL;
     }
     h->rounds = t->rounds;
+    h->max_rows = t->max_rows ? t->max_rows : RF_PROBE_HTML_MAX_ROWS;
     FILE *f = h->f;
     char when[64] = "";
     time_t now = time(NULL);
@@ -629,16 +630,16 @@ int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_html_roun
             : r->stats->no_response ? "ERROR"
                                     : "FAIL");
     fputs("</summary>\n", f);
-    int draw = h->rows_drawn + r->n <= RF_PROBE_HTML_MAX_ROWS;
+    int draw = h->rows_drawn + r->n <= h->max_rows;
     if (draw) {
         timeline(f, r);
         h->rows_drawn += r->n;
     } else {
         h->rounds_undrawn++;
         fprintf(f,
-                "<p class=\"muted\">Timeline not drawn: the report draws at most %d request "
+                "<p class=\"muted\">Timeline not drawn: the report draws at most %zu request "
                 "rows.</p>\n",
-                RF_PROBE_HTML_MAX_ROWS);
+                h->max_rows);
     }
     fputs("<div class=\"cols\"><div>", f);
     figures(f, r->stats);
@@ -683,8 +684,8 @@ static void summary(FILE *f, const struct rf_probe_html *h, const struct rf_prob
     fprintf(f, "<p class=\"muted\">%u of %u burst%s ran%s.", t->rounds_done, h->rounds,
             h->rounds == 1 ? "" : "s", t->realtime ? " at real-time priority" : "");
     if (h->rounds_undrawn)
-        fprintf(f, " The timelines of %u later bursts are left out (at most %d rows are drawn).",
-                h->rounds_undrawn, RF_PROBE_HTML_MAX_ROWS);
+        fprintf(f, " The timelines of %u later bursts are left out (at most %zu rows are drawn).",
+                h->rounds_undrawn, h->max_rows);
     fputs("</p>\n", f);
     /* One burst's own section already says everything. */
     if (t->rounds_done < 2 || !t->stats) {

@@ -38,6 +38,7 @@ struct rf_probe_html_target {
     unsigned rounds;
     const char *sync; /* "lastbyte" or "none" */
     int timeout_ms;
+    size_t max_rows; /* rows drawn at most; 0 = RF_PROBE_HTML_MAX_ROWS */
 };
 
 struct rf_probe_html_round {
