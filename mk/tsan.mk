@@ -14,6 +14,8 @@
 # TSAN_OPTIONS and writes any report to TSAN_LOGS/tsan.<pid>; the run fails
 # when one exists, even if the test that provoked it passed. Suppressions:
 # tests/tsan.supp (third-party code only, each with its reason).
+# TSAN_PG_URL=admin URL TSAN_PG_DIR=cluster dir (scripts/pg.sh) adds the race
+# tests on PostgreSQL (the coalesced creates, the pool, reconnects).
 
 TSAN_BUILD  ?= build-tsan
 TSAN_LOGS   := $(abspath $(TSAN_BUILD))/tsan-logs
@@ -58,6 +60,12 @@ test-tsan: tsan-build
 		grep -E '^(not )?ok ' $(TSAN_BUILD)/tsan-itest-$$t.log; \
 		summary $(TSAN_BUILD)/tsan-itest-$$t.log "itest --only $$t"; \
 	done; \
+	if [ -n "$(TSAN_PG_URL)" ]; then \
+		$(TSAN_ENV) ./$(TSAN_BUILD)/itest --bin ./$(TSAN_BUILD)/racefree --only race \
+			--pg "$(TSAN_PG_URL)" --pg-dir "$(TSAN_PG_DIR)" > $(TSAN_BUILD)/tsan-itest-pg.log 2>&1; \
+		grep -E '^(not )?ok ' $(TSAN_BUILD)/tsan-itest-pg.log; \
+		summary $(TSAN_BUILD)/tsan-itest-pg.log "itest --only race on PostgreSQL"; \
+	fi; \
 	reports=$$(ls $(TSAN_LOGS) | wc -l); \
 	if [ $$reports -gt 0 ]; then \
 		fail=$$((fail + 1)); echo "not ok tsan: $$reports report(s) in $(TSAN_LOGS):"; \

@@ -125,7 +125,7 @@ if build SAN=1; then
 fi
 
 # The server's concurrency tests under ThreadSanitizer (a build of its own).
-run tsan make -s test-tsan
+run tsan make -s test-tsan TSAN_PG_URL="$PG_RC" TSAN_PG_DIR="$PGTMP/rc"
 
 # Every parser under libFuzzer, bounded per target (make fuzz runs longer).
 check fuzz make -s fuzz-ci
