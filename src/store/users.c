@@ -1,6 +1,8 @@
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/rules.h"
 #include "core/util.h"
@@ -265,6 +267,16 @@ static void ubatch_run(struct rf_db *db, struct ucreate **it, int n)
     rf_arena_free(&a);
 }
 
+/* Where u sits in the queue (the pointer that points at it), or NULL once a
+ * leader took it. Called with uq.mu held; never kept across a wait. */
+static struct ucreate **queue_slot(const struct ucreate *u)
+{
+    struct ucreate **pp = &uq.head;
+    while (*pp && *pp != u)
+        pp = &(*pp)->next;
+    return *pp ? pp : NULL;
+}
+
 static int user_create_batched(struct rf_db *db, struct rf_arena *a, const char *ws,
                                const char *email, const char *name, struct rf_user *out,
                                int *created, struct rf_db_error *e)
@@ -274,17 +286,36 @@ static int user_create_batched(struct rf_db *db, struct rf_arena *a, const char 
         return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
     rf_now_rfc3339(me.now);
 
+    /* Waiting in the queue counts against the write budget: past it, a
+     * create that no leader has taken yet leaves and is answered 503. (One
+     * that was taken waits for its batch, whose own attempts are bounded.) */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += RF_TX_BUDGET_MS / 1000;
+    deadline.tv_nsec += (long)(RF_TX_BUDGET_MS % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+
     pthread_mutex_lock(&uq.mu);
     struct ucreate **tail = &uq.head;
     while (*tail)
         tail = &(*tail)->next;
     *tail = &me;
     while (!me.done) {
-        int queued = 0;
-        for (struct ucreate *u = uq.head; u; u = u->next)
-            queued |= u == &me;
-        if (!queued || uq.leaders >= BATCH_LEADERS) {
+        struct ucreate **mine = queue_slot(&me);
+        if (!mine) { /* taken by a leader: its batch's attempts are bounded */
             pthread_cond_wait(&uq.cv, &uq.mu);
+            continue;
+        }
+        if (uq.leaders >= BATCH_LEADERS) {
+            if (pthread_cond_timedwait(&uq.cv, &uq.mu, &deadline) == ETIMEDOUT &&
+                (mine = queue_slot(&me)) != NULL) {
+                *mine = me.next;
+                pthread_mutex_unlock(&uq.mu);
+                return rf_db_fail(e, RF_DB_RETRY, "timed out queued for a batched create");
+            }
             continue;
         }
         /* Lead: take every queued create of this database, oldest first. */
