@@ -29,8 +29,9 @@
 
 #define MAX_SRV 3
 #define MAX_PIDS 64
-#define RF_TEST_HUGE (RF_BODY_MAX_TEST + 16)
 #define RF_BODY_MAX_TEST (1024 * 1024)
+/* A declared length just over the 1 MiB limit (RF_BODY_MAX_TEST + 16). */
+#define RF_TEST_HUGE_STR "1048592"
 
 static const char *bin = "build/racefree";
 static char test_bin[512]; /* bin + "-test": fault-injection hooks live */
@@ -751,7 +752,6 @@ static void t_bad_input(void)
 {
     struct env e;
     json_t *j = NULL;
-    char *huge = NULL;
     char path[128] = "", bigname[400];
     EXPECT(env_up(&e, 1) == 0, "env_up");
     struct reqspec mk = {"POST", "/v1/users", e.key, "{\"email\":\"keep@example.com\"}", NULL, 0};
@@ -762,12 +762,6 @@ static void t_bad_input(void)
     memset(bigname, 'n', sizeof(bigname));
     memcpy(bigname, "{\"email\":\"x@y.z\",\"name\":\"", 25);
     memcpy(bigname + 300, "\"}", 3);
-    huge = malloc(RF_TEST_HUGE);
-    EXPECT(huge, "malloc");
-    memset(huge, ' ', RF_TEST_HUGE - 1);
-    huge[0] = '{';
-    huge[RF_TEST_HUGE - 2] = '}';
-    huge[RF_TEST_HUGE - 1] = '\0';
 
     const struct {
         struct reqspec q;
@@ -780,7 +774,14 @@ static void t_bad_input(void)
         {{"POST", "/v1/users", e.key, "{\"email\":\"a@b.c\"}", "Content-Type: text/plain\r\n", 0},
          415,
          "unsupported_media_type"},
-        {{"POST", "/v1/users", e.key, huge, NULL, 0}, 413, "payload_too_large"},
+        /* Declared, not sent: the server answers 413 from the headers and
+         * closes. (Sending the whole body as well made this flaky: a client
+         * still sending when the server closes may get a reset before it
+         * reads the 413 — a limit written down in SECURITY.md.) */
+        {{"POST", "/v1/users", e.key, NULL,
+          "Content-Type: application/json\r\nContent-Length: " RF_TEST_HUGE_STR "\r\n", 0},
+         413,
+         "payload_too_large"},
         {{"POST", "/v1/users", e.key, "", NULL, 0}, 400, "invalid_json"},
         {{"POST", "/v1/users", e.key, "{\"email\":", NULL, 0}, 400, "invalid_json"},
         {{"POST", "/v1/users", e.key, "[\"a@b.c\"]", NULL, 0}, 400, "invalid_json"},
@@ -865,7 +866,6 @@ static void t_bad_input(void)
     struct reqspec h = {"GET", "/healthz", NULL, NULL, NULL, 0};
     EXPECT(http1(&e, &h, NULL) == 200, "server alive after bad input");
 out:
-    free(huge);
     json_decref(j);
     env_down(&e);
 }
