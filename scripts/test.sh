@@ -128,7 +128,7 @@ fi
 run tsan make -s test-tsan TSAN_PG_URL="$PG_RC" TSAN_PG_DIR="$PGTMP/rc"
 
 # Every parser under libFuzzer, bounded per target (make fuzz runs longer).
-check fuzz make -s fuzz-ci
+check fuzz make -s fuzz-ci FUZZ_CI_SECONDS="${FUZZ_CI_SECONDS:-15}"
 
 if [ -x ./build/unit ]; then
     run unit-valgrind valgrind -q --error-exitcode=99 --leak-check=full \
