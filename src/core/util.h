@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Must run once before any other call here (initialises libsodium). */
 int rf_util_init(void) __attribute__((warn_unused_result));
@@ -23,6 +24,9 @@ void rf_sha256_hex(const void *data, size_t n, char out[65]);
 #define RF_TIME_MAX 32
 void rf_now_rfc3339(char out[RF_TIME_MAX]);
 uint64_t rf_mono_ns(void);
+/* An absolute time ms milliseconds from now on clock, for the timed waits
+ * of pthreads (timedlock takes CLOCK_REALTIME, condvars their own clock). */
+struct timespec rf_timespec_in(clockid_t clock, int64_t ms);
 /* Milliseconds since the Unix epoch, now. */
 int64_t rf_now_ms(void);
 /* Parses RFC 3339 (YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM), 't'/'z' allowed,

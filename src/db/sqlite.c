@@ -315,17 +315,8 @@ static int sq_acquire(struct rf_db *base, int write, int64_t deadline_ms, struct
             /* pthread_mutex_timedlock takes CLOCK_REALTIME (clocklock
              * would take the monotonic deadline as is, but ThreadSanitizer
              * does not know it): convert the time left. */
-            int64_t left = deadline_ms - (int64_t)(rf_mono_ns() / 1000000u);
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            if (left < 0)
-                left = 0;
-            ts.tv_sec += left / 1000;
-            ts.tv_nsec += (long)(left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts =
+                rf_timespec_in(CLOCK_REALTIME, deadline_ms - (int64_t)(rf_mono_ns() / 1000000u));
             lrc = pthread_mutex_timedlock(&db->wmu, &ts);
         } else {
             pthread_mutex_lock(&db->wmu);
@@ -429,13 +420,7 @@ static int sq_commit(struct rf_db_conn *cb, struct rf_db_error *e)
      * batch is still open commits it: early is always safe. */
     pthread_mutex_lock(&db->bmu);
     while (!w.done) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 10 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = rf_timespec_in(CLOCK_MONOTONIC, 10);
         if (pthread_cond_timedwait(&db->bcv, &db->bmu, &ts) != ETIMEDOUT || w.done)
             continue;
         pthread_mutex_unlock(&db->bmu);

@@ -137,24 +137,31 @@ void rf_probe_fmt_ns(char *buf, size_t len, uint64_t ns)
         snprintf(buf, len, "%.2f s", (double)ns / 1e9);
 }
 
-void rf_probe_stats_print(FILE *f, struct rf_probe_stats *s)
+size_t rf_probe_status_order(const struct rf_probe_stats *s, unsigned short *out)
 {
-    char a[32], b[32], c[32], d[32];
-    int any = 0;
-    fprintf(f, "  status    ");
-    /* Most frequent first: the winners and losers of a race read at a glance. */
-    size_t shown[RF_PROBE_STATUS_MAX] = {0};
+    unsigned char shown[RF_PROBE_STATUS_MAX] = {0};
+    size_t n = 0;
     for (;;) {
         size_t best = 0;
         for (size_t k = 1; k < RF_PROBE_STATUS_MAX; k++)
             if (s->status[k] && !shown[k] && (best == 0 || s->status[k] > s->status[best]))
                 best = k;
         if (!best)
-            break;
+            return n;
         shown[best] = 1;
-        fprintf(f, "%s%zu ×%zu", any ? "   " : "", best, s->status[best]);
-        any = 1;
+        out[n++] = (unsigned short)best;
     }
+}
+
+void rf_probe_stats_print(FILE *f, struct rf_probe_stats *s)
+{
+    char a[32], b[32], c[32], d[32];
+    unsigned short order[RF_PROBE_STATUS_MAX];
+    size_t n = rf_probe_status_order(s, order);
+    int any = n > 0;
+    fprintf(f, "  status    ");
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%u ×%zu", i ? "   " : "", (unsigned)order[i], s->status[order[i]]);
     if (s->no_response)
         fprintf(f, "%sno response ×%zu", any ? "   " : "", s->no_response);
     else if (!any)

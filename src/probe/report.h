@@ -43,6 +43,10 @@ void rf_probe_fmt_ns(char *buf, size_t len, uint64_t ns);
 
 /* Writes the histogram, 5xx, no-response, latency and spread lines. */
 void rf_probe_stats_print(FILE *f, struct rf_probe_stats *s);
+/* The status codes seen, most frequent first (ties: lower code first), so
+ * that the winners and losers of a race read at a glance in every report.
+ * Writes at most RF_PROBE_STATUS_MAX codes into out; returns how many. */
+size_t rf_probe_status_order(const struct rf_probe_stats *s, unsigned short *out);
 /* The same as a JSON object (new reference). spread_us is a number for one
  * burst, or {min, median, max} when summary is set (the total, so that its
  * shape does not depend on --rounds). */

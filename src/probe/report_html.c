@@ -308,17 +308,10 @@ static void histogram(FILE *f, const struct rf_probe_stats *s)
             top = s->status[k];
     fputs("<table class=\"hist\"><tr><th>status</th><th></th><th class=\"num\">count</th></tr>\n",
           f);
-    /* Most frequent first, as in the text report: winners and losers of a
-     * race read at a glance. */
-    unsigned char shown[RF_PROBE_STATUS_MAX] = {0};
-    for (;;) {
-        size_t best = 0;
-        for (size_t k = 1; k < RF_PROBE_STATUS_MAX; k++)
-            if (s->status[k] && !shown[k] && (best == 0 || s->status[k] > s->status[best]))
-                best = k;
-        if (!best)
-            break;
-        shown[best] = 1;
+    unsigned short order[RF_PROBE_STATUS_MAX];
+    size_t n = rf_probe_status_order(s, order);
+    for (size_t i = 0; i < n; i++) {
+        size_t best = order[i];
         fprintf(f,
                 "<tr><td class=\"num\">%zu</td><td><span class=\"hbar k%s\" "
                 "style=\"width:%.1fpx\"></span></td><td class=\"num\">&times;%zu</td></tr>\n",

@@ -289,14 +289,7 @@ static int user_create_batched(struct rf_db *db, struct rf_arena *a, const char 
     /* Waiting in the queue counts against the write budget: past it, a
      * create that no leader has taken yet leaves and is answered 503. (One
      * that was taken waits for its batch, whose own attempts are bounded.) */
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += RF_TX_BUDGET_MS / 1000;
-    deadline.tv_nsec += (long)(RF_TX_BUDGET_MS % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = rf_timespec_in(CLOCK_REALTIME, RF_TX_BUDGET_MS);
 
     pthread_mutex_lock(&uq.mu);
     struct ucreate **tail = &uq.head;
