@@ -63,8 +63,9 @@ static void usage_serve(FILE *f)
           "                              sqlite:./racefree.db); env RACEFREE_DB\n"
           "  --listen HOST:PORT          default 127.0.0.1:8080; env RACEFREE_LISTEN;\n"
           "                              port 0 picks a free one\n"
-          "  --threads N                 database connections per process (default 8); each\n"
-          "                              HTTP connection has a thread of its own\n"
+          "  --threads N                 workers and database connections per process\n"
+          "                              (default 8); connections are served by one\n"
+          "                              event loop per CPU\n"
           "  --log-level LEVEL           debug|info|warn|error (default info)\n"
           "\n"
           "Behaviour:\n"
@@ -451,6 +452,7 @@ static int cmd_serve(int argc, char **argv)
         .nroutes = rf_nroutes,
         .app = &app,
         .authenticate = rf_api_authenticate,
+        .auth_cached = rf_api_auth_cached,
         .drain_seconds = 10,
         .max_connections = (unsigned)c.max_connections,
         .max_connections_per_ip = (unsigned)c.max_connections_per_ip,
@@ -551,32 +553,6 @@ static int cmd_version(int argc, char **argv)
     return 0;
 }
 
-/* glibc keeps 40 MiB of freed thread stacks for reuse and unmaps the rest
- * one by one; in a process with thousands of threads each munmap interrupts
- * every CPU for a TLB flush. When a flood of connections times out at once,
- * that stalled accept for 2-4 s in tests/abuse. The cache size is a glibc
- * tunable read only at process start, so serve re-executes itself once with
- * it set (16 GiB of address space; a cached stack keeps about a page
- * resident, glibc releases the rest when its thread ends). */
-#define STACK_CACHE_TUNABLE "glibc.pthread.stack_cache_size=17179869184"
-
-static void tune_stack_cache(char **argv)
-{
-    const char *t = getenv("GLIBC_TUNABLES");
-    if (getenv("RACEFREE_TUNED") || (t && strstr(t, "stack_cache_size")))
-        return;
-    char buf[1024];
-    int n = t && *t ? snprintf(buf, sizeof(buf), "%s:%s", t, STACK_CACHE_TUNABLE)
-                    : snprintf(buf, sizeof(buf), "%s", STACK_CACHE_TUNABLE);
-    if (n < 0 || (size_t)n >= sizeof(buf))
-        return;
-    setenv("GLIBC_TUNABLES", buf, 1);
-    setenv("RACEFREE_TUNED", "1", 1);
-    execv("/proc/self/exe", argv);
-    /* Not fatal: serving works without it, only mass closes are slower. */
-    rf_log(RF_LOG_DEBUG, "re-exec for the thread stack cache failed: %s", strerror(errno));
-}
-
 static const struct command {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -634,8 +610,6 @@ int main(int argc, char **argv)
         usage_main(stderr);
         return 2;
     }
-    if (cmd->run == cmd_serve)
-        tune_stack_cache(argv);
     if (rf_util_init() != 0) {
         fprintf(stderr, "racefree: libsodium failed to initialise\n");
         return 1;

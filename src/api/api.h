@@ -41,8 +41,10 @@ int rf_api_idem_finish(struct rf_req *r, int attempt);
  * -1 when invalid. Public for tests/fuzz/idem_key_fuzz.c. */
 int rf_api_idem_parse_key(const char *h, char *out, size_t outlen);
 
-/* For rf_server_opts.authenticate. */
+/* For rf_server_opts.authenticate (may query the database) and
+ * .auth_cached (a cache lookup only: 1 when decided). */
 void rf_api_authenticate(struct rf_req *r, const char *token);
+int rf_api_auth_cached(struct rf_req *r, const char *token);
 
 /* Handlers, one per route, in src/api. */
 void rf_api_healthz(struct rf_req *r);

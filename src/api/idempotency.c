@@ -2,9 +2,9 @@
  * every POST and PATCH under /v1 (RF_ROUTE_IDEMPOTENT).
  *
  *   begin:  parse the key; take the reservation with one unique insert
- *           (or answer: replay, 409 in progress, 422 reused); open a
- *           deferred-commit scope so the handler's write transaction stays
- *           open.
+ *           (or answer: replay, 409 in progress, 422 reused); open the
+ *           request's transaction (r->tx), which the handler's store
+ *           writes join instead of committing.
  *   finish: a storable response (2xx, 4xx but 409/429) is written into
  *           the reservation row in the handler's own transaction and
  *           committed with it: after a crash at any point a retry either
@@ -143,8 +143,15 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
     case RF_IDEM_RESERVED:
         break;
     }
+    struct rf_tx *tx = rf_arena_alloc(r->a, sizeof(*tx));
+    if (!tx) {
+        /* The reservation stands until its lease ends: a retry gets 409. */
+        rf_reply_db_error(r, RF_DB_ERROR, "out of memory");
+        return 1;
+    }
+    rf_tx_open(tx, app->db);
     r->idem = k;
-    rf_tx_scope_begin(app->db);
+    r->tx = tx;
     return 0;
 }
 
@@ -181,15 +188,16 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
         const char *body = stored_body(r);
         int rc;
         if (r->resp.body && !body) {
-            rf_tx_scope_end(NULL, NULL, 0, &e); /* rolls the handler's writes back */
+            rf_tx_end(r->tx, NULL, NULL, 0, &e); /* rolls the handler's writes back */
             rc = rf_db_fail(&e, RF_DB_ERROR, "out of memory storing the response");
         } else {
             struct rf_idem_done d = {k, st, r->resp.ctype, body, rf_now_ms() + keep_s * 1000};
-            rc = rf_tx_scope_end(rf_store_idem_complete_tx, &d, 1, &e);
+            rc = rf_tx_end(r->tx, rf_store_idem_complete_tx, &d, 1, &e);
         }
         if (rc == RF_DB_OK) {
             rf_metrics_idem(RF_METRICS_IDEM_COMPLETED);
             r->idem = NULL;
+            r->tx = NULL;
             /* Test builds: die after the commit, before the response is
              * sent; the retry must replay what was stored. */
             if (rf_fault("idem.crash_after_commit"))
@@ -202,10 +210,11 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
              * handler runs again, as rf_tx_run would run a transaction. */
             rf_metrics_db_retry(e.detail);
             rf_tx_backoff(attempt);
-            rf_tx_scope_begin(r->app->db);
+            rf_tx_open(r->tx, r->app->db);
             return 1;
         }
         r->idem = NULL;
+        r->tx = NULL;
         if (rc == RF_DB_UNIQUE) {
             /* Our lease ran out and another request took the key over: our
              * writes were rolled back, the other run is the one that counts. */
@@ -217,7 +226,8 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
         rf_reply_db_error(r, rc, e.detail);
     } else {
         r->idem = NULL;
-        rf_tx_scope_end(NULL, NULL, 0, &e);
+        rf_tx_end(r->tx, NULL, NULL, 0, &e);
+        r->tx = NULL;
     }
     /* 5xx, 409, 429, or a failed completion: free the key for a retry. */
     if (rf_store_idem_release(r->app->db, k, &e) == RF_DB_OK)

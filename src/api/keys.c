@@ -88,7 +88,7 @@ void rf_api_identity_create(struct rf_req *r)
     struct rf_db_error e;
     int exists;
     const char *xid = json_string_value(json_object_get(r->body, "externalId"));
-    int rc = rf_store_identity_create(r->app->db, r->a, r->ws, xid, meta, &idn, &exists, &e);
+    int rc = rf_store_identity_create(r->app->db, r->tx, r->a, r->ws, xid, meta, &idn, &exists, &e);
     if (rc != RF_DB_OK) {
         rf_reply_db_error(r, rc, e.detail);
         return;
@@ -184,8 +184,8 @@ void rf_api_key_create(struct rf_req *r)
     start[KEY_START_LEN] = '\0';
     const char *identity_id;
     struct rf_db_error e;
-    int rc = rf_store_key_create(r->app->db, r->a, r->ws, hash, start, &in, key_id, &identity_id,
-                                 &e);
+    int rc = rf_store_key_create(r->app->db, r->tx, r->a, r->ws, hash, start, &in, key_id,
+                                 &identity_id, &e);
     if (rc != RF_DB_OK) {
         rf_reply_db_error(r, rc, e.detail);
         return;
@@ -207,7 +207,7 @@ void rf_api_key_patch(struct rf_req *r)
     struct rf_key k;
     struct rf_db_error e;
     int found;
-    int rc = rf_store_key_update(r->app->db, r->a, r->ws, r->params[0], &in, &k, &found, &e);
+    int rc = rf_store_key_update(r->app->db, r->tx, r->a, r->ws, r->params[0], &in, &k, &found, &e);
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such key."))
         return;
     rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
@@ -240,7 +240,8 @@ void rf_api_key_verify(struct rf_req *r)
         char hash[65];
         struct rf_db_error e;
         rf_sha256_hex(key, json_string_length(jkey), hash);
-        int rc = rf_store_key_verify(r->app->db, r->a, r->ws, hash, rf_now_ms(), &code, &k, &e);
+        int rc =
+            rf_store_key_verify(r->app->db, r->tx, r->a, r->ws, hash, rf_now_ms(), &code, &k, &e);
         if (rc != RF_DB_OK) {
             rf_reply_db_error(r, rc, e.detail);
             return;

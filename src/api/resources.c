@@ -1,5 +1,4 @@
 #include <string.h>
-#include <time.h>
 
 #include "api/api.h"
 #include "core/hooks.h"
@@ -12,6 +11,8 @@ static json_t *resource_json(const struct rf_resource *o)
                      "status", o->status, "createdAt", o->created_at);
 }
 
+static void resource_commit(struct rf_req *r);
+
 void rf_api_resource_create(struct rf_req *r)
 {
     static const struct rf_field fields[] = {
@@ -21,8 +22,7 @@ void rf_api_resource_create(struct rf_req *r)
     static const char *const types[] = {"postgres", "redis", "mongodb"};
     if (rf_input_require(r, fields, RF_NFIELDS(fields)))
         return;
-    json_t *jtype = json_object_get(r->body, "type"), *jname = json_object_get(r->body, "name");
-    const char *type = json_string_value(jtype);
+    const char *type = json_string_value(json_object_get(r->body, "type"));
     size_t t;
     for (t = 0; t < 3 && strcmp(types[t], type) != 0; t++)
         ;
@@ -31,7 +31,7 @@ void rf_api_resource_create(struct rf_req *r)
                                "type is one of postgres, redis, mongodb.");
         return;
     }
-    if (rf_api_check_name(r, jname))
+    if (rf_api_check_name(r, json_object_get(r->body, "name")))
         return;
     /* Test builds: a provisioning backend that fails, to prove a 5xx
      * releases the idempotency reservation. */
@@ -40,18 +40,23 @@ void rf_api_resource_create(struct rf_req *r)
         r->resp.retry_after = 1;
         return;
     }
-    /* The simulated call to a real backend: no database lock is held while
-     * it runs, other writes go on. */
-    if (r->app->provision_delay_ms > 0) {
-        struct timespec ts = {r->app->provision_delay_ms / 1000,
-                              (long)(r->app->provision_delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    /* The simulated call to a real backend: a timer, so the wait holds no
+     * worker and no database lock, and other requests go on meanwhile. */
+    if (r->app->provision_delay_ms > 0)
+        rf_req_defer(r, r->app->provision_delay_ms, resource_commit);
+    else
+        resource_commit(r);
+}
+
+/* After provisioning: the row, in the request's transaction. */
+static void resource_commit(struct rf_req *r)
+{
     struct rf_resource o;
     struct rf_db_error e;
     int over;
-    int rc = rf_store_resource_create(r->app->db, r->a, r->ws, type, json_string_value(jname),
-                                      r->app->resource_quota, &o, &over, &e);
+    int rc = rf_store_resource_create(
+        r->app->db, r->tx, r->a, r->ws, json_string_value(json_object_get(r->body, "type")),
+        json_string_value(json_object_get(r->body, "name")), r->app->resource_quota, &o, &over, &e);
     if (rc != RF_DB_OK) {
         rf_reply_db_error(r, rc, e.detail);
         return;

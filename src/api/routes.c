@@ -12,10 +12,10 @@
 #define V1_JSON (RF_ROUTE_AUTH | RF_ROUTE_JSON | RF_ROUTE_IDEMPOTENT)
 
 const struct rf_route rf_routes[] = {
-    {"GET", "/healthz", rf_api_healthz, 0, "healthz"},
+    {"GET", "/healthz", rf_api_healthz, RF_ROUTE_LOOP, "healthz"},
     {"GET", "/readyz", rf_api_readyz, 0, "readyz"},
-    {"GET", "/metrics", rf_api_metrics, 0, "metrics"},
-    {"GET", "/openapi.json", rf_api_openapi, 0, "openapi"},
+    {"GET", "/metrics", rf_api_metrics, RF_ROUTE_LOOP, "metrics"},
+    {"GET", "/openapi.json", rf_api_openapi, RF_ROUTE_LOOP, "openapi"},
     {"POST", "/v1/users", rf_api_user_create, V1_JSON, "users.create"},
     {"GET", "/v1/users", rf_api_user_list, V1, "users.list"},
     {"GET", "/v1/users/{id}", rf_api_user_get, V1, "users.get"},
@@ -57,13 +57,14 @@ static unsigned auth_slot(const char *hash)
            AUTH_SLOTS;
 }
 
-void rf_api_authenticate(struct rf_req *r, const char *token)
+/* Root keys are short; anything long is not one and need not be hashed. */
+#define ROOT_KEY_MAX_LEN 128
+
+int rf_api_auth_cached(struct rf_req *r, const char *token)
 {
-    struct rf_db_error e;
     char hash[65];
-    /* Root keys are short; anything long is not one and need not be hashed. */
-    if (strlen(token) > 128)
-        return;
+    if (strlen(token) > ROOT_KEY_MAX_LEN)
+        return 1; /* decided: unknown */
     rf_sha256_hex(token, strlen(token), hash);
     unsigned slot = auth_slot(hash);
     uint64_t now = rf_mono_ns();
@@ -71,8 +72,18 @@ void rf_api_authenticate(struct rf_req *r, const char *token)
     if (auth_cache[slot].until > now && strcmp(auth_cache[slot].hash, hash) == 0)
         r->ws = rf_arena_strdup(r->a, auth_cache[slot].ws);
     pthread_mutex_unlock(&auth_mu);
-    if (r->ws)
+    return r->ws != NULL;
+}
+
+void rf_api_authenticate(struct rf_req *r, const char *token)
+{
+    struct rf_db_error e;
+    char hash[65];
+    if (rf_api_auth_cached(r, token))
         return;
+    rf_sha256_hex(token, strlen(token), hash);
+    unsigned slot = auth_slot(hash);
+    uint64_t now = rf_mono_ns();
     int rc = rf_store_auth(r->app->db, r->a, token, &r->ws, &e);
     if (rc != RF_DB_OK) {
         rf_reply_db_error(r, rc, e.detail);

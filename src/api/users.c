@@ -37,7 +37,7 @@ void rf_api_user_create(struct rf_req *r)
     struct rf_user u;
     struct rf_db_error e;
     int created;
-    int rc = rf_store_user_create(r->app->db, r->a, r->ws, email,
+    int rc = rf_store_user_create(r->app->db, r->tx, r->a, r->ws, email,
                                   jname ? json_string_value(jname) : NULL, &u, &created, &e);
     if (rc != RF_DB_OK) {
         rf_reply_db_error(r, rc, e.detail);
@@ -127,7 +127,7 @@ void rf_api_user_patch(struct rf_req *r)
     struct rf_user u;
     struct rf_db_error e;
     int found;
-    int rc = rf_store_user_update(r->app->db, r->a, r->ws, r->params[0], &p, &u, &found, &e);
+    int rc = rf_store_user_update(r->app->db, r->tx, r->a, r->ws, r->params[0], &p, &u, &found, &e);
     if (rc == RF_DB_UNIQUE && strstr(e.constraint, "username")) {
         rf_reply_problem_field(r, 409, "username_taken", "username",
                                "Another user already has this username.");

@@ -19,6 +19,7 @@ struct rf_conn {
     int list;
     int fd;
     int refused;
+    int linger;
     uint64_t start; /* of the current phase, monotonic ns */
 };
 
@@ -183,6 +184,18 @@ void rf_conns_request_line(struct rf_conn *c)
         append(c, L_HEAD, rf_mono_ns());
     }
     pthread_mutex_unlock(&g.mu);
+}
+
+/* Only the connection's own loop thread sets and reads the flag. */
+void rf_conns_linger(struct rf_conn *c)
+{
+    if (c)
+        c->linger = 1;
+}
+
+int rf_conns_lingers(const struct rf_conn *c)
+{
+    return c && c->linger;
 }
 
 int rf_conns_refused(const struct rf_conn *c)

@@ -36,6 +36,10 @@ void rf_conns_close(struct rf_conn *c);
 void rf_conns_phase(struct rf_conn *c, enum rf_conn_phase p);
 /* A request line arrived: a kept-alive connection starts its head deadline. */
 void rf_conns_request_line(struct rf_conn *c);
+/* The connection will be closed with a request body still arriving: its
+ * close lingers (linger.h). */
+void rf_conns_linger(struct rf_conn *c);
+int rf_conns_lingers(const struct rf_conn *c);
 /* 1 when the connection was answered 503 at accept and must be closed. */
 int rf_conns_refused(const struct rf_conn *c);
 /* Connections open now (for metrics and logs). */

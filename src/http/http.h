@@ -14,6 +14,9 @@
 #define RF_MAX_PATH_PARAMS 4
 
 struct rf_app; /* defined by the api layer: database, settings */
+struct rf_tx;  /* store/store.h: a transaction opened by the idempotency layer */
+struct rf_req;
+typedef void (*rf_handler)(struct rf_req *r);
 
 struct rf_resp {
     int status;           /* 0 until a handler answers */
@@ -37,15 +40,33 @@ struct rf_req {
     const char *(*query)(const struct rf_req *r, const char *name);
     void *conn;
     void *idem; /* the idempotency layer's state for this request, or NULL */
+    /* The write transaction the idempotency layer opened for this request:
+     * store writes the handler makes join it (and commit with the stored
+     * response), or NULL: each store call commits on its own. */
+    struct rf_tx *tx;
+    /* Set by rf_req_defer: the rest of the handler, run after then_ms. */
+    rf_handler then;
+    int then_ms;
     struct rf_resp resp;
 };
 
-typedef void (*rf_handler)(struct rf_req *r);
+/* Ends this part of a handler without an answer: fn(r) runs on a worker
+ * after ms milliseconds, holding no thread while it waits. Call it before
+ * the handler writes anything (the request's transaction must open and end
+ * on one worker); fn may answer, or defer again. */
+static inline void rf_req_defer(struct rf_req *r, int ms, rf_handler fn)
+{
+    r->then = fn;
+    r->then_ms = ms;
+}
 
 enum rf_route_flags {
-    RF_ROUTE_AUTH = 1 << 0, /* needs a root key: sets r->ws */
-    RF_ROUTE_JSON = 1 << 1, /* takes a JSON object body */
+    RF_ROUTE_AUTH = 1 << 0,       /* needs a root key: sets r->ws */
+    RF_ROUTE_JSON = 1 << 1,       /* takes a JSON object body */
     RF_ROUTE_IDEMPOTENT = 1 << 2, /* Idempotency-Key layer (SPEC §3.6) */
+    /* Touches no database and never blocks: answered on the event-loop
+     * thread that read it, without a trip through the worker pool. */
+    RF_ROUTE_LOOP = 1 << 3,
 };
 
 struct rf_route {

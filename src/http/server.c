@@ -2,34 +2,53 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/hooks.h"
 #include "core/metrics.h"
+#include "core/pool.h"
+#include "core/timer.h"
 #include "core/util.h"
 #include "http/conns.h"
+#include "http/linger.h"
 
 #define ARENA_LIMIT (16u * 1024 * 1024)
 #define DISCARD_MAX (8u * RF_BODY_MAX)
 
+/* One request, from its first header callback to on_completed. Owned by
+ * the event-loop thread, except between rf_pool_push and the worker's
+ * MHD_resume_connection (or while its timer waits), when a worker owns it
+ * and the connection is suspended: nobody else touches it then. */
 struct conn_req {
+    struct rf_job job;     /* the worker pool's link */
+    struct rf_timer timer; /* a deferred handler's wait */
     struct rf_req r;
     struct rf_arena arena;
     const struct rf_route *route;
+    struct MHD_Connection *conn;
     char *body;
     size_t body_len, body_cap;
-    size_t seen; /* body bytes received, kept or not */
+    size_t seen;       /* body bytes received, kept or not */
+    const char *token; /* root key the auth cache did not know: checked on a worker */
+    const char *idem_header;
+    int bad_ctype;    /* 415, answered once the key is known to be valid */
+    rf_handler stage; /* the part of the handler to run next; NULL: not begun */
+    int attempt;      /* of the idempotency layer's whole-handler retry */
+    int worked;       /* the worker has answered: send r.resp on the next call */
     uint64_t t0;
     char rid[RF_ID_MAX];
 };
@@ -99,20 +118,30 @@ static void preflight(struct conn_req *cr, struct MHD_Connection *conn)
                              "Send 'Authorization: Bearer <rootKey>' with every /v1 request.");
             return;
         }
-        opts->authenticate(r, h + 7);
-        if (r->resp.status)
-            return;
-        if (!r->ws) {
+        /* A key seen recently is known here without the database; any
+         * other is looked up on a worker, as the loop must never block. */
+        if (!opts->auth_cached(r, h + 7)) {
+            cr->token = rf_arena_strdup(r->a, h + 7);
+            if (!cr->token) {
+                rf_reply_problem(r, 500, "internal_error", "Out of memory.");
+                return;
+            }
+        } else if (!r->ws) {
             rf_reply_problem(r, 401, "unauthorized", "Unknown root key.");
             return;
         }
     }
     if (cr->route->flags & RF_ROUTE_JSON) {
         const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+        /* 401 goes before 415: with the key still unchecked, the 415
+         * waits for the worker that checks it. */
         if (!ctype_is_json(ct)) {
-            rf_reply_problem(r, 415, "unsupported_media_type",
-                             "Send the body as 'Content-Type: application/json'.");
-            return;
+            if (!cr->token) {
+                rf_reply_problem(r, 415, "unsupported_media_type",
+                                 "Send the body as 'Content-Type: application/json'.");
+                return;
+            }
+            cr->bad_ctype = 1;
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > RF_BODY_MAX) {
@@ -151,37 +180,102 @@ static int body_append(struct conn_req *cr, const char *data, size_t n)
     return 0;
 }
 
-static void dispatch(struct conn_req *cr, struct MHD_Connection *conn)
+/* Runs the current stage of the handler and the idempotency layer's end of
+ * it. Returns 1 when the handler deferred the rest (rf_req_defer): the
+ * stage to run next is set and nothing is answered yet. */
+static int run_stage(struct conn_req *cr)
 {
     struct rf_req *r = &cr->r;
     int idem = (cr->route->flags & RF_ROUTE_IDEMPOTENT) && opts->idem_begin;
     /* Test builds: faults may fire anywhere in request handling, never in
-     * start-up work. (The early return below is before any is armed.) */
-    if (idem && opts->idem_begin(r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                                "Idempotency-Key"),
-                                 cr->body ? cr->body : "", cr->body_len))
-        return;
-    if (cr->route->flags & RF_ROUTE_JSON) {
-        char err[256];
-        r->body = rf_json_parse_object(cr->body, cr->body_len, err, sizeof(err));
-        if (!r->body)
-            rf_reply_problem(r, 400, "invalid_json", "Invalid JSON: %s.", err);
-    }
+     * start-up work. They are armed per thread: a stage arms them on the
+     * worker it runs on. */
     rf_fault_arm(1);
-    for (int attempt = 0;; attempt++) {
-        if (!r->resp.status)
-            cr->route->fn(r);
+    for (;;) {
+        if (!r->resp.status) {
+            r->then = NULL;
+            cr->stage(r);
+            if (!r->resp.status && r->then) {
+                cr->stage = r->then;
+                rf_fault_arm(0);
+                return 1;
+            }
+        }
         if (!r->resp.status) {
             rf_log(RF_LOG_ERROR, "request %s: handler %s gave no response", r->request_id,
                    cr->route->name);
             rf_reply_problem(r, 500, "internal_error", "Internal error; reference request %s.",
                              r->request_id);
         }
-        if (!idem || !opts->idem_finish(r, attempt))
+        if (!idem || !opts->idem_finish(r, cr->attempt++))
             break;
-        memset(&r->resp, 0, sizeof(r->resp)); /* run the handler again */
+        memset(&r->resp, 0, sizeof(r->resp)); /* run the stage again */
     }
     rf_fault_arm(0);
+    return 0;
+}
+
+/* The first stage's prologue: what the loop left to a worker (the root key,
+ * then 415), the idempotency reservation, the JSON body. Returns 1 when it
+ * answered and the handler must not run. */
+static int begin_request(struct conn_req *cr)
+{
+    struct rf_req *r = &cr->r;
+    if (cr->token) {
+        opts->authenticate(r, cr->token);
+        if (r->resp.status)
+            return 1;
+        if (!r->ws) {
+            rf_reply_problem(r, 401, "unauthorized", "Unknown root key.");
+            return 1;
+        }
+    }
+    if (cr->bad_ctype) {
+        rf_reply_problem(r, 415, "unsupported_media_type",
+                         "Send the body as 'Content-Type: application/json'.");
+        return 1;
+    }
+    int idem = (cr->route->flags & RF_ROUTE_IDEMPOTENT) && opts->idem_begin;
+    if (idem && opts->idem_begin(r, cr->idem_header, cr->body ? cr->body : "", cr->body_len))
+        return 1;
+    if (cr->route->flags & RF_ROUTE_JSON) {
+        char err[256];
+        r->body = rf_json_parse_object(cr->body, cr->body_len, err, sizeof(err));
+        if (!r->body)
+            rf_reply_problem(r, 400, "invalid_json", "Invalid JSON: %s.", err);
+    }
+    return 0;
+}
+
+static void on_timer(struct rf_timer *t);
+
+/* On a worker: the request's next stage; then the connection is resumed
+ * and the loop sends the answer, or a timer is set for the stage after. */
+static void run_job(struct rf_job *j)
+{
+    struct conn_req *cr = (struct conn_req *)((char *)j - offsetof(struct conn_req, job));
+    if (!cr->stage) {
+        cr->stage = cr->route->fn;
+        if (begin_request(cr))
+            goto answered;
+    }
+    if (run_stage(cr)) {
+        if (rf_timer_add(&cr->timer, cr->r.then_ms) == 0)
+            return;
+        rf_reply_problem(&cr->r, 503, "overloaded", "Out of memory for timers; retry shortly.");
+        cr->r.resp.retry_after = 1;
+        if (cr->r.idem)
+            opts->idem_finish(&cr->r, cr->attempt++); /* a 503: released, never retried */
+    }
+answered:
+    cr->worked = 1;
+    MHD_resume_connection(cr->conn);
+}
+
+static void on_timer(struct rf_timer *t)
+{
+    struct conn_req *cr = (struct conn_req *)((char *)t - offsetof(struct conn_req, timer));
+    rf_pool_push(&cr->job);
 }
 
 static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *cr)
@@ -237,6 +331,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&inflight, 1);
         *con_cls = cr;
         cr->t0 = rf_mono_ns();
+        cr->conn = conn;
+        cr->job.run = run_job;
+        cr->timer.fire = on_timer;
         rf_arena_init(&cr->arena, ARENA_LIMIT);
         if (rf_id_new(cr->rid, sizeof(cr->rid), "req_", 12))
             return MHD_NO;
@@ -254,10 +351,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * libmicrohttpd accepts a response only before the body is read or
          * after all of it, and answering now makes it close the connection
          * instead of reading (and sending 100 Continue for) a body nobody
-         * wants. Without a body we answer on the next call and keep-alive. */
+         * wants. The close lingers (linger.c), so a client still sending
+         * reads this answer rather than a reset. Without a body we answer
+         * on the next call and keep-alive. */
         if (cr->r.resp.status && has_body(conn)) {
+            rf_conns_linger(tc);
             rf_conns_phase(tc, RF_CONN_BUSY);
             return send_resp(conn, cr);
+        }
+        if (cr->route && (cr->route->flags & RF_ROUTE_IDEMPOTENT)) {
+            const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+            if (h && !(cr->idem_header = rf_arena_strdup(&cr->arena, h)))
+                return MHD_NO;
         }
         return MHD_YES;
     }
@@ -266,8 +371,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * response can only be queued once the body ends, so discard the
          * rest, up to a bound past which the connection is simply closed. */
         cr->seen += *upload_data_size;
-        if (cr->seen > DISCARD_MAX)
+        if (cr->seen > DISCARD_MAX) {
+            rf_conns_linger(conn_of(conn));
             return MHD_NO;
+        }
         if (!cr->r.resp.status && cr->route && (cr->route->flags & RF_ROUTE_JSON) &&
             body_append(cr, upload_data, *upload_data_size) != 0)
             rf_reply_problem(&cr->r, 413, "payload_too_large", "Bodies are limited to %d bytes.",
@@ -275,10 +382,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (cr->worked || cr->r.resp.status)
+        return send_resp(conn, cr);
     rf_conns_phase(conn_of(conn), RF_CONN_BUSY);
-    if (!cr->r.resp.status)
-        dispatch(cr, conn);
-    return send_resp(conn, cr);
+    if (cr->route->flags & RF_ROUTE_LOOP) {
+        cr->stage = cr->route->fn;
+        run_stage(cr);
+        return send_resp(conn, cr);
+    }
+    /* Suspended before it is queued: a worker may resume it at once. */
+    MHD_suspend_connection(conn);
+    rf_pool_push(&cr->job);
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -327,6 +442,19 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         *socket_context = ci ? rf_conns_open(ci->connect_fd) : NULL;
     } else {
+        /* Called before libmicrohttpd closes the socket, whose write side
+         * it has shut. Bytes still unread (or a body we stopped reading)
+         * would turn close() into a reset: a duplicate of the descriptor
+         * keeps the socket open while linger.c drains it. */
+        int pending = 0;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci && (rf_conns_lingers(*socket_context) ||
+                   (ioctl(ci->connect_fd, FIONREAD, &pending) == 0 && pending > 0))) {
+            int fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
+            if (fd >= 0)
+                rf_linger_add(fd);
+        }
         rf_conns_close(*socket_context);
         *socket_context = NULL;
     }
@@ -445,11 +573,10 @@ int rf_server_run(const struct rf_server_opts *o)
     int fd = listen_on(o->listen, shown, sizeof(shown));
     if (fd < 0)
         return -1;
-    /* A thread per connection: handlers block on the database and on the
-     * simulated provisioning call, and a request must never wait behind
-     * another connection's slow handler (a pool would make a concurrent
-     * duplicate queue up behind the original instead of seeing it in
-     * flight). Database concurrency is bounded by the driver's pool. */
+    /* A few event-loop threads (libmicrohttpd's thread pool, each its own
+     * epoll) own every connection and answer what needs no database; the
+     * rest runs on the worker pool, one worker per database connection,
+     * while its connection is suspended (docs/ARCHITECTURE.md, "Threads"). */
     struct rf_conns_limits lim = {
         .max = o->max_connections,
         .header_timeout = o->header_timeout,
@@ -460,30 +587,44 @@ int rf_server_run(const struct rf_server_opts *o)
         close(fd);
         return -1;
     }
-    /* libmicrohttpd's own limit is a backstop above ours: connections we
-     * evicted or refused still hold a socket until their threads close them.
-     * Its inactivity timeout is the only guard while a response is sent. */
-    unsigned hard_limit = o->max_connections + o->max_connections / 4 + 16;
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-            MHD_USE_ITC | MHD_USE_ERROR_LOG,
-        /* The logger first: libmicrohttpd reports options it parses before
-         * it through its own logger. */
-        0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_URI_LOG_CALLBACK,
-        on_request_line, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)o->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, hard_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->header_bytes, MHD_OPTION_THREAD_STACK_SIZE,
-        (size_t)512 * 1024, MHD_OPTION_END);
-    if (!d) {
-        rf_log(RF_LOG_ERROR, "cannot start the HTTP daemon");
+    if (rf_pool_start(o->threads) || rf_timer_start() || rf_linger_start()) {
+        rf_linger_stop();
+        rf_timer_stop();
+        rf_pool_stop();
         rf_conns_stop();
         close(fd);
         return -1;
     }
-    rf_log(RF_LOG_INFO, "listening on %s (%d database connections)", shown, o->threads);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned loops = o->loops > 0 ? (unsigned)o->loops : ncpu > 0 ? (unsigned)ncpu : 1;
+    /* libmicrohttpd's own limit is a backstop above ours: connections we
+     * evicted or refused still hold a socket until their loop closes them.
+     * It is split between the loops, so it gets a loop's worth of slack.
+     * Its inactivity timeout is the only guard while a response is sent. */
+    unsigned hard_limit = o->max_connections + o->max_connections / 4 + 16 * loops;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG,
+        /* The logger first: libmicrohttpd reports options it parses before
+         * it through its own logger. */
+        0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, loops,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout, MHD_OPTION_CONNECTION_LIMIT,
+        hard_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->header_bytes, MHD_OPTION_END);
+    if (!d) {
+        rf_log(RF_LOG_ERROR, "cannot start the HTTP daemon");
+        rf_linger_stop();
+        rf_timer_stop();
+        rf_pool_stop();
+        rf_conns_stop();
+        close(fd);
+        return -1;
+    }
+    rf_log(RF_LOG_INFO, "listening on %s (%u event loops, %d workers and database connections)",
+           shown, loops, o->threads);
 
     sigset_t set;
     int sig = 0;
@@ -503,7 +644,12 @@ int rf_server_run(const struct rf_server_opts *o)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    /* Workers and timers first: a request they still hold belongs to a
+     * suspended connection that MHD_stop_daemon closes and frees. */
+    rf_pool_stop();
+    rf_timer_stop();
     MHD_stop_daemon(d);
+    rf_linger_stop();
     rf_conns_stop();
     rf_log(RF_LOG_INFO, "stopped");
     return 0;

@@ -8,13 +8,18 @@
 
 struct rf_server_opts {
     const char *listen; /* "host:port"; port 0 picks a free one */
-    int threads;        /* shown only: the size of the database connection pool */
+    int threads;        /* workers: the size of the database connection pool */
+    int loops;          /* event-loop threads; 0: one per CPU */
     const struct rf_route *routes;
     size_t nroutes;
     struct rf_app *app;
     /* Sets r->ws for a valid token; leaves it NULL for an unknown one; may
      * answer itself (r->resp) when the database fails. */
     void (*authenticate)(struct rf_req *r, const char *token);
+    /* authenticate from what is cached, without blocking: returns 1 when it
+     * decided (r->ws set, or NULL for a key known to be bad), 0 when only
+     * authenticate (on a worker) can. */
+    int (*auth_cached)(struct rf_req *r, const char *token);
     int drain_seconds; /* on SIGTERM: how long in-flight requests may finish */
     /* Connection limits (README "Limits"; http/conns.h for how they act). */
     unsigned max_connections;        /* over it the longest waiter is closed */

@@ -96,12 +96,12 @@ static int event_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *
     return rf_db_fail(e, RF_DB_RETRY, "no free slug for '%s'", ctx->base);
 }
 
-int rf_store_event_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *name,
-                          const char *base, const char *starts_at, struct rf_event *out,
-                          struct rf_db_error *e)
+int rf_store_event_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                          const char *name, const char *base, const char *starts_at,
+                          struct rf_event *out, struct rf_db_error *e)
 {
     struct event_ctx ctx = {a, ws, name, base, starts_at, out};
-    return rf_tx_run(db, 1, event_create_tx, &ctx, e);
+    return rf_tx_run(db, outer, RF_TX_WRITE, event_create_tx, &ctx, e);
 }
 
 struct event_get_ctx {
@@ -128,7 +128,7 @@ int rf_store_event_get(struct rf_db *db, struct rf_arena *a, const char *ws, con
                        struct rf_event *out, int *found, struct rf_db_error *e)
 {
     struct event_get_ctx ctx = {a, ws, slug, out, 0};
-    int rc = rf_tx_run(db, 0, event_get_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, event_get_tx, &ctx, e);
     *found = ctx.found;
     return rc;
 }

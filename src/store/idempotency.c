@@ -96,7 +96,7 @@ int rf_store_idem_reserve(struct rf_db *db, struct rf_arena *a, struct rf_idem *
     if (rf_id_new(k->owner, sizeof(k->owner), "own_", 16))
         return rf_db_fail(e, RF_DB_ERROR, "owner token generation failed");
     struct reserve_ctx ctx = {a, k, now_ms, lease_ms, RF_IDEM_IN_PROGRESS};
-    int rc = rf_tx_run(db, 1, reserve_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, reserve_tx, &ctx, e);
     *out = ctx.out;
     return rc;
 }
@@ -138,7 +138,7 @@ static int release_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 
 int rf_store_idem_release(struct rf_db *db, const struct rf_idem *k, struct rf_db_error *e)
 {
-    return rf_tx_run(db, 1, release_tx, (void *)k, e);
+    return rf_tx_run(db, NULL, RF_TX_WRITE, release_tx, (void *)k, e);
 }
 
 struct purge_ctx {
@@ -185,7 +185,7 @@ int rf_store_idem_purge(struct rf_db *db, int64_t now_ms, int64_t grace_ms, int 
                         int *purged, struct rf_db_error *e)
 {
     struct purge_ctx ctx = {now_ms, grace_ms, limit, 0};
-    int rc = rf_tx_run(db, 1, purge_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, purge_tx, &ctx, e);
     *purged = ctx.purged;
     return rc;
 }

@@ -76,12 +76,12 @@ static int identity_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_erro
     return rc;
 }
 
-int rf_store_identity_create(struct rf_db *db, struct rf_arena *a, const char *ws,
-                             const char *external_id, const char *meta, struct rf_identity *out,
-                             int *exists, struct rf_db_error *e)
+int rf_store_identity_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a,
+                             const char *ws, const char *external_id, const char *meta,
+                             struct rf_identity *out, int *exists, struct rf_db_error *e)
 {
     struct identity_ctx ctx = {a, ws, external_id, meta, out, 0};
-    int rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, identity_create_tx, &ctx, e);
+    int rc = rf_tx_run(db, outer, RF_TX_AUTOCOMMIT, identity_create_tx, &ctx, e);
     *exists = ctx.flag;
     return rc;
 }
@@ -106,7 +106,7 @@ int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
                           struct rf_db_error *e)
 {
     struct identity_ctx ctx = {a, ws, external_id, NULL, out, 0};
-    int rc = rf_tx_run(db, 0, identity_get_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, identity_get_tx, &ctx, e);
     *found = ctx.flag;
     return rc;
 }
@@ -198,13 +198,13 @@ static int key_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
                       p, 12, NULL, NULL, e);
 }
 
-int rf_store_key_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_hash,
-                        const char *start, const struct rf_key_input *in, char key_id[64],
-                        const char **identity_id, struct rf_db_error *e)
+int rf_store_key_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                        const char *key_hash, const char *start, const struct rf_key_input *in,
+                        char key_id[64], const char **identity_id, struct rf_db_error *e)
 {
     struct key_ctx ctx = {.a = a, .ws = ws, .key_hash = key_hash, .start = start, .in = in,
                           .id_out = key_id};
-    int rc = rf_tx_run(db, 1, key_create_tx, &ctx, e);
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, key_create_tx, &ctx, e);
     *identity_id = rc == RF_DB_OK ? ctx.identity_id : NULL;
     return rc;
 }
@@ -270,12 +270,12 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     return key_read(c, ctx, e);
 }
 
-int rf_store_key_update(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_id,
-                        const struct rf_key_input *in, struct rf_key *out, int *found,
-                        struct rf_db_error *e)
+int rf_store_key_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                        const char *key_id, const struct rf_key_input *in, struct rf_key *out,
+                        int *found, struct rf_db_error *e)
 {
     struct key_ctx ctx = {.a = a, .ws = ws, .key_id = key_id, .in = in, .out = out};
-    int rc = rf_tx_run(db, 1, key_update_tx, &ctx, e);
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, key_update_tx, &ctx, e);
     *found = ctx.found;
     return rc;
 }
@@ -289,7 +289,7 @@ int rf_store_key_get(struct rf_db *db, struct rf_arena *a, const char *ws, const
                      struct rf_key *out, int *found, struct rf_db_error *e)
 {
     struct key_ctx ctx = {.a = a, .ws = ws, .key_id = key_id, .out = out};
-    int rc = rf_tx_run(db, 0, key_get_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, key_get_tx, &ctx, e);
     *found = ctx.found;
     return rc;
 }
@@ -370,16 +370,16 @@ static int key_verify_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 /* Reads first, on a read connection: a missing, disabled, expired or
  * unlimited key is answered from that one SELECT and never queues for the
  * writer. Only a key with credits takes the write path. */
-int rf_store_key_verify(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_hash,
-                        int64_t now_ms, enum rf_verify_code *code, struct rf_key *out,
-                        struct rf_db_error *e)
+int rf_store_key_verify(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                        const char *key_hash, int64_t now_ms, enum rf_verify_code *code,
+                        struct rf_key *out, struct rf_db_error *e)
 {
     struct key_ctx ctx = {.a = a, .ws = ws, .key_hash = key_hash, .out = out, .now_ms = now_ms};
-    int rc = rf_tx_run(db, 0, key_verify_read, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, key_verify_read, &ctx, e);
     if (rc == RF_DB_OK && !ctx.found)
         ctx.code = RF_VERIFY_NOT_FOUND;
     else if (rc == RF_DB_OK && !verify_decided(&ctx))
-        rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, key_verify_tx, &ctx, e);
+        rc = rf_tx_run(db, outer, RF_TX_AUTOCOMMIT, key_verify_tx, &ctx, e);
     *code = ctx.code;
     return rc;
 }

@@ -60,12 +60,12 @@ static int res_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     return rc;
 }
 
-int rf_store_resource_create(struct rf_db *db, struct rf_arena *a, const char *ws,
-                             const char *type, const char *name, int64_t quota,
+int rf_store_resource_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a,
+                             const char *ws, const char *type, const char *name, int64_t quota,
                              struct rf_resource *out, int *over, struct rf_db_error *e)
 {
     struct res_ctx ctx = {.a = a, .ws = ws, .type = type, .name = name, .quota = quota, .out = out};
-    int rc = rf_tx_run(db, 1, res_create_tx, &ctx, e);
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, res_create_tx, &ctx, e);
     *over = ctx.flag;
     return rc;
 }
@@ -87,7 +87,7 @@ int rf_store_resource_get(struct rf_db *db, struct rf_arena *a, const char *ws, 
                           struct rf_resource *out, int *found, struct rf_db_error *e)
 {
     struct res_ctx ctx = {.a = a, .ws = ws, .id = id, .out = out};
-    int rc = rf_tx_run(db, 0, res_get_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, res_get_tx, &ctx, e);
     *found = ctx.flag;
     return rc;
 }
@@ -117,7 +117,7 @@ int rf_store_resource_delete(struct rf_db *db, const char *ws, const char *id, i
                              struct rf_db_error *e)
 {
     struct res_ctx ctx = {.ws = ws, .id = id};
-    int rc = rf_tx_run(db, 1, res_delete_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, res_delete_tx, &ctx, e);
     *found = ctx.flag;
     return rc;
 }

@@ -204,7 +204,7 @@ static int migrate_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 int rf_store_migrate(struct rf_db *db, int *applied, struct rf_db_error *e)
 {
     struct migrate_ctx ctx = {0};
-    int rc = rf_tx_run(db, 1, migrate_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, migrate_tx, &ctx, e);
     *applied = rc == RF_DB_OK ? ctx.applied : 0;
     return rc;
 }
@@ -217,5 +217,5 @@ static int ping_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 
 int rf_store_ping(struct rf_db *db, struct rf_db_error *e)
 {
-    return rf_tx_run(db, 0, ping_tx, NULL, e);
+    return rf_tx_run(db, NULL, RF_TX_READ, ping_tx, NULL, e);
 }

@@ -1,7 +1,9 @@
 /* Domain operations, each written once in SQL both drivers accept, each run
- * inside rf_tx_run. Race safety lives in the schema (every uniqueness rule is
- * a constraint) and in rf_tx_run's bounded retry; nothing here decides
- * "absent, so insert" from a SELECT.
+ * inside rf_tx_run. A write that takes `struct rf_tx *outer` joins that
+ * transaction when it is non-NULL (the idempotency layer's: nothing is
+ * committed until its owner ends it) and commits on its own when NULL. Race safety lives in the
+ * schema (every uniqueness rule is a constraint) and in rf_tx_run's bounded retry; nothing here
+ * decides "absent, so insert" from a SELECT.
  *
  * Ownership: every string in an output struct lives in the arena the caller
  * passes and dies with it. */
@@ -29,38 +31,52 @@ struct rf_tx_stats {
  * SQLite's write lock included, before it is answered 503 + Retry-After. */
 #define RF_TX_BUDGET_MS 5000
 
-/* Runs fn in one transaction (write: the writer connection, BEGIN IMMEDIATE
- * on SQLite). A read (write=0) body must be a single statement: it runs in
- * autocommit, without BEGIN/COMMIT. RF_DB_RETRY from fn, BEGIN or COMMIT restarts the whole
+enum rf_tx_mode {
+    /* One statement, consistent on its own: runs in autocommit on a read
+     * connection, without BEGIN/COMMIT. */
+    RF_TX_READ,
+    /* A write transaction on the writer (BEGIN IMMEDIATE on SQLite). */
+    RF_TX_WRITE,
+    /* A write whose statements are each atomic and stay correct when other
+     * transactions commit between them (INSERT … ON CONFLICT DO NOTHING
+     * RETURNING, then a read of the winner). A driver with
+     * autocommit_writes (PostgreSQL: two round trips fewer) runs them
+     * without BEGIN/COMMIT; SQLite batches them like any write. */
+    RF_TX_AUTOCOMMIT,
+};
+
+/* A write transaction that one caller opens and the store calls it is
+ * handed to join, committed or rolled back by that caller: the idempotency
+ * layer's, so a handler's writes and the stored response commit together.
+ * It begins (on the writer) with the first write that joins it, and must be
+ * ended on the thread that began it (SQLite's writer is a mutex): every
+ * write of a request happens in one stage on one worker (http.h,
+ * rf_req_defer). */
+struct rf_tx {
+    struct rf_db *db;
+    struct rf_db_conn *c; /* non-NULL once a write joined */
+};
+
+/* Runs fn in one transaction of the given mode. A write given an open outer
+ * joins it instead (in may be NULL: a transaction of its own; reads never
+ * join). RF_DB_RETRY from fn, BEGIN or COMMIT restarts the whole
  * transaction after a jittered exponential backoff, at most
  * RF_TX_MAX_ATTEMPTS times within RF_TX_BUDGET_MS; any other error is
  * returned as is, after rollback. A retry budget that runs out returns
- * RF_DB_RETRY. */
-int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_error *e)
-    __attribute__((warn_unused_result));
-/* For write: fn's statements are each atomic on their own, and fn stays
- * correct when other transactions commit between them (an INSERT … ON
- * CONFLICT DO NOTHING RETURNING, then a read of the winner). A driver with
- * autocommit_writes (PostgreSQL: two round trips fewer) runs them without
- * BEGIN/COMMIT; SQLite batches them like any write; inside a deferred-commit
- * scope they join the scope's transaction. */
-#define RF_TX_AUTOCOMMIT 2
+ * RF_DB_RETRY. Inside outer only its first write is retried so: later ones
+ * find it open, and a RETRY there is for the owner to handle. */
+int rf_tx_run(struct rf_db *db, struct rf_tx *outer, enum rf_tx_mode mode, rf_tx_fn fn, void *ctx,
+              struct rf_db_error *e) __attribute__((warn_unused_result));
 void rf_tx_stats_get(struct rf_tx_stats *out);
 /* The jittered sleep between attempts (attempt 0, 1, …). */
 void rf_tx_backoff(int attempt);
 
-/* Deferred commit, for the idempotency layer: between rf_tx_scope_begin
- * and rf_tx_scope_end on one thread, the first write transaction
- * (rf_tx_run with write=1) is left open instead of committed, and later
- * ones join it. rf_tx_scope_end then runs fn in that same transaction and
- * commits both together (keep_writes=1), or rolls the handler's writes back
- * and runs fn in a transaction of its own (keep_writes=0). Either way the
- * scope is closed. fn may be NULL. */
-void rf_tx_scope_begin(struct rf_db *db);
-int rf_tx_scope_has_writes(void);
-/* Whether this thread is inside a deferred-commit scope on db. */
-int rf_tx_in_scope(const struct rf_db *db);
-int rf_tx_scope_end(rf_tx_fn fn, void *ctx, int keep_writes, struct rf_db_error *e);
+/* Opens tx on db: no I/O until a write joins. */
+void rf_tx_open(struct rf_tx *tx, struct rf_db *db);
+/* Ends tx. keep_writes=1: runs fn in the same transaction and commits both
+ * together; keep_writes=0: rolls the joined writes back and runs fn in a
+ * transaction of its own. fn may be NULL. tx is closed either way. */
+int rf_tx_end(struct rf_tx *tx, rf_tx_fn fn, void *ctx, int keep_writes, struct rf_db_error *e);
 
 /* Keyset pagination shared by the list endpoints: runs sql_first (params:
  * ws, limit) or, after a cursor, sql_after (params: ws, created, created,
@@ -102,8 +118,8 @@ struct rf_user {
 };
 
 /* Create-if-missing by (workspace, email): *created=1 if this call inserted. */
-int rf_store_user_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *email,
-                         const char *name, struct rf_user *out, int *created,
+int rf_store_user_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                         const char *email, const char *name, struct rf_user *out, int *created,
                          struct rf_db_error *e);
 /* *found=0 when absent or in another workspace. */
 int rf_store_user_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
@@ -119,9 +135,9 @@ struct rf_user_patch {
 };
 /* RF_DB_UNIQUE when another user of the workspace holds the username
  * (case-insensitively); re-claiming one's own is not a conflict. */
-int rf_store_user_update(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
-                         const struct rf_user_patch *p, struct rf_user *out, int *found,
-                         struct rf_db_error *e);
+int rf_store_user_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                         const char *id, const struct rf_user_patch *p, struct rf_user *out,
+                         int *found, struct rf_db_error *e);
 
 /* ---- events ---- */
 
@@ -132,9 +148,9 @@ struct rf_event {
 /* Inserts an event under a unique slug derived from base (already
  * slugified): base, then base-2, base-3, … from a per-(workspace, base)
  * counter; a slug already taken literally moves on to the next number. */
-int rf_store_event_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *name,
-                          const char *base, const char *starts_at, struct rf_event *out,
-                          struct rf_db_error *e);
+int rf_store_event_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                          const char *name, const char *base, const char *starts_at,
+                          struct rf_event *out, struct rf_db_error *e);
 int rf_store_event_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *slug,
                        struct rf_event *out, int *found, struct rf_db_error *e);
 /* Events after the cursor position (created_at, id), ascending; limit+1 are
@@ -150,9 +166,9 @@ struct rf_identity {
 };
 
 /* *exists=1 (RF_DB_OK) when the external id is taken in the workspace. */
-int rf_store_identity_create(struct rf_db *db, struct rf_arena *a, const char *ws,
-                             const char *external_id, const char *meta, struct rf_identity *out,
-                             int *exists, struct rf_db_error *e);
+int rf_store_identity_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a,
+                             const char *ws, const char *external_id, const char *meta,
+                             struct rf_identity *out, int *exists, struct rf_db_error *e);
 int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
                           const char *external_id, struct rf_identity *out, int *found,
                           struct rf_db_error *e);
@@ -177,12 +193,12 @@ struct rf_key_input {
 
 /* Creates a key (hash and start of the plaintext given) and, with an
  * external id, gets or creates its identity in the same transaction. */
-int rf_store_key_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_hash,
-                        const char *start, const struct rf_key_input *in, char key_id[64],
-                        const char **identity_id, struct rf_db_error *e);
-int rf_store_key_update(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_id,
-                        const struct rf_key_input *in, struct rf_key *out, int *found,
-                        struct rf_db_error *e);
+int rf_store_key_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                        const char *key_hash, const char *start, const struct rf_key_input *in,
+                        char key_id[64], const char **identity_id, struct rf_db_error *e);
+int rf_store_key_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                        const char *key_id, const struct rf_key_input *in, struct rf_key *out,
+                        int *found, struct rf_db_error *e);
 int rf_store_key_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_id,
                      struct rf_key *out, int *found, struct rf_db_error *e);
 
@@ -195,9 +211,9 @@ enum rf_verify_code {
 };
 /* Verifies by hash, spending one credit atomically when the key has any.
  * out is filled (identity too) for every code but NOT_FOUND. */
-int rf_store_key_verify(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_hash,
-                        int64_t now_ms, enum rf_verify_code *code, struct rf_key *out,
-                        struct rf_db_error *e);
+int rf_store_key_verify(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                        const char *key_hash, int64_t now_ms, enum rf_verify_code *code,
+                        struct rf_key *out, struct rf_db_error *e);
 
 /* ---- idempotency ---- */
 
@@ -225,7 +241,7 @@ int rf_store_idem_reserve(struct rf_db *db, struct rf_arena *a, struct rf_idem *
 
 /* Transaction body that stores the response (state done, kept until
  * expires_ms) — only if this request still owns the reservation; otherwise
- * RF_DB_UNIQUE (lost to a take-over). For rf_tx_scope_end. */
+ * RF_DB_UNIQUE (lost to a take-over). For rf_tx_end. */
 struct rf_idem_done {
     const struct rf_idem *k;
     int status;
@@ -247,8 +263,8 @@ struct rf_resource {
 };
 
 /* quota 0 = unlimited; *over=1 (RF_DB_OK, nothing written) when full. */
-int rf_store_resource_create(struct rf_db *db, struct rf_arena *a, const char *ws,
-                             const char *type, const char *name, int64_t quota,
+int rf_store_resource_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a,
+                             const char *ws, const char *type, const char *name, int64_t quota,
                              struct rf_resource *out, int *over, struct rf_db_error *e);
 int rf_store_resource_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
                           struct rf_resource *out, int *found, struct rf_db_error *e);

@@ -41,70 +41,47 @@ static int retry_again(int attempt, int64_t deadline_ms, struct rf_db_error *e)
     return 1;
 }
 
-/* A deferred-commit scope (see store.h): the write transaction a handler
- * opens stays open on this thread until rf_tx_scope_end commits it together
- * with the idempotency record. */
-static _Thread_local struct {
-    int active;
-    struct rf_db *db;
-    struct rf_db_conn *c; /* non-NULL while a write transaction is open */
-} scope;
-
-void rf_tx_scope_begin(struct rf_db *db)
+void rf_tx_open(struct rf_tx *tx, struct rf_db *db)
 {
-    scope.active = 1;
-    scope.db = db;
-    scope.c = NULL;
+    tx->db = db;
+    tx->c = NULL;
 }
 
-int rf_tx_in_scope(const struct rf_db *db)
+static void tx_close(struct rf_tx *tx, int commit_ok)
 {
-    return scope.active && scope.db == db;
-}
-
-int rf_tx_scope_has_writes(void)
-{
-    return scope.c != NULL;
-}
-
-static void scope_close(int commit_ok)
-{
-    if (scope.c) {
+    if (tx->c) {
         if (!commit_ok)
-            scope.c->drv->rollback(scope.c);
-        rf_db_release(scope.db, scope.c);
+            tx->c->drv->rollback(tx->c);
+        rf_db_release(tx->db, tx->c);
     }
-    scope.c = NULL;
-    scope.active = 0;
+    tx->c = NULL;
 }
 
-int rf_tx_scope_end(rf_tx_fn fn, void *ctx, int keep_writes, struct rf_db_error *e)
+int rf_tx_end(struct rf_tx *tx, rf_tx_fn fn, void *ctx, int keep_writes, struct rf_db_error *e)
 {
-    struct rf_db *db = scope.db;
-    if (scope.c && keep_writes) {
-        int rc = fn(scope.c, ctx, e);
+    if (tx->c && keep_writes) {
+        int rc = fn(tx->c, ctx, e);
         if (rc == RF_DB_OK)
-            rc = scope.c->drv->commit(scope.c, e);
-        scope_close(rc == RF_DB_OK);
+            rc = tx->c->drv->commit(tx->c, e);
+        tx_close(tx, rc == RF_DB_OK);
         return rc;
     }
-    scope_close(0);
-    return fn ? rf_tx_run(db, 1, fn, ctx, e) : RF_DB_OK;
+    tx_close(tx, 0);
+    return fn ? rf_tx_run(tx->db, NULL, RF_TX_WRITE, fn, ctx, e) : RF_DB_OK;
 }
 
-/* Inside a scope the first write transaction is opened and left open; its
- * RETRY restarts it like any other, which is safe because nothing else was
- * written in the scope yet. Later write transactions of the same handler
- * join the open one. */
-static int scoped_write(struct rf_db *db, rf_tx_fn fn, void *ctx, struct rf_db_error *e)
+/* The first write to join tx begins it and leaves it open; its RETRY
+ * restarts it like any other, which is safe because nothing else was
+ * written in tx yet. Later writes join the open transaction. */
+static int joined_write(struct rf_tx *tx, rf_tx_fn fn, void *ctx, struct rf_db_error *e)
 {
-    if (scope.c)
-        return fn(scope.c, ctx, e);
+    if (tx->c)
+        return fn(tx->c, ctx, e);
     int rc = RF_DB_ERROR;
     int64_t deadline = mono_ms() + RF_TX_BUDGET_MS;
     for (int attempt = 0; attempt == 0 || retry_again(attempt, deadline, e); attempt++) {
         struct rf_db_conn *c;
-        rc = rf_db_acquire_by(db, 1, deadline, &c, e);
+        rc = rf_db_acquire_by(tx->db, 1, deadline, &c, e);
         if (rc == RF_DB_RETRY)
             continue;
         if (rc != RF_DB_OK)
@@ -113,11 +90,11 @@ static int scoped_write(struct rf_db *db, rf_tx_fn fn, void *ctx, struct rf_db_e
         if (rc == RF_DB_OK)
             rc = fn(c, ctx, e);
         if (rc == RF_DB_OK) {
-            scope.c = c;
+            tx->c = c;
             return RF_DB_OK;
         }
         c->drv->rollback(c);
-        rf_db_release(db, c);
+        rf_db_release(tx->db, c);
         if (rc != RF_DB_RETRY)
             return rc;
     }
@@ -125,15 +102,17 @@ static int scoped_write(struct rf_db *db, rf_tx_fn fn, void *ctx, struct rf_db_e
     return rc;
 }
 
-int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_error *e)
+int rf_tx_run(struct rf_db *db, struct rf_tx *outer, enum rf_tx_mode mode, rf_tx_fn fn, void *ctx,
+              struct rf_db_error *e)
 {
     int rc = RF_DB_ERROR;
-    if (write && scope.active && scope.db == db)
-        return scoped_write(db, fn, ctx, e);
+    int write = mode != RF_TX_READ;
+    if (write && outer)
+        return joined_write(outer, fn, ctx, e);
     int64_t deadline = mono_ms() + RF_TX_BUDGET_MS;
     for (int attempt = 0; attempt == 0 || retry_again(attempt, deadline, e); attempt++) {
         struct rf_db_conn *c;
-        rc = rf_db_acquire_by(db, write != 0, write ? deadline : 0, &c, e);
+        rc = rf_db_acquire_by(db, write, write ? deadline : 0, &c, e);
         if (rc == RF_DB_RETRY)
             continue;
         if (rc != RF_DB_OK)
@@ -141,7 +120,7 @@ int rf_tx_run(struct rf_db *db, int write, rf_tx_fn fn, void *ctx, struct rf_db_
         /* Every read body is one statement, consistent on its own: it runs
          * in autocommit, which on PostgreSQL saves the BEGIN and COMMIT
          * round trips (two of three). So do RF_TX_AUTOCOMMIT writes there. */
-        int tx = write && !(write == RF_TX_AUTOCOMMIT && c->drv->autocommit_writes);
+        int tx = mode == RF_TX_WRITE || (mode == RF_TX_AUTOCOMMIT && !c->drv->autocommit_writes);
         rc = tx ? c->drv->begin(c, 1, e) : RF_DB_OK;
         if (rc == RF_DB_OK)
             rc = fn(c, ctx, e);
@@ -187,7 +166,7 @@ int rf_store_page(struct rf_db *db, struct rf_arena *a, const char *sql_first,
 {
     struct page_ctx ctx = {a, sql_first, sql_after, ws, after_created, after_id, limit, rows};
     *more = 0;
-    int rc = rf_tx_run(db, 0, page_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, page_tx, &ctx, e);
     if (rc == RF_DB_OK && rows->nrows > limit) {
         rows->nrows = limit;
         *more = 1;

@@ -255,7 +255,7 @@ static void ubatch_run(struct rf_db *db, struct ucreate **it, int n)
     struct rf_db_error e = {0};
     rf_arena_init(&a, 0);
     struct ubatch b = {it, n, &a};
-    int rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, ubatch_tx, &b, &e);
+    int rc = rf_tx_run(db, NULL, RF_TX_AUTOCOMMIT, ubatch_tx, &b, &e);
     for (int i = 0; i < n; i++) {
         if (it[i]->resolved && (it[i]->out->id == NULL || it[i]->out->email == NULL)) {
             it[i]->resolved = 0; /* out of memory in the requester's arena */
@@ -338,15 +338,16 @@ static int user_create_batched(struct rf_db *db, struct rf_arena *a, const char 
     return RF_DB_OK;
 }
 
-int rf_store_user_create(struct rf_db *db, struct rf_arena *a, const char *ws, const char *email,
-                         const char *name, struct rf_user *out, int *created, struct rf_db_error *e)
+int rf_store_user_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                         const char *email, const char *name, struct rf_user *out, int *created,
+                         struct rf_db_error *e)
 {
-    /* Inside an idempotency scope the create must join the scope's
-     * transaction, so it cannot ride in a shared statement. */
-    if (db->drv == &rf_db_pg && !rf_tx_in_scope(db))
+    /* Inside someone else's transaction the create must join it, so it
+     * cannot ride in a shared statement. */
+    if (db->drv == &rf_db_pg && !outer)
         return user_create_batched(db, a, ws, email, name, out, created, e);
     struct user_ctx ctx = {.a = a, .ws = ws, .email = email, .name = name, .out = out};
-    int rc = rf_tx_run(db, RF_TX_AUTOCOMMIT, user_create_tx, &ctx, e);
+    int rc = rf_tx_run(db, outer, RF_TX_AUTOCOMMIT, user_create_tx, &ctx, e);
     *created = ctx.created;
     return rc;
 }
@@ -377,7 +378,7 @@ int rf_store_user_get(struct rf_db *db, struct rf_arena *a, const char *ws, cons
                       struct rf_user *out, int *found, struct rf_db_error *e)
 {
     struct user_ctx ctx = {.a = a, .ws = ws, .id = id, .out = out};
-    int rc = rf_tx_run(db, 0, user_get_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, user_get_tx, &ctx, e);
     *found = ctx.found;
     return rc;
 }
@@ -386,7 +387,7 @@ int rf_store_user_by_email(struct rf_db *db, struct rf_arena *a, const char *ws,
                            struct rf_user *out, int *found, struct rf_db_error *e)
 {
     struct user_ctx ctx = {.a = a, .ws = ws, .email = email, .out = out};
-    int rc = rf_tx_run(db, 0, user_get_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, user_get_tx, &ctx, e);
     *found = ctx.found;
     return rc;
 }
@@ -440,12 +441,12 @@ static int user_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e
     return rc;
 }
 
-int rf_store_user_update(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
-                         const struct rf_user_patch *p, struct rf_user *out, int *found,
-                         struct rf_db_error *e)
+int rf_store_user_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                         const char *id, const struct rf_user_patch *p, struct rf_user *out,
+                         int *found, struct rf_db_error *e)
 {
     struct user_ctx ctx = {.a = a, .ws = ws, .id = id, .patch = p, .out = out};
-    int rc = rf_tx_run(db, 1, user_update_tx, &ctx, e);
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, user_update_tx, &ctx, e);
     *found = ctx.found;
     return rc;
 }

@@ -63,7 +63,7 @@ int rf_store_workspace_create(struct rf_db *db, const char *name, char ws_id[64]
                               char root_key[RF_ROOT_KEY_MAX], int *exists, struct rf_db_error *e)
 {
     struct ws_ctx ctx = {.name = name, .ws_id = ws_id, .root_key = root_key};
-    int rc = rf_tx_run(db, 1, ws_create_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, ws_create_tx, &ctx, e);
     *exists = rc == RF_DB_OK && !ctx.done;
     return rc;
 }
@@ -72,7 +72,7 @@ int rf_store_bootstrap(struct rf_db *db, char ws_id[64], char root_key[RF_ROOT_K
                        int *created, struct rf_db_error *e)
 {
     struct ws_ctx ctx = {.name = "default", .ws_id = ws_id, .root_key = root_key, .bootstrap = 1};
-    int rc = rf_tx_run(db, 1, ws_create_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, ws_create_tx, &ctx, e);
     *created = rc == RF_DB_OK && ctx.done;
     return rc;
 }
@@ -101,5 +101,5 @@ int rf_store_auth(struct rf_db *db, struct rf_arena *a, const char *root_key, co
     rf_sha256_hex(root_key, strlen(root_key), hash);
     struct auth_ctx ctx = {a, hash, ws_id};
     *ws_id = NULL;
-    return rf_tx_run(db, 0, auth_tx, &ctx, e);
+    return rf_tx_run(db, NULL, RF_TX_READ, auth_tx, &ctx, e);
 }

@@ -70,7 +70,7 @@ struct answer {
     int replayed;
 };
 
-/* One request, as dispatch() in src/http/server.c runs it. */
+/* One request, as run_job() in src/http/server.c runs it. */
 static void run(const char *method, const char *path, const char *idem_key, const char *body,
                 size_t len, struct answer *out)
 {
@@ -98,9 +98,16 @@ static void run(const char *method, const char *path, const char *idem_key, cons
             CHECK(err[0] != '\0');
             rf_reply_problem(&r, 400, "invalid_json", "Invalid JSON: %s.", err);
         }
+        rf_handler stage = rt->fn;
         for (int attempt = 0;; attempt++) {
-            if (!r.resp.status)
-                rt->fn(&r);
+            /* A deferred stage runs at once here: the wait is the server's. */
+            while (!r.resp.status) {
+                r.then = NULL;
+                stage(&r);
+                if (!r.then)
+                    break;
+                stage = r.then;
+            }
             if (!r.resp.status) {
                 fprintf(stderr, "handler %s gave no response\n", rt->name);
                 abort();
@@ -110,7 +117,7 @@ static void run(const char *method, const char *path, const char *idem_key, cons
             memset(&r.resp, 0, sizeof(r.resp));
         }
     }
-    CHECK(!rf_tx_scope_has_writes());
+    CHECK(!r.tx); /* the idempotency layer ended its transaction */
 
     struct rf_resp *rs = &r.resp;
     if (rs->status >= 500 || rs->status < 200 || (rs->status >= 300 && rs->status < 400)) {

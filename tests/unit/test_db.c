@@ -93,8 +93,8 @@ void test_sqlite_driver_unique(void)
     struct rf_db *db;
     struct rf_db_error e;
     CHECK_INT(rf_db_open(url, 2, &db, &e), RF_DB_OK);
-    int rc1 = rf_tx_run(db, 1, create_tx, NULL, &e);
-    int rc2 = rf_tx_run(db, 1, dup_tx, NULL, &e);
+    int rc1 = rf_tx_run(db, NULL, RF_TX_WRITE, create_tx, NULL, &e);
+    int rc2 = rf_tx_run(db, NULL, RF_TX_WRITE, dup_tx, NULL, &e);
     rf_db_close(db);
     tmpname(path, sizeof(path), "uniq");
     CHECK_INT(rc1, RF_DB_OK);
@@ -118,7 +118,7 @@ void test_tx_run_retries_then_gives_up(void)
     struct rf_db_error e;
     int runs = 0;
     CHECK_INT(rf_db_open(url, 1, &db, &e), RF_DB_OK);
-    int rc = rf_tx_run(db, 1, always_busy, &runs, &e);
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, always_busy, &runs, &e);
     rf_db_close(db);
     tmpname(path, sizeof(path), "retry");
     CHECK_INT(rc, RF_DB_RETRY);

@@ -47,7 +47,7 @@ static void *gc_worker(void *p)
             snprintf(t.key, sizeof(t.key), "shared");
         else
             snprintf(t.key, sizeof(t.key), "t%d-%d", a->thread, j);
-        int rc = rf_tx_run(a->db, 1, gc_insert, &t, &e);
+        int rc = rf_tx_run(a->db, NULL, RF_TX_WRITE, gc_insert, &t, &e);
         if (rc == RF_DB_OK)
             a->ok++;
         else if (rc == RF_DB_UNIQUE)

@@ -236,12 +236,12 @@ void test_pg_unique(void)
     if (!server_url())
         return;
     CHECK(scratch_open(&s, "uniq", 2, &db) == 0);
-    int rc1 =
-        rf_tx_run(db, 1, exec_tx, "CREATE TABLE u (k TEXT, CONSTRAINT u_k_key UNIQUE (k))", &e);
-    int rc2 = rf_tx_run(db, 1, dup_tx, NULL, &e);
+    int rc1 = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx,
+                        "CREATE TABLE u (k TEXT, CONSTRAINT u_k_key UNIQUE (k))", &e);
+    int rc2 = rf_tx_run(db, NULL, RF_TX_WRITE, dup_tx, NULL, &e);
     struct rf_db_error e2 = e;
     /* The failed transaction left nothing behind and the connection works. */
-    int rc3 = rf_tx_run(db, 1, exec_tx, "INSERT INTO u (k) VALUES ('x')", &e);
+    int rc3 = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx, "INSERT INTO u (k) VALUES ('x')", &e);
     scratch_close(&s, db);
     CHECK_INT(rc1, RF_DB_OK);
     CHECK_INT(rc2, RF_DB_UNIQUE);
@@ -284,9 +284,9 @@ void test_pg_params(void)
     CHECK(scratch_open(&s, "params", 1, &db) == 0);
     rf_arena_init(&a, 0);
     struct rows_ctx ctx = {.a = &a};
-    int rc = rf_tx_run(db, 0, params_tx, &ctx, &e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, params_tx, &ctx, &e);
     /* Twice: the second run goes through the prepared statement. */
-    int rc2 = rc == RF_DB_OK ? rf_tx_run(db, 0, params_tx, &ctx, &e) : rc;
+    int rc2 = rc == RF_DB_OK ? rf_tx_run(db, NULL, RF_TX_READ, params_tx, &ctx, &e) : rc;
     scratch_close(&s, db);
     if (rc2 != RF_DB_OK)
         fprintf(stderr, "  %s\n", e.detail);
@@ -342,7 +342,7 @@ void test_pg_returning(void)
     CHECK(scratch_open(&s, "ret", 1, &db) == 0);
     rf_arena_init(&a, 0);
     struct rows_ctx ctx = {.a = &a};
-    int rc = rf_tx_run(db, 1, returning_tx, &ctx, &e);
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, returning_tx, &ctx, &e);
     scratch_close(&s, db);
     if (rc != RF_DB_OK)
         fprintf(stderr, "  %s\n", e.detail);
@@ -368,10 +368,11 @@ void test_pg_serialization_retry(void)
     if (!server_url())
         return;
     CHECK(scratch_open(&s, "skew", 2, &db) == 0);
-    rc = rf_tx_run(db, 1, exec_tx, "CREATE TABLE oncall (id BIGINT PRIMARY KEY, on_call BIGINT)",
-                   &e);
+    rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx,
+                   "CREATE TABLE oncall (id BIGINT PRIMARY KEY, on_call BIGINT)", &e);
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, 1, exec_tx, "INSERT INTO oncall VALUES (1, 1), (2, 1)", &e);
+        rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx, "INSERT INTO oncall VALUES (1, 1), (2, 1)",
+                       &e);
     for (int i = 0; i < 2 && rc == RF_DB_OK; i++) {
         rc = rf_db_acquire(db, 1, &c[i], &e);
         if (rc == RF_DB_OK)
@@ -466,7 +467,7 @@ void test_pg_migrate_concurrent(void)
     rf_arena_init(&a, 0);
     struct rows_ctx ctx = {.a = &a};
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, 0, count_tx, &ctx, &e);
+        rc = rf_tx_run(db, NULL, RF_TX_READ, count_tx, &ctx, &e);
     else
         db = NULL;
     /* Again, now that it is done: nothing to apply. */
@@ -510,20 +511,20 @@ void test_pg_store_users(void)
     if (rc == RF_DB_OK)
         rc = rf_store_workspace_create(db, "w1", ws2, key2, &exists2, &e);
     if (rc == RF_DB_OK)
-        rc = rf_store_user_create(db, &a, ws, "ann@example.com", "Ann", &u1, &created1, &e);
+        rc = rf_store_user_create(db, NULL, &a, ws, "ann@example.com", "Ann", &u1, &created1, &e);
     if (rc == RF_DB_OK)
-        rc = rf_store_user_create(db, &a, ws, "ann@example.com", NULL, &u2, &created2, &e);
+        rc = rf_store_user_create(db, NULL, &a, ws, "ann@example.com", NULL, &u2, &created2, &e);
     if (rc == RF_DB_OK)
-        rc = rf_store_user_create(db, &a, ws, "bob@example.com", NULL, &u3, &created3, &e);
+        rc = rf_store_user_create(db, NULL, &a, ws, "bob@example.com", NULL, &u3, &created3, &e);
     struct rf_user_patch claim = {.set_username = 1, .username = "Ann-1"};
     struct rf_user_patch steal = {.set_username = 1, .username = "ANN-1"};
     struct rf_user upd;
     if (rc == RF_DB_OK)
-        rc = rf_store_user_update(db, &a, ws, u1.id, &claim, &upd, &found, &e);
+        rc = rf_store_user_update(db, NULL, &a, ws, u1.id, &claim, &upd, &found, &e);
     int rc_steal = RF_DB_ERROR;
     struct rf_db_error es = {0};
     if (rc == RF_DB_OK)
-        rc_steal = rf_store_user_update(db, &a, ws, u3.id, &steal, &u3, &found2, &es);
+        rc_steal = rf_store_user_update(db, NULL, &a, ws, u3.id, &steal, &u3, &found2, &es);
     const char *auth_ws = NULL;
     if (rc == RF_DB_OK)
         rc = rf_store_auth(db, &a, key, &auth_ws, &e);
@@ -575,24 +576,26 @@ void test_pg_stale_statement(void)
     rf_arena_init(&a, 0);
     struct rows_ctx ctx = {.a = &a};
     struct rf_tx_stats before, after;
-    int rc = rf_tx_run(db, 1, exec_tx, "CREATE TABLE t (a BIGINT)", &e);
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx, "CREATE TABLE t (a BIGINT)", &e);
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, 1, exec_tx, "INSERT INTO t VALUES (1)", &e);
+        rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx, "INSERT INTO t VALUES (1)", &e);
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, 0, sel_t_tx, &ctx, &e);
+        rc = rf_tx_run(db, NULL, RF_TX_READ, sel_t_tx, &ctx, &e);
     int cols1 = ctx.rows.ncols;
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, 1, exec_tx, "ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'", &e);
+        rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx,
+                       "ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'", &e);
     rf_tx_stats_get(&before);
     /* Inside a transaction (write=1: reads run in autocommit) the stale
      * plan aborts it: tx_run must run it again. */
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, 1, sel_t_tx, &ctx, &e);
+        rc = rf_tx_run(db, NULL, RF_TX_WRITE, sel_t_tx, &ctx, &e);
     rf_tx_stats_get(&after);
     int cols2 = ctx.rows.ncols;
     /* Autocommit, no tx_run: the driver's own re-prepare. */
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, 1, exec_tx, "ALTER TABLE t ADD COLUMN c TEXT DEFAULT 'y'", &e);
+        rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx,
+                       "ALTER TABLE t ADD COLUMN c TEXT DEFAULT 'y'", &e);
     if (rc == RF_DB_OK && (rc = rf_db_acquire(db, 0, &c, &e)) == RF_DB_OK) {
         rc = sel_t_tx(c, &ctx, &e);
         rf_db_release(db, c);
@@ -630,12 +633,12 @@ void test_pg_reconnect(void)
     CHECK(scratch_open(&s, "reconn", 1, &db) == 0);
     rf_arena_init(&a, 0);
     struct rows_ctx ctx = {.a = &a};
-    int rc = rf_tx_run(db, 0, pid_tx, &ctx, &e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, pid_tx, &ctx, &e);
     const char *pid1 = rc == RF_DB_OK ? rf_db_cell(&ctx.rows, 0, 0) : "0";
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid1);
     int rc_kill = admin_exec(sql);
     usleep(100 * 1000);
-    int rc2 = rf_tx_run(db, 0, pid_tx, &ctx, &e);
+    int rc2 = rf_tx_run(db, NULL, RF_TX_READ, pid_tx, &ctx, &e);
     const char *pid2 = rc2 == RF_DB_OK ? rf_db_cell(&ctx.rows, 0, 0) : "0";
     scratch_close(&s, db);
     if (rc2 != RF_DB_OK)
@@ -678,7 +681,7 @@ static void *pool_thread(void *arg)
     struct pool_arg *p = arg;
     struct rf_db_error e;
     for (int i = 0; i < 50 && p->rc == RF_DB_OK; i++) {
-        p->rc = rf_tx_run(p->db, 1, pool_tx, p, &e);
+        p->rc = rf_tx_run(p->db, NULL, RF_TX_WRITE, pool_tx, p, &e);
         if (p->rc != RF_DB_OK)
             fprintf(stderr, "  pool: %s\n", e.detail);
     }
@@ -699,7 +702,8 @@ void test_pg_pool_threads(void)
     if (!server_url())
         return;
     CHECK(scratch_open(&s, "pool", 3, &db) == 0);
-    int rc = rf_tx_run(db, 1, exec_tx, "CREATE TABLE c (k TEXT PRIMARY KEY, n BIGINT)", &e);
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx,
+                       "CREATE TABLE c (k TEXT PRIMARY KEY, n BIGINT)", &e);
     for (int i = 0; i < N; i++) {
         p[i] = (struct pool_arg){.db = db, .id = i, .rc = rc};
         pthread_create(&th[i], NULL, pool_thread, &p[i]);
@@ -783,8 +787,8 @@ static void *ub_worker(void *p)
         u->wsi[j] = (j / UB_EMAILS) % 2;
         u->email[j] = j % UB_EMAILS;
         snprintf(email, sizeof(email), "e%d@batch.example", u->email[j]);
-        u->rc = rf_store_user_create(u->db, &a, u->ws[u->wsi[j]], email, NULL, &out, &u->created[j],
-                                     &e);
+        u->rc = rf_store_user_create(u->db, NULL, &a, u->ws[u->wsi[j]], email, NULL, &out,
+                                     &u->created[j], &e);
         if (u->rc == RF_DB_OK)
             snprintf(u->ids[j], sizeof(u->ids[j]), "%s", out.id);
         else

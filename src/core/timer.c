@@ -1,0 +1,130 @@
+#include "core/timer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "core/util.h"
+
+/* A binary min-heap on the deadline. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int running, stop;
+    struct rf_timer **heap;
+    size_t n, cap;
+} g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void swap(size_t i, size_t j)
+{
+    struct rf_timer *t = g.heap[i];
+    g.heap[i] = g.heap[j];
+    g.heap[j] = t;
+}
+
+static void sift_up(size_t i)
+{
+    while (i > 0 && g.heap[(i - 1) / 2]->at > g.heap[i]->at) {
+        swap(i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void sift_down(size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < g.n && g.heap[l]->at < g.heap[m]->at)
+            m = l;
+        if (r < g.n && g.heap[r]->at < g.heap[m]->at)
+            m = r;
+        if (m == i)
+            return;
+        swap(i, m);
+        i = m;
+    }
+}
+
+static void *timer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g.mu);
+    while (!g.stop) {
+        uint64_t now = rf_mono_ns();
+        if (g.n && g.heap[0]->at <= now) {
+            struct rf_timer *t = g.heap[0];
+            g.heap[0] = g.heap[--g.n];
+            sift_down(0);
+            pthread_mutex_unlock(&g.mu);
+            t->fire(t);
+            pthread_mutex_lock(&g.mu);
+            continue;
+        }
+        if (!g.n) {
+            pthread_cond_wait(&g.cv, &g.mu);
+        } else {
+            struct timespec ts =
+                rf_timespec_in(CLOCK_MONOTONIC, (int64_t)((g.heap[0]->at - now) / 1000000u) + 1);
+            pthread_cond_timedwait(&g.cv, &g.mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&g.mu);
+    return NULL;
+}
+
+int rf_timer_start(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    g.stop = 0;
+    if (pthread_create(&g.thread, NULL, timer_main, NULL) != 0) {
+        rf_log(RF_LOG_ERROR, "cannot start the timer thread");
+        pthread_cond_destroy(&g.cv);
+        return -1;
+    }
+    g.running = 1;
+    return 0;
+}
+
+int rf_timer_add(struct rf_timer *t, int64_t delay_ms)
+{
+    t->at = rf_mono_ns() + (uint64_t)(delay_ms > 0 ? delay_ms : 0) * 1000000u;
+    pthread_mutex_lock(&g.mu);
+    if (g.n == g.cap) {
+        size_t cap = g.cap ? 2 * g.cap : 256;
+        struct rf_timer **h = realloc(g.heap, cap * sizeof(*h));
+        if (!h) {
+            pthread_mutex_unlock(&g.mu);
+            return -1;
+        }
+        g.heap = h;
+        g.cap = cap;
+    }
+    g.heap[g.n] = t;
+    sift_up(g.n++);
+    /* Only a new earliest deadline changes how long the thread sleeps. */
+    if (g.heap[0] == t)
+        pthread_cond_signal(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    return 0;
+}
+
+void rf_timer_stop(void)
+{
+    if (!g.running)
+        return;
+    pthread_mutex_lock(&g.mu);
+    g.stop = 1;
+    pthread_cond_signal(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    pthread_join(g.thread, NULL);
+    pthread_cond_destroy(&g.cv);
+    free(g.heap);
+    g.heap = NULL;
+    g.n = g.cap = 0;
+    g.running = 0;
+}
