@@ -1660,6 +1660,61 @@ out:
     env_down(&e);
 }
 
+#define WAITERS 200
+#define WAIT_MS 500
+
+static int proc_threads(pid_t pid)
+{
+    char path[64], line[256];
+    int n = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "Threads:", 8))
+            n = atoi(line + 8);
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* The provisioning wait is a timer, not a sleeping worker: 200 keyed
+ * creates, each waiting 500 ms, finish together on 8 workers (a worker
+ * per wait would take 200 / 8 x 500 ms = 12.5 s), and the server holds
+ * its fixed number of threads throughout. */
+static void t_provision_wait_holds_no_worker(void)
+{
+    struct env e;
+    struct burst b = {0};
+    static struct reqspec q[WAITERS];
+    static char hdrs[WAITERS][64], bodies[WAITERS][64];
+    serve_args[0] = "--provision-delay-ms";
+    serve_args[1] = "500";
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    for (int i = 0; i < WAITERS; i++) {
+        snprintf(hdrs[i], sizeof(hdrs[i]), "Idempotency-Key: wait-%d\r\n", i);
+        snprintf(bodies[i], sizeof(bodies[i]), "{\"type\":\"redis\",\"name\":\"w%d\"}", i);
+        q[i] = (struct reqspec){"POST", "/v1/resources", e.key, bodies[i], hdrs[i], 0};
+    }
+    uint64_t t0 = rf_mono_ns();
+    EXPECT(burst_fire(&e, q, WAITERS, &b) == 0, "burst");
+    double ms = (double)(rf_mono_ns() - t0) / 1e6;
+    int threads = proc_threads(e.srv[0].pid);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int n5xx = 0, n201 = count_status(&b, 201, &n5xx);
+    fprintf(stderr, "  %d keyed creates waiting %d ms each: %.0f ms in all, %d threads\n", WAITERS,
+            WAIT_MS, ms, threads);
+    EXPECT(n201 == WAITERS && n5xx == 0, "want %d x 201, got %d (%d 5xx)", WAITERS, n201, n5xx);
+    EXPECT(ms <= 2000, "want all done within 2 s, took %.0f ms", ms);
+    EXPECT(threads > 0 && threads <= 2 * ncpu + 8 + 4,
+           "want at most 2 x %ld CPUs + 8 workers + 4 threads, have %d", ncpu, threads);
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL) == WAITERS,
+           "want %d resources", WAITERS);
+out:
+    memset(serve_args, 0, sizeof(serve_args));
+    burst_free(&b);
+    env_down(&e);
+}
+
 /* PostgreSQL outage: under a steady stream of creates the cluster stops
  * for 3 s. Meanwhile only 503 + Retry-After; afterwards every request
  * succeeds without restarting racefree; no duplicate and no lost row. */
@@ -2215,6 +2270,7 @@ static const struct {
     {"race_idem_fingerprint_window", t_idem_fingerprint_window, 1, ANY},
     {"race_idem_fingerprint_off", t_idem_fingerprint_off, 1, ANY},
     {"race_quota", t_quota, 1, ANY},
+    {"provision_wait_holds_no_worker", t_provision_wait_holds_no_worker, 0, ANY},
     {"idem_release_on_5xx", t_idem_release_on_5xx, 0, ANY},
     {"idem_expiry", t_idem_expiry, 0, ANY},
     {"idem_crash_during_handler", t_idem_crash_during_handler, 0, ANY},
