@@ -62,6 +62,8 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
     char key[IDEM_KEY_MAX + 2], fp[65];
     const char *kind = "key";
     int unkeyed_create = !strcmp(r->method, "POST") && !strcmp(r->path, "/v1/resources");
+    if (!header && !(unkeyed_create && app->fingerprint_window_s > 0))
+        return 0; /* nothing to reserve: most requests, no hash */
 
     /* SHA-256 over method, path and body bytes, fed in pieces. */
     crypto_hash_sha256_state st;
@@ -81,12 +83,10 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
                              IDEM_KEY_MAX);
             return 1;
         }
-    } else if (unkeyed_create && app->fingerprint_window_s > 0) {
+    } else {
         /* No key: the body itself (within the workspace) is the key. */
         kind = "fp";
         memcpy(key, fp, sizeof(fp));
-    } else {
-        return 0;
     }
 
     struct rf_idem *k = rf_arena_alloc(r->a, sizeof(*k));

@@ -603,8 +603,11 @@ int rf_server_run(const struct rf_server_opts *o)
      * Its inactivity timeout is the only guard while a response is sent. */
     unsigned hard_limit = o->max_connections + o->max_connections / 4 + 16 * loops;
     struct MHD_Daemon *d = MHD_start_daemon(
+        /* TURBO skips libmicrohttpd's shutdown() before every close: a
+         * close that would lose an answer to a reset lingers instead
+         * (on_connection), with a shutdown of its own. */
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
+            MHD_USE_TURBO | MHD_USE_ERROR_LOG,
         /* The logger first: libmicrohttpd reports options it parses before
          * it through its own logger. */
         0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

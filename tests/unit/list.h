@@ -22,3 +22,4 @@ UNIT(test_route_match)
 #include "list.metrics.h"
 #include "list.groupcommit.h"
 #include "list.probehtml.h"
+#include "list.pool.h"

@@ -1,0 +1,2 @@
+UNIT(test_pool_runs_every_job_in_parallel)
+UNIT(test_pool_timers_fire_in_deadline_order)
