@@ -12,6 +12,10 @@ static json_t *user_json(const struct rf_user *u)
                      u->updated_at);
 }
 
+static void user_create_done(struct rf_req *r);
+static void user_create_reply(struct rf_req *r, int rc, const struct rf_db_error *e,
+                              const struct rf_user *u, int created);
+
 void rf_api_user_create(struct rf_req *r)
 {
     static const struct rf_field fields[] = {
@@ -34,19 +38,49 @@ void rf_api_user_create(struct rf_req *r)
     if (rf_api_check_name(r, jname))
         return;
 
-    struct rf_user u;
+    const char *name = jname ? json_string_value(jname) : NULL;
+    struct rf_user *u = rf_arena_alloc(r->a, sizeof(*u));
+    if (!u) {
+        rf_reply_db_error(r, RF_DB_ERROR, "out of memory");
+        return;
+    }
+    /* Outside the idempotency layer's transaction a create may ride in a
+     * shared batch (PostgreSQL), waiting for it without a worker. */
+    const char *kept = r->tx ? NULL : rf_arena_strdup(r->a, email); /* outlives this call */
+    if (kept) {
+        rf_req_park(r, user_create_done);
+        if ((r->wait = rf_store_user_create_async(r->app->db, r->a, r->ws, kept, name, u,
+                                                  rf_req_wake, r)))
+            return;
+        r->then = NULL;
+    }
     struct rf_db_error e;
     int created;
-    int rc = rf_store_user_create(r->app->db, r->tx, r->a, r->ws, email,
-                                  jname ? json_string_value(jname) : NULL, &u, &created, &e);
+    int rc = rf_store_user_create(r->app->db, r->tx, r->a, r->ws, email, name, u, &created, &e);
+    user_create_reply(r, rc, &e, u, created);
+}
+
+static void user_create_reply(struct rf_req *r, int rc, const struct rf_db_error *e,
+                              const struct rf_user *u, int created)
+{
     if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+        rf_reply_db_error(r, rc, e->detail);
         return;
     }
     if (!created)
         rf_metrics_create_existing(RF_METRICS_EXISTING_USER);
     rf_reply_json(r, created ? 201 : 200,
-                  json_pack("{s:o, s:b}", "user", user_json(&u), "created", created));
+                  json_pack("{s:o, s:b}", "user", user_json(u), "created", created));
+}
+
+/* After a batched create: its outcome, kept in r->wait. */
+static void user_create_done(struct rf_req *r)
+{
+    struct rf_db_error e;
+    int created;
+    const struct rf_user *u;
+    int rc = rf_store_user_create_result(r->wait, &u, &created, &e);
+    user_create_reply(r, rc, &e, u, created);
 }
 
 void rf_api_user_get(struct rf_req *r)

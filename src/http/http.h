@@ -5,6 +5,7 @@
 #define RF_HTTP_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "core/arena.h"
@@ -44,9 +45,13 @@ struct rf_req {
      * store writes the handler makes join it (and commit with the stored
      * response), or NULL: each store call commits on its own. */
     struct rf_tx *tx;
-    /* Set by rf_req_defer: the rest of the handler, run after then_ms. */
+    /* Set by rf_req_defer or rf_req_park: the rest of the handler, run
+     * after then_ms (< 0: when woken). */
     rf_handler then;
     int then_ms;
+    void *wait; /* what a parked handler keeps for its next stage */
+    atomic_int park;
+    void (*queue)(struct rf_req *r); /* the server's: runs r->then on a worker */
     struct rf_resp resp;
 };
 
@@ -58,6 +63,25 @@ static inline void rf_req_defer(struct rf_req *r, int ms, rf_handler fn)
 {
     r->then = fn;
     r->then_ms = ms;
+}
+/* Ends this part of a handler without an answer until rf_req_wake(r) is
+ * called, once, from any thread (e.g. by the leader of a batch the request
+ * joined); fn(r) then runs on a worker. Park before handing r to the waker,
+ * which may wake it at once; a handler that parked and then finds nothing
+ * will wake it clears r->then instead. The same rule about writes as for
+ * rf_req_defer. */
+static inline void rf_req_park(struct rf_req *r, rf_handler fn)
+{
+    atomic_store(&r->park, 2);
+    r->then = fn;
+    r->then_ms = -1;
+}
+/* Of the parked stage's return and its wake, the later queues the next. */
+static inline void rf_req_wake(void *arg)
+{
+    struct rf_req *r = arg;
+    if (atomic_fetch_sub(&r->park, 1) == 1)
+        r->queue(r);
 }
 
 enum rf_route_flags {

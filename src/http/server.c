@@ -180,9 +180,20 @@ static int body_append(struct conn_req *cr, const char *data, size_t n)
     return 0;
 }
 
+enum { STAGE_ANSWERED, STAGE_TIMER, STAGE_PARKED };
+
+#define PARKED (-1) /* then_ms of rf_req_park */
+
+static void queue_req(struct rf_req *r)
+{
+    struct conn_req *cr = (struct conn_req *)((char *)r - offsetof(struct conn_req, r));
+    rf_pool_push(&cr->job);
+}
+
 /* Runs the current stage of the handler and the idempotency layer's end of
- * it. Returns 1 when the handler deferred the rest (rf_req_defer): the
- * stage to run next is set and nothing is answered yet. */
+ * it. Returns STAGE_TIMER or STAGE_PARKED when the handler deferred the
+ * rest (rf_req_defer, rf_req_park): the stage to run next is set and
+ * nothing is answered yet. */
 static int run_stage(struct conn_req *cr)
 {
     struct rf_req *r = &cr->r;
@@ -198,7 +209,7 @@ static int run_stage(struct conn_req *cr)
             if (!r->resp.status && r->then) {
                 cr->stage = r->then;
                 rf_fault_arm(0);
-                return 1;
+                return r->then_ms == PARKED ? STAGE_PARKED : STAGE_TIMER;
             }
         }
         if (!r->resp.status) {
@@ -212,7 +223,7 @@ static int run_stage(struct conn_req *cr)
         memset(&r->resp, 0, sizeof(r->resp)); /* run the stage again */
     }
     rf_fault_arm(0);
-    return 0;
+    return STAGE_ANSWERED;
 }
 
 /* The first stage's prologue: what the loop left to a worker (the root key,
@@ -259,13 +270,23 @@ static void run_job(struct rf_job *j)
         if (begin_request(cr))
             goto answered;
     }
-    if (run_stage(cr)) {
+    switch (run_stage(cr)) {
+    case STAGE_PARKED:
+        /* Not a field of cr may be touched after this: the wake may have
+         * come, and another worker may be running the next stage. */
+        if (atomic_fetch_sub(&cr->r.park, 1) == 1)
+            rf_pool_push(&cr->job);
+        return;
+    case STAGE_TIMER:
         if (rf_timer_add(&cr->timer, cr->r.then_ms) == 0)
             return;
-        rf_reply_problem(&cr->r, 503, "overloaded", "Out of memory for timers; retry shortly.");
-        cr->r.resp.retry_after = 1;
+        rf_reply_problem(&cr->r, 500, "internal_error", "Out of memory; reference request %s.",
+                         cr->r.request_id);
         if (cr->r.idem)
-            opts->idem_finish(&cr->r, cr->attempt++); /* a 503: released, never retried */
+            opts->idem_finish(&cr->r, cr->attempt++); /* a 5xx: released, never retried */
+        break;
+    case STAGE_ANSWERED:
+        break;
     }
 answered:
     cr->worked = 1;
@@ -343,6 +364,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cr->r.method = rf_arena_strdup(&cr->arena, method);
         cr->r.path = rf_arena_strdup(&cr->arena, url);
         cr->r.query = query_get;
+        cr->r.queue = queue_req;
         cr->r.conn = conn;
         if (!cr->r.method || !cr->r.path)
             return MHD_NO;

@@ -121,6 +121,21 @@ struct rf_user {
 int rf_store_user_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
                          const char *email, const char *name, struct rf_user *out, int *created,
                          struct rf_db_error *e);
+/* The same create for a caller that can wait without holding its thread
+ * (a request on the worker pool). On PostgreSQL the create joins a batch
+ * (one statement for many creates, store/users.c): it returns a handle, and
+ * wake(arg) is called exactly once when the create is done, possibly before
+ * this returns, from whichever thread ran the batch; then
+ * rf_store_user_create_result gives the outcome and the user (out). NULL
+ * when the create cannot wait so (SQLite, out of memory): use
+ * rf_store_user_create. The handle lives in a. */
+struct rf_user_wait;
+struct rf_user_wait *rf_store_user_create_async(struct rf_db *db, struct rf_arena *a,
+                                                const char *ws, const char *email, const char *name,
+                                                struct rf_user *out, void (*wake)(void *arg),
+                                                void *arg);
+int rf_store_user_create_result(const struct rf_user_wait *w, const struct rf_user **out,
+                                int *created, struct rf_db_error *e);
 /* *found=0 when absent or in another workspace. */
 int rf_store_user_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
                       struct rf_user *out, int *found, struct rf_db_error *e);

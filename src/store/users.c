@@ -1,9 +1,10 @@
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/pool.h"
 #include "core/rules.h"
 #include "core/util.h"
 #include "store/store.h"
@@ -89,6 +90,9 @@ static int user_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e
  * answered by an earlier attempt are left out of it. */
 #define BATCH_LEADERS 4
 #define BATCH_MAX 256
+/* Batches a leader runs for others before it hands the rest of the queue
+ * to a worker of its own: the request it leads for is answered meanwhile. */
+#define LEAD_BATCHES 4
 
 struct ucreate {
     struct ucreate *next;
@@ -97,16 +101,20 @@ struct ucreate {
     const char *ws, *email, *name;
     char id[RF_ID_MAX], now[RF_TIME_MAX];
     struct rf_user *out;
-    int created, resolved, done, rc;
+    int created, resolved, rc;
     char detail[256];
+    uint64_t queued; /* monotonic ns */
+    /* Called once the create is done; the leader never touches the item
+     * after, as its memory goes with the request. */
+    void (*done)(void *arg);
+    void *arg;
 };
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     struct ucreate *head;
     int leaders;
-} uq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+} uq = {PTHREAD_MUTEX_INITIALIZER, NULL, 0};
 
 struct ubatch {
     struct ucreate **it;
@@ -267,74 +275,197 @@ static void ubatch_run(struct rf_db *db, struct ucreate **it, int n)
     rf_arena_free(&a);
 }
 
-/* Where u sits in the queue (the pointer that points at it), or NULL once a
- * leader took it. Called with uq.mu held; never kept across a wait. */
-static struct ucreate **queue_slot(const struct ucreate *u)
+/* Takes db's queued creates, oldest first, up to BATCH_MAX. Under uq.mu. */
+static int take_batch(struct rf_db *db, struct ucreate **batch)
 {
-    struct ucreate **pp = &uq.head;
-    while (*pp && *pp != u)
-        pp = &(*pp)->next;
-    return *pp ? pp : NULL;
+    int n = 0;
+    for (struct ucreate **pp = &uq.head; *pp && n < BATCH_MAX;) {
+        if ((*pp)->db == db) {
+            batch[n++] = *pp;
+            *pp = (*pp)->next;
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    return n;
+}
+
+static int queued_for(const struct rf_db *db)
+{
+    for (const struct ucreate *u = uq.head; u; u = u->next)
+        if (u->db == db)
+            return 1;
+    return 0;
+}
+
+struct lead_job {
+    struct rf_job job;
+    struct rf_db *db;
+};
+
+static void lead(struct rf_db *db, int hand_off);
+
+static void lead_job_run(struct rf_job *j)
+{
+    struct lead_job *lj = (struct lead_job *)j;
+    struct rf_db *db = lj->db;
+    free(lj);
+    lead(db, 1);
+}
+
+/* Runs batches of db's queued creates in one of the BATCH_LEADERS places
+ * (taken by the caller) and gives the place up once the queue is empty. A
+ * leader that may hand off (a worker of the server: hand_off=1) passes the
+ * place, after LEAD_BATCHES batches, to a worker-pool job of its own, so a
+ * queue that keeps filling never keeps one request waiting; the job does
+ * the same. Nothing queued is ever left without a leader. */
+static void lead(struct rf_db *db, int hand_off)
+{
+    for (int batches = 0;; batches++) {
+        struct ucreate *batch[BATCH_MAX];
+        pthread_mutex_lock(&uq.mu);
+        if (!queued_for(db)) {
+            uq.leaders--;
+            pthread_mutex_unlock(&uq.mu);
+            return;
+        }
+        if (hand_off && batches >= LEAD_BATCHES) {
+            struct lead_job *lj = malloc(sizeof(*lj));
+            if (lj) {
+                pthread_mutex_unlock(&uq.mu);
+                *lj = (struct lead_job){.job.run = lead_job_run, .db = db};
+                rf_pool_push(&lj->job);
+                return;
+            }
+        }
+        int n = take_batch(db, batch);
+        pthread_mutex_unlock(&uq.mu);
+        /* Waiting in the queue counts against the write budget: a create
+         * queued for longer is answered 503 without being sent. */
+        uint64_t now = rf_mono_ns();
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            if (now - batch[i]->queued > (uint64_t)RF_TX_BUDGET_MS * 1000000u) {
+                batch[i]->rc = RF_DB_RETRY;
+                snprintf(batch[i]->detail, sizeof(batch[i]->detail),
+                         "timed out queued for a batched create");
+                batch[i]->done(batch[i]->arg);
+            } else {
+                batch[m++] = batch[i];
+            }
+        }
+        if (m)
+            ubatch_run(db, batch, m);
+        for (int i = 0; i < m; i++)
+            batch[i]->done(batch[i]->arg);
+    }
+}
+
+/* Queues u; the caller leads when a place is free. */
+static void submit(struct ucreate *u, int hand_off)
+{
+    u->queued = rf_mono_ns();
+    pthread_mutex_lock(&uq.mu);
+    struct ucreate **tail = &uq.head;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = u;
+    int leads = uq.leaders < BATCH_LEADERS;
+    if (leads)
+        uq.leaders++;
+    pthread_mutex_unlock(&uq.mu);
+    if (leads)
+        lead(u->db, hand_off);
+}
+
+static int ucreate_init(struct ucreate *u, struct rf_db *db, struct rf_arena *a, const char *ws,
+                        const char *email, const char *name, struct rf_user *out)
+{
+    *u = (struct ucreate){.db = db, .a = a, .ws = ws, .email = email, .name = name, .out = out};
+    if (rf_id_new(u->id, sizeof(u->id), "usr_", 16))
+        return -1;
+    rf_now_rfc3339(u->now);
+    return 0;
+}
+
+/* A thread that waits for its own create (outside the server: tests, and
+ * any caller without a way to be woken). It leads without handing off, so
+ * it needs no worker pool. */
+struct sync_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+};
+
+static void sync_done(void *arg)
+{
+    struct sync_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }
 
 static int user_create_batched(struct rf_db *db, struct rf_arena *a, const char *ws,
                                const char *email, const char *name, struct rf_user *out,
                                int *created, struct rf_db_error *e)
 {
-    struct ucreate me = {.db = db, .a = a, .ws = ws, .email = email, .name = name, .out = out};
-    if (rf_id_new(me.id, sizeof(me.id), "usr_", 16))
+    struct ucreate me;
+    struct sync_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    if (ucreate_init(&me, db, a, ws, email, name, out))
         return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
-    rf_now_rfc3339(me.now);
-
-    /* Waiting in the queue counts against the write budget: past it, a
-     * create that no leader has taken yet leaves and is answered 503. (One
-     * that was taken waits for its batch, whose own attempts are bounded.) */
-    struct timespec deadline = rf_timespec_in(CLOCK_REALTIME, RF_TX_BUDGET_MS);
-
-    pthread_mutex_lock(&uq.mu);
-    struct ucreate **tail = &uq.head;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = &me;
-    while (!me.done) {
-        struct ucreate **mine = queue_slot(&me);
-        if (!mine) { /* taken by a leader: its batch's attempts are bounded */
-            pthread_cond_wait(&uq.cv, &uq.mu);
-            continue;
-        }
-        if (uq.leaders >= BATCH_LEADERS) {
-            if (pthread_cond_timedwait(&uq.cv, &uq.mu, &deadline) == ETIMEDOUT &&
-                (mine = queue_slot(&me)) != NULL) {
-                *mine = me.next;
-                pthread_mutex_unlock(&uq.mu);
-                return rf_db_fail(e, RF_DB_RETRY, "timed out queued for a batched create");
-            }
-            continue;
-        }
-        /* Lead: take every queued create of this database, oldest first. */
-        struct ucreate *batch[BATCH_MAX];
-        int n = 0;
-        for (struct ucreate **pp = &uq.head; *pp && n < BATCH_MAX;) {
-            if ((*pp)->db == db) {
-                batch[n++] = *pp;
-                *pp = (*pp)->next;
-            } else {
-                pp = &(*pp)->next;
-            }
-        }
-        uq.leaders++;
-        pthread_mutex_unlock(&uq.mu);
-        ubatch_run(db, batch, n);
-        pthread_mutex_lock(&uq.mu);
-        uq.leaders--;
-        for (int i = 0; i < n; i++)
-            batch[i]->done = 1;
-        pthread_cond_broadcast(&uq.cv);
-    }
-    pthread_mutex_unlock(&uq.mu);
+    me.done = sync_done;
+    me.arg = &w;
+    submit(&me, 0);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
     *created = me.created;
     if (me.rc != RF_DB_OK)
         return rf_db_fail(e, me.rc, "%s", me.detail);
+    return RF_DB_OK;
+}
+
+struct rf_user_wait {
+    struct ucreate u;
+    void (*wake)(void *arg);
+    void *arg;
+};
+
+static void async_done(void *arg)
+{
+    struct rf_user_wait *w = arg;
+    w->wake(w->arg);
+}
+
+struct rf_user_wait *rf_store_user_create_async(struct rf_db *db, struct rf_arena *a,
+                                                const char *ws, const char *email, const char *name,
+                                                struct rf_user *out, void (*wake)(void *arg),
+                                                void *arg)
+{
+    if (db->drv != &rf_db_pg)
+        return NULL;
+    struct rf_user_wait *w = rf_arena_alloc(a, sizeof(*w));
+    if (!w || ucreate_init(&w->u, db, a, ws, email, name, out))
+        return NULL;
+    w->wake = wake;
+    w->arg = arg;
+    w->u.done = async_done;
+    w->u.arg = w;
+    submit(&w->u, 1);
+    return w;
+}
+
+int rf_store_user_create_result(const struct rf_user_wait *w, const struct rf_user **out,
+                                int *created, struct rf_db_error *e)
+{
+    *out = w->u.out;
+    *created = w->u.created;
+    if (w->u.rc != RF_DB_OK)
+        return rf_db_fail(e, w->u.rc, "%s", w->u.detail);
     return RF_DB_OK;
 }
 
