@@ -1,9 +1,20 @@
 #include "core/pool.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "core/util.h"
+
+/* Waking a sleeping worker is a context switch for it and one more when it
+ * sleeps again, the largest cost per request on the machines we measure
+ * (bench/PROFILE.md). So one worker at a time, finding the queue empty,
+ * polls it for up to SPIN_NS before it sleeps, and a job pushed meanwhile
+ * wakes nobody: under load, jobs pass from loop to worker without a
+ * switch. (Go's scheduler keeps spinning threads for the same reason.) */
+#define SPIN_NS 20000
 
 static struct {
     pthread_mutex_t mu;
@@ -11,14 +22,30 @@ static struct {
     struct rf_job *head, *tail;
     pthread_t *threads;
     int n, stop;
-    unsigned pending; /* queued + running */
+    unsigned pending;   /* queued + running */
+    int spinning;       /* a worker polls the queue (under mu) */
+    atomic_uint queued; /* jobs in the queue, for the spinner's unlocked look */
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* Called with g.mu held and the queue empty; returns with it held. */
+static void spin_for_work(void)
+{
+    g.spinning = 1;
+    pthread_mutex_unlock(&g.mu);
+    uint64_t until = rf_mono_ns() + SPIN_NS;
+    while (atomic_load_explicit(&g.queued, memory_order_relaxed) == 0 && rf_mono_ns() < until)
+        sched_yield();
+    pthread_mutex_lock(&g.mu);
+    g.spinning = 0;
+}
 
 static void *worker_main(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&g.mu);
     for (;;) {
+        if (!g.head && !g.stop && !g.spinning)
+            spin_for_work();
         while (!g.head && !g.stop)
             pthread_cond_wait(&g.cv, &g.mu);
         if (g.stop)
@@ -27,6 +54,9 @@ static void *worker_main(void *arg)
         g.head = j->next;
         if (!g.head)
             g.tail = NULL;
+        atomic_fetch_sub(&g.queued, 1);
+        /* The spinner found nothing to take before this one did: one
+         * sleeper comes in to keep up, as the spinner would have. */
         pthread_mutex_unlock(&g.mu);
         j->next = NULL;
         j->run(j);
@@ -65,7 +95,9 @@ void rf_pool_push(struct rf_job *j)
         g.head = j;
     g.tail = j;
     g.pending++;
-    pthread_cond_signal(&g.cv);
+    atomic_fetch_add(&g.queued, 1);
+    if (!g.spinning)
+        pthread_cond_signal(&g.cv);
     pthread_mutex_unlock(&g.mu);
 }
 
