@@ -184,10 +184,12 @@ enum { STAGE_ANSWERED, STAGE_TIMER, STAGE_PARKED };
 
 #define PARKED (-1) /* then_ms of rf_req_park */
 
+/* The conn_req that holds ptr, a pointer to its member. */
+#define CR_OF(ptr, member) ((struct conn_req *)((char *)(ptr) - offsetof(struct conn_req, member)))
+
 static void queue_req(struct rf_req *r)
 {
-    struct conn_req *cr = (struct conn_req *)((char *)r - offsetof(struct conn_req, r));
-    rf_pool_push(&cr->job);
+    rf_pool_push(&CR_OF(r, r)->job);
 }
 
 /* Runs the current stage of the handler and the idempotency layer's end of
@@ -264,7 +266,7 @@ static void on_timer(struct rf_timer *t);
  * and the loop sends the answer, or a timer is set for the stage after. */
 static void run_job(struct rf_job *j)
 {
-    struct conn_req *cr = (struct conn_req *)((char *)j - offsetof(struct conn_req, job));
+    struct conn_req *cr = CR_OF(j, job);
     if (!cr->stage) {
         cr->stage = cr->route->fn;
         if (begin_request(cr))
@@ -274,8 +276,7 @@ static void run_job(struct rf_job *j)
     case STAGE_PARKED:
         /* Not a field of cr may be touched after this: the wake may have
          * come, and another worker may be running the next stage. */
-        if (atomic_fetch_sub(&cr->r.park, 1) == 1)
-            rf_pool_push(&cr->job);
+        rf_req_wake(&cr->r);
         return;
     case STAGE_TIMER:
         if (rf_timer_add(&cr->timer, cr->r.then_ms) == 0)
@@ -295,8 +296,7 @@ answered:
 
 static void on_timer(struct rf_timer *t)
 {
-    struct conn_req *cr = (struct conn_req *)((char *)t - offsetof(struct conn_req, timer));
-    rf_pool_push(&cr->job);
+    rf_pool_push(&CR_OF(t, timer)->job);
 }
 
 static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *cr)

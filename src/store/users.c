@@ -290,6 +290,7 @@ static int take_batch(struct rf_db *db, struct ucreate **batch)
     return n;
 }
 
+/* Under uq.mu. */
 static int queued_for(const struct rf_db *db)
 {
     for (const struct ucreate *u = uq.head; u; u = u->next)
@@ -325,9 +326,14 @@ static void lead(struct rf_db *db, int hand_off)
         struct ucreate *batch[BATCH_MAX];
         pthread_mutex_lock(&uq.mu);
         if (!queued_for(db)) {
-            uq.leaders--;
-            pthread_mutex_unlock(&uq.mu);
-            return;
+            /* Creates of another database (tests open several) may have
+             * queued behind the leaders of this one: lead those next. */
+            if (!uq.head) {
+                uq.leaders--;
+                pthread_mutex_unlock(&uq.mu);
+                return;
+            }
+            db = uq.head->db;
         }
         if (hand_off && batches >= LEAD_BATCHES) {
             struct lead_job *lj = malloc(sizeof(*lj));
