@@ -46,16 +46,25 @@ void rf_api_user_create(struct rf_req *r)
     }
     /* Outside the idempotency layer's transaction a create may ride in a
      * shared batch (PostgreSQL), waiting for it without a worker. */
-    const char *kept = r->tx ? NULL : rf_arena_strdup(r->a, email); /* outlives this call */
-    if (kept) {
-        rf_req_park(r, user_create_done);
-        if ((r->wait = rf_store_user_create_async(r->app->db, r->a, r->ws, kept, name, u,
-                                                  rf_req_wake, r)))
-            return;
-        r->then = NULL;
-    }
     struct rf_db_error e;
     int created;
+    if (!r->tx) {
+        const char *kept = rf_arena_strdup(r->a, email); /* outlives this call */
+        struct rf_user_wait *w = NULL;
+        rf_req_park(r, user_create_done);
+        int rc = kept ? rf_store_user_create_async(r->app->db, r->a, r->ws, kept, name, u,
+                                                   rf_req_wake, r, &w, &e)
+                      : rf_db_fail(&e, RF_DB_ERROR, "out of memory");
+        if (rc == RF_DB_OK && w) {
+            r->wait = w;
+            return;
+        }
+        r->then = NULL;
+        if (rc != RF_DB_OK) {
+            rf_reply_db_error(r, rc, e.detail);
+            return;
+        }
+    }
     int rc = rf_store_user_create(r->app->db, r->tx, r->a, r->ws, email, name, u, &created, &e);
     user_create_reply(r, rc, &e, u, created);
 }

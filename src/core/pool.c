@@ -55,8 +55,10 @@ static void *worker_main(void *arg)
         if (!g.head)
             g.tail = NULL;
         atomic_fetch_sub(&g.queued, 1);
-        /* The spinner found nothing to take before this one did: one
-         * sleeper comes in to keep up, as the spinner would have. */
+        /* Jobs pushed while a worker spun woke nobody: whoever takes one
+         * and leaves more behind wakes the next sleeper. */
+        if (g.head)
+            pthread_cond_signal(&g.cv);
         pthread_mutex_unlock(&g.mu);
         j->next = NULL;
         j->run(j);
@@ -117,9 +119,12 @@ void rf_pool_stop(void)
     pthread_mutex_unlock(&g.mu);
     for (int i = 0; i < g.n; i++)
         pthread_join(g.threads[i], NULL);
+    pthread_mutex_lock(&g.mu);
     free(g.threads);
     g.threads = NULL;
     g.n = 0;
     g.head = g.tail = NULL;
     g.pending = 0;
+    atomic_store(&g.queued, 0);
+    pthread_mutex_unlock(&g.mu);
 }

@@ -11,7 +11,7 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thread;
-    int running, stop;
+    int running, stop, flush;
     struct rf_timer **heap;
     size_t n, cap;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -52,7 +52,7 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&g.mu);
     while (!g.stop) {
         uint64_t now = rf_mono_ns();
-        if (g.n && g.heap[0]->at <= now) {
+        if (g.n && (g.flush || g.heap[0]->at <= now)) {
             struct rf_timer *t = g.heap[0];
             g.heap[0] = g.heap[--g.n];
             sift_down(0);
@@ -107,10 +107,18 @@ int rf_timer_add(struct rf_timer *t, int64_t delay_ms)
     g.heap[g.n] = t;
     sift_up(g.n++);
     /* Only a new earliest deadline changes how long the thread sleeps. */
-    if (g.heap[0] == t)
+    if (g.heap[0] == t || g.flush)
         pthread_cond_signal(&g.cv);
     pthread_mutex_unlock(&g.mu);
     return 0;
+}
+
+void rf_timer_flush(void)
+{
+    pthread_mutex_lock(&g.mu);
+    g.flush = 1;
+    pthread_cond_signal(&g.cv);
+    pthread_mutex_unlock(&g.mu);
 }
 
 void rf_timer_stop(void)
@@ -126,5 +134,5 @@ void rf_timer_stop(void)
     free(g.heap);
     g.heap = NULL;
     g.n = g.cap = 0;
-    g.running = 0;
+    g.running = g.flush = 0;
 }

@@ -19,6 +19,8 @@ int rf_timer_start(void);
 /* Fires t->fire(t) once, delay_ms from now. t must stay valid until it
  * fires or rf_timer_stop returns. Returns -1 when out of memory. */
 int rf_timer_add(struct rf_timer *t, int64_t delay_ms);
+/* Fires every timer now, and any added later at once (for a stop). */
+void rf_timer_flush(void);
 /* Joins the thread; timers not yet due are dropped. */
 void rf_timer_stop(void);
 

@@ -28,6 +28,9 @@
 
 #define ARENA_LIMIT (16u * 1024 * 1024)
 #define DISCARD_MAX (8u * RF_BODY_MAX)
+/* After the drain: how long workers get to end what they hold (a write
+ * budget, RF_TX_BUDGET_MS, and a little). */
+#define RF_DRAIN_FINAL_S 5
 
 /* One request, from its first header callback to on_completed. Owned by
  * the event-loop thread, except between rf_pool_push and the worker's
@@ -55,6 +58,14 @@ struct conn_req {
 
 static const struct rf_server_opts *opts;
 static atomic_int inflight;
+/* Connections suspended for a worker or a timer: libmicrohttpd 0.9.75 aborts
+ * (MHD_PANIC) when stopped with one, so a stop waits for this to be 0. */
+static atomic_int suspended;
+/* On SIGTERM: DRAIN_CLOSE refuses new connections and closes each kept-alive
+ * one after its answer; DRAIN_FINAL also closes a connection that starts a
+ * new request, so that the suspended ones can only end. */
+enum { DRAIN_NONE, DRAIN_CLOSE, DRAIN_FINAL };
+static atomic_int draining;
 
 void rf_server_block_signals(void)
 {
@@ -291,6 +302,7 @@ static void run_job(struct rf_job *j)
     }
 answered:
     cr->worked = 1;
+    atomic_fetch_sub(&suspended, 1);
     MHD_resume_connection(cr->conn);
 }
 
@@ -321,6 +333,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *c
         MHD_add_response_header(m, "Idempotent-Replayed", "true");
     if (rs->status == 401)
         MHD_add_response_header(m, "WWW-Authenticate", "Bearer");
+    if (atomic_load(&draining) != DRAIN_NONE)
+        MHD_add_response_header(m, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rs->status, m);
     /* Counted before the bytes leave (a client that saw its response sees
      * it in the next scrape), and once: a second queue attempt fails. */
@@ -343,8 +357,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* First call: headers only. Answering here would make libmicrohttpd
          * close the connection (DESIGN.md), so decide now, answer next call. */
         struct rf_conn *tc = conn_of(conn);
-        if (rf_conns_refused(tc))
-            return MHD_NO; /* answered 503 at accept (conns.c) */
+        if (rf_conns_refused(tc) || atomic_load(&draining) == DRAIN_FINAL)
+            return MHD_NO; /* answered 503 at accept (conns.c), or stopping */
         rf_conns_phase(tc, RF_CONN_BODY);
         cr = calloc(1, sizeof(*cr));
         if (!cr)
@@ -413,6 +427,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_resp(conn, cr);
     }
     /* Suspended before it is queued: a worker may resume it at once. */
+    atomic_fetch_add(&suspended, 1);
     MHD_suspend_connection(conn);
     rf_pool_push(&cr->job);
     return MHD_YES;
@@ -527,6 +542,36 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     rf_log(RF_LOG_WARN, "libmicrohttpd: %s", msg);
 }
 
+/* While draining, a new connection is closed as soon as it is accepted.
+ * (MHD_quiesce_daemon would close the listening socket instead, but with a
+ * thread pool and epoll it races the loops for the listening socket's epoll
+ * registration and aborts when it loses.) */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)cls;
+    (void)addr;
+    (void)len;
+    return atomic_load(&draining) == DRAIN_NONE ? MHD_YES : MHD_NO;
+}
+
+static void sleep_until(int (*done)(void), uint64_t deadline)
+{
+    while (!done() && rf_mono_ns() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int no_inflight(void)
+{
+    return atomic_load(&inflight) == 0;
+}
+
+static int none_suspended(void)
+{
+    return atomic_load(&suspended) == 0;
+}
+
 /* Binds the listening socket ourselves so that port 0 works and the real
  * port can be printed for scripts and tests. */
 static int listen_on(const char *spec, char *shown, size_t shownlen)
@@ -632,7 +677,7 @@ int rf_server_run(const struct rf_server_opts *o)
             MHD_USE_TURBO | MHD_USE_ERROR_LOG,
         /* The logger first: libmicrohttpd reports options it parses before
          * it through its own logger. */
-        0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        0, on_accept, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, loops,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
@@ -659,20 +704,26 @@ int rf_server_run(const struct rf_server_opts *o)
     while (sigwait(&set, &sig) != 0)
         ;
     rf_log(RF_LOG_INFO, "signal %d: draining", sig);
-    /* Stop accepting, let in-flight requests finish (bounded), then stop. */
-    int lfd = MHD_quiesce_daemon(d);
-    if (lfd >= 0)
-        close(lfd);
+    /* Stop accepting; let in-flight requests finish (bounded), closing each
+     * kept-alive connection after its answer. */
+    atomic_store(&draining, DRAIN_CLOSE);
     uint64_t deadline = rf_mono_ns() + (uint64_t)(o->drain_seconds > 0 ? o->drain_seconds : 10) *
                                            1000000000u;
-    while (atomic_load(&inflight) > 0 && rf_mono_ns() < deadline) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    sleep_until(no_inflight, deadline);
+    /* Then no new request starts, waits are cut short, and what a worker
+     * holds finishes: each database call has its own 5 s budget. */
+    atomic_store(&draining, DRAIN_FINAL);
+    rf_timer_flush();
+    sleep_until(none_suspended, rf_mono_ns() + (RF_DRAIN_FINAL_S + 1) * 1000000000ull);
+    if (!none_suspended()) {
+        /* Stopping the daemon now would abort in libmicrohttpd; closing
+         * the database under running workers would be worse. */
+        rf_log(RF_LOG_ERROR, "%d requests still running after the drain; exiting",
+               atomic_load(&suspended));
+        _exit(1);
     }
-    /* Workers and timers first: a request they still hold belongs to a
-     * suspended connection that MHD_stop_daemon closes and frees. */
-    rf_pool_stop();
     rf_timer_stop();
+    rf_pool_stop();
     MHD_stop_daemon(d);
     rf_linger_stop();
     rf_conns_stop();

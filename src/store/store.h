@@ -123,17 +123,18 @@ int rf_store_user_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena 
                          struct rf_db_error *e);
 /* The same create for a caller that can wait without holding its thread
  * (a request on the worker pool). On PostgreSQL the create joins a batch
- * (one statement for many creates, store/users.c): it returns a handle, and
+ * (one statement for many creates, store/users.c): *wait is set, and
  * wake(arg) is called exactly once when the create is done, possibly before
  * this returns, from whichever thread ran the batch; then
- * rf_store_user_create_result gives the outcome and the user (out). NULL
- * when the create cannot wait so (SQLite, out of memory): use
- * rf_store_user_create. The handle lives in a. */
+ * rf_store_user_create_result gives the outcome and the user (out). *wait
+ * is left NULL where creates are not batched (SQLite): use
+ * rf_store_user_create. Returns RF_DB_OK, or an error (nothing queued).
+ * The handle lives in a. */
 struct rf_user_wait;
-struct rf_user_wait *rf_store_user_create_async(struct rf_db *db, struct rf_arena *a,
-                                                const char *ws, const char *email, const char *name,
-                                                struct rf_user *out, void (*wake)(void *arg),
-                                                void *arg);
+int rf_store_user_create_async(struct rf_db *db, struct rf_arena *a, const char *ws,
+                               const char *email, const char *name, struct rf_user *out,
+                               void (*wake)(void *arg), void *arg, struct rf_user_wait **wait,
+                               struct rf_db_error *e);
 int rf_store_user_create_result(const struct rf_user_wait *w, const struct rf_user **out,
                                 int *created, struct rf_db_error *e);
 /* *found=0 when absent or in another workspace. */

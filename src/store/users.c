@@ -447,22 +447,29 @@ static void async_done(void *arg)
     w->wake(w->arg);
 }
 
-struct rf_user_wait *rf_store_user_create_async(struct rf_db *db, struct rf_arena *a,
-                                                const char *ws, const char *email, const char *name,
-                                                struct rf_user *out, void (*wake)(void *arg),
-                                                void *arg)
+int rf_store_user_create_async(struct rf_db *db, struct rf_arena *a, const char *ws,
+                               const char *email, const char *name, struct rf_user *out,
+                               void (*wake)(void *arg), void *arg, struct rf_user_wait **wait,
+                               struct rf_db_error *e)
 {
+    *wait = NULL;
     if (db->drv != &rf_db_pg)
-        return NULL;
+        return RF_DB_OK;
+    /* A failure here is answered, never turned into the blocking create:
+     * on the server's workers that could wait for a leader job queued
+     * behind them. */
     struct rf_user_wait *w = rf_arena_alloc(a, sizeof(*w));
-    if (!w || ucreate_init(&w->u, db, a, ws, email, name, out))
-        return NULL;
+    if (!w)
+        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    if (ucreate_init(&w->u, db, a, ws, email, name, out))
+        return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
     w->wake = wake;
     w->arg = arg;
     w->u.done = async_done;
     w->u.arg = w;
+    *wait = w;
     submit(&w->u, 1);
-    return w;
+    return RF_DB_OK;
 }
 
 int rf_store_user_create_result(const struct rf_user_wait *w, const struct rf_user **out,

@@ -1715,6 +1715,65 @@ out:
     env_down(&e);
 }
 
+#define STOPPERS 20
+
+/* SIGTERM while requests wait on their timers past the 10 s drain: the
+ * waits are cut short, every request is answered, and serve exits 0
+ * (libmicrohttpd 0.9.75 aborts when stopped with a suspended connection). */
+static void t_stop_with_waiting_requests(void)
+{
+    struct env e;
+    static struct reqspec q[STOPPERS];
+    static char hdrs[STOPPERS][64], bodies[STOPPERS][64];
+    serve_args[0] = "--provision-delay-ms";
+    serve_args[1] = "30000";
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    for (int i = 0; i < STOPPERS; i++) {
+        snprintf(hdrs[i], sizeof(hdrs[i]), "Idempotency-Key: stop-%d\r\n", i);
+        snprintf(bodies[i], sizeof(bodies[i]), "{\"type\":\"redis\",\"name\":\"s%d\"}", i);
+        q[i] = (struct reqspec){"POST", "/v1/resources", e.key, bodies[i], hdrs[i], 0};
+    }
+    pid_t child = fork();
+    if (child == 0) { /* the clients: exit status = requests answered 201 */
+        struct burst b = {0};
+        int n = 0;
+        if (burst_fire(&e, q, STOPPERS, &b) == 0)
+            for (int i = 0; i < STOPPERS; i++)
+                n += b.res[i].http.status == 201;
+        _exit(n);
+    }
+    track(child);
+    sleep_ms(1000);
+    pid_t pid = e.srv[0].pid;
+    kill(pid, SIGTERM);
+    int st = 0, rc = -2;
+    for (int i = 0; i < 2500 && rc == -2; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        else
+            sleep_ms(10);
+    }
+    if (rc == -2) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    untrack(pid);
+    e.srv[0].pid = 0;
+    e.nsrv = 0;
+    int cst = 0;
+    waitpid(child, &cst, 0);
+    untrack(child);
+    EXPECT(rc == 0, "serve exited %d after SIGTERM with waiting requests (log %s)", rc,
+           e.srv[0].log);
+    EXPECT(WIFEXITED(cst) && WEXITSTATUS(cst) == STOPPERS, "want %d x 201, got %d", STOPPERS,
+           WIFEXITED(cst) ? WEXITSTATUS(cst) : -1);
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL) == STOPPERS,
+           "want %d resources", STOPPERS);
+out:
+    memset(serve_args, 0, sizeof(serve_args));
+    env_down(&e);
+}
+
 /* PostgreSQL outage: under a steady stream of creates the cluster stops
  * for 3 s. Meanwhile only 503 + Retry-After; afterwards every request
  * succeeds without restarting racefree; no duplicate and no lost row. */
@@ -2271,6 +2330,7 @@ static const struct {
     {"race_idem_fingerprint_off", t_idem_fingerprint_off, 1, ANY},
     {"race_quota", t_quota, 1, ANY},
     {"provision_wait_holds_no_worker", t_provision_wait_holds_no_worker, 0, ANY},
+    {"stop_with_waiting_requests", t_stop_with_waiting_requests, 0, SQLITE_ONLY},
     {"idem_release_on_5xx", t_idem_release_on_5xx, 0, ANY},
     {"idem_expiry", t_idem_expiry, 0, ANY},
     {"idem_crash_during_handler", t_idem_crash_during_handler, 0, ANY},
