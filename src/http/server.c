@@ -572,6 +572,16 @@ static int none_suspended(void)
     return atomic_load(&suspended) == 0;
 }
 
+/* The threads around libmicrohttpd's, on a start that failed midway (each
+ * stop is a no-op for what never started). */
+static void stop_threads(void)
+{
+    rf_linger_stop();
+    rf_timer_stop();
+    rf_pool_stop();
+    rf_conns_stop();
+}
+
 /* Binds the listening socket ourselves so that port 0 works and the real
  * port can be printed for scripts and tests. */
 static int listen_on(const char *spec, char *shown, size_t shownlen)
@@ -655,15 +665,12 @@ int rf_server_run(const struct rf_server_opts *o)
         return -1;
     }
     if (rf_pool_start(o->threads) || rf_timer_start() || rf_linger_start()) {
-        rf_linger_stop();
-        rf_timer_stop();
-        rf_pool_stop();
-        rf_conns_stop();
+        stop_threads();
         close(fd);
         return -1;
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned loops = o->loops > 0 ? (unsigned)o->loops : ncpu > 0 ? (unsigned)ncpu : 1;
+    unsigned loops = ncpu > 0 ? (unsigned)ncpu : 1;
     /* libmicrohttpd's own limit is a backstop above ours: connections we
      * evicted or refused still hold a socket until their loop closes them.
      * It is split between the loops, so it gets a loop's worth of slack.
@@ -686,10 +693,7 @@ int rf_server_run(const struct rf_server_opts *o)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->header_bytes, MHD_OPTION_END);
     if (!d) {
         rf_log(RF_LOG_ERROR, "cannot start the HTTP daemon");
-        rf_linger_stop();
-        rf_timer_stop();
-        rf_pool_stop();
-        rf_conns_stop();
+        stop_threads();
         close(fd);
         return -1;
     }

@@ -9,7 +9,6 @@
 struct rf_server_opts {
     const char *listen; /* "host:port"; port 0 picks a free one */
     int threads;        /* workers: the size of the database connection pool */
-    int loops;          /* event-loop threads; 0: one per CPU */
     const struct rf_route *routes;
     size_t nroutes;
     struct rf_app *app;
