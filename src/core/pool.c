@@ -55,9 +55,12 @@ static void *worker_main(void *arg)
         if (!g.head)
             g.tail = NULL;
         atomic_fetch_sub(&g.queued, 1);
-        /* Jobs pushed while a worker spun woke nobody: whoever takes one
-         * and leaves more behind wakes the next sleeper. */
-        if (g.head)
+        /* Jobs pushed while a worker spun woke nobody. Each running worker
+         * takes another when it is done, without sleeping; only a backlog
+         * larger than that wakes a sleeper (never lost: the running ones
+         * get to the rest). */
+        unsigned left = atomic_load(&g.queued);
+        if (left > g.pending - left)
             pthread_cond_signal(&g.cv);
         pthread_mutex_unlock(&g.mu);
         j->next = NULL;
