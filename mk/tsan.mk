@@ -19,7 +19,7 @@
 
 TSAN_BUILD  ?= build-tsan
 TSAN_LOGS   := $(abspath $(TSAN_BUILD))/tsan-logs
-TSAN_TESTS  ?= race concurrent_start
+TSAN_TESTS  ?= race concurrent_start stop_with
 TSAN_UNIT   ?= test_sqlite_ test_tx_run test_metrics_concurrent test_burst_ test_probecli_run_ test_pool_
 TSAN_ENV     = TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
                log_path=$(TSAN_LOGS)/tsan suppressions=$(abspath tests/tsan.supp)"
