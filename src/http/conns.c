@@ -86,7 +86,8 @@ static void append(struct rf_conn *c, int list, uint64_t now)
 /* Under g.mu, which is also what keeps c->fd from being closed and reused
  * meanwhile: libmicrohttpd reports a connection closed (rf_conns_close,
  * which takes g.mu) before it closes the socket. shutdown() rather than
- * close() wakes the connection's own thread, which then closes as usual. */
+ * close() wakes the event loop that owns the connection, which then closes it
+ * as usual. */
 static void kill_conn(struct rf_conn *c)
 {
     unlink_conn(c);
@@ -213,9 +214,9 @@ unsigned rf_conns_count(void)
 
 #define REAP_PERIOD_MS 100
 /* Thousands of connections timing out together (a flood opened in one
- * burst) would wake and end thousands of threads at once, and new
- * connections would wait behind them in the accept queue: spread the
- * closing out instead. 200 a tick is 2000 a second. */
+ * burst) would be closed by the loops all at once, and new connections
+ * would wait behind them in the accept queue: spread the closing out
+ * instead. 200 a tick is 2000 a second. */
 #define REAP_MAX_PER_TICK 200
 #define SUMMARY_PERIOD_NS (10ull * 1000000000u)
 
