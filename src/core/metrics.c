@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/pool.h"
+
 typedef atomic_uint_fast64_t counter;
 
 /* Only counts that clients can reach; anything else is "other", which keeps
@@ -331,6 +333,11 @@ size_t rf_metrics_format(char *buf, size_t cap, const char *const *route_names, 
     put(&o, "racefree_http_open_connections %ld\n", open > 0 ? open : 0);
     head(&o, "racefree_http_connections_total", "counter", "HTTP connections accepted.");
     put(&o, "racefree_http_connections_total %llu\n", (unsigned long long)get(&m.conns_total));
+    /* Above the worker count for long: the database work outruns the pool
+     * (waits on timers and batches are not counted, they hold no worker). */
+    head(&o, "racefree_worker_jobs", "gauge",
+         "Requests queued for or running on the worker pool now.");
+    put(&o, "racefree_worker_jobs %u\n", rf_pool_pending());
     head(&o, "process_start_time_seconds", "gauge",
          "Start time of the process since the Unix epoch in seconds.");
     put(&o, "process_start_time_seconds %lld.%03d\n", (long long)(start_ms / 1000),
