@@ -437,15 +437,7 @@ static int user_create_batched(struct rf_db *db, struct rf_arena *a, const char 
 
 struct rf_user_wait {
     struct ucreate u;
-    void (*wake)(void *arg);
-    void *arg;
 };
-
-static void async_done(void *arg)
-{
-    struct rf_user_wait *w = arg;
-    w->wake(w->arg);
-}
 
 int rf_store_user_create_async(struct rf_db *db, struct rf_arena *a, const char *ws,
                                const char *email, const char *name, struct rf_user *out,
@@ -463,10 +455,8 @@ int rf_store_user_create_async(struct rf_db *db, struct rf_arena *a, const char 
         return rf_db_fail(e, RF_DB_ERROR, "out of memory");
     if (ucreate_init(&w->u, db, a, ws, email, name, out))
         return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
-    w->wake = wake;
-    w->arg = arg;
-    w->u.done = async_done;
-    w->u.arg = w;
+    w->u.done = wake;
+    w->u.arg = arg;
     *wait = w;
     submit(&w->u, 1);
     return RF_DB_OK;
