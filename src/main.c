@@ -28,6 +28,8 @@ struct config {
     int max_connections, max_connections_per_ip;
     int header_timeout_s, body_timeout_s, idle_timeout_s;
     int max_header_bytes;
+    const char *old_key;     /* workspace rotate-key --key */
+    long long expiration_ms; /* workspace rotate-key --expiration */
 };
 
 static void usage_main(FILE *f)
@@ -41,6 +43,7 @@ static void usage_main(FILE *f)
           "  serve                    run the HTTP API server\n"
           "  migrate                  bring the database schema up to date, then exit\n"
           "  workspace create NAME    create a workspace; print its id and root key as JSON\n"
+          "  workspace rotate-key NAME  replace a workspace's root key; print the new one\n"
           "  probe URL                fire concurrent identical requests and check the outcome\n"
           "  version                  print the version\n"
           "  help [COMMAND]           this text, or a command's\n"
@@ -116,11 +119,20 @@ static void usage_migrate(FILE *f)
 static void usage_workspace(FILE *f)
 {
     fputs("usage: racefree workspace create NAME [options]\n"
+          "       racefree workspace rotate-key NAME [--key OLD] [--expiration MS] [options]\n"
           "\n"
-          "Creates workspace NAME (1-100 bytes) and prints {\"workspaceId\", \"name\",\n"
+          "create: creates workspace NAME (1-100 bytes) and prints {\"workspaceId\", \"name\",\n"
           "\"rootKey\"} as one JSON line. The root key is shown only this once.\n"
           "Exits 1 if the workspace exists.\n"
           "\n"
+          "rotate-key: makes a new root key for NAME and prints {\"workspaceId\", \"name\",\n"
+          "\"rootKey\", \"previousKeyExpires\"}. The old key (OLD, or the workspace's newest\n"
+          "live one) keeps working for MS ms (default 0), and at least as long as servers\n"
+          "cache root keys (1 s); with a shorter MS this command returns only once the\n"
+          "old key is refused everywhere. One rotation of a key wins: a second exits 1.\n"
+          "\n"
+          "  --key OLD           the root key to replace\n"
+          "  --expiration MS     how long the old key keeps working (0-2592000000)\n"
           "  --db URL            sqlite:PATH or postgres://... (default sqlite:./racefree.db);\n"
           "                      env RACEFREE_DB\n"
           "  --log-level LEVEL   debug|info|warn|error (default info)\n"
@@ -167,12 +179,23 @@ enum {
     OPT_BODY_TO,
     OPT_IDLE_TO,
     OPT_HEADER_BYTES,
+    OPT_OLD_KEY,
+    OPT_EXPIRATION,
 };
 
 static const struct option common_opts[] = {
     {"db", required_argument, NULL, OPT_DB},
     {"log-level", required_argument, NULL, OPT_LOG},
     {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct option workspace_opts[] = {
+    {"db", required_argument, NULL, OPT_DB},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"key", required_argument, NULL, OPT_OLD_KEY},
+    {"expiration", required_argument, NULL, OPT_EXPIRATION},
     {NULL, 0, NULL, 0},
 };
 
@@ -241,6 +264,8 @@ static int parse_opts(int argc, char **argv, struct config *c, const struct opti
     c->body_timeout_s = 30;
     c->idle_timeout_s = 30;
     c->max_header_bytes = 32 * 1024;
+    c->old_key = NULL;
+    c->expiration_ms = 0;
     int ch, idx = 0;
     optind = 1;
     opterr = 0; /* our messages name the command */
@@ -266,6 +291,13 @@ static int parse_opts(int argc, char **argv, struct config *c, const struct opti
             break;
         case OPT_LISTEN:
             c->listen = optarg;
+            break;
+        case OPT_OLD_KEY:
+            c->old_key = optarg;
+            break;
+        case OPT_EXPIRATION:
+            if (int_arg("--expiration", optarg, 0, 2592000000LL, &c->expiration_ms))
+                return -1;
             break;
         case OPT_LOG:
             if (!strcmp(optarg, "debug"))
@@ -499,13 +531,53 @@ static int cmd_migrate(int argc, char **argv)
     return 0;
 }
 
+static int print_json(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(j);
+    return s ? 0 : 1;
+}
+
+/* The old key must outlive every server's cached copy of it: a server may
+ * have cached it just before the rotation committed. */
+static int rotate_key(struct rf_db *db, const char *name, const struct config *c)
+{
+    char ws[64], key[RF_ROOT_KEY_MAX];
+    int64_t expires;
+    enum rf_rotate_result res;
+    struct rf_db_error e;
+    int64_t overlap = c->expiration_ms > RF_API_AUTH_TTL_MS ? c->expiration_ms : RF_API_AUTH_TTL_MS;
+    int rc = rf_store_root_key_rotate(db, name, c->old_key, overlap, ws, key, &expires, &res, &e);
+    if (rc != RF_DB_OK) {
+        fprintf(stderr, "racefree: %s\n", e.detail);
+        return 1;
+    }
+    if (res != RF_ROTATE_OK) {
+        fprintf(stderr, "racefree: %s\n",
+                res == RF_ROTATE_NO_WORKSPACE ? "no such workspace"
+                : res == RF_ROTATE_NO_KEY     ? "no live root key to rotate (--key unknown?)"
+                                              : "that root key was already rotated");
+        return 1;
+    }
+    /* Asked for less than the cache lives: answer when the old key is dead. */
+    for (int64_t left; c->expiration_ms < RF_API_AUTH_TTL_MS && (left = expires - rf_now_ms()) > 0;)
+        nanosleep(&(struct timespec){left / 1000, (long)(left % 1000) * 1000000L}, NULL);
+    return print_json(json_pack("{s:s, s:s, s:s, s:I}", "workspaceId", ws, "name", name, "rootKey",
+                                key, "previousKeyExpires", (json_int_t)expires));
+}
+
 static int cmd_workspace(int argc, char **argv)
 {
     struct config c;
-    int p = parse_opts(argc, argv, &c, common_opts, usage_workspace);
+    int p = parse_opts(argc, argv, &c, workspace_opts, usage_workspace);
     if (p)
         return p > 0 ? 0 : 2;
-    if (argc - optind != 2 || strcmp(argv[optind], "create") != 0) {
+    int rotate = argc - optind == 2 && strcmp(argv[optind], "rotate-key") == 0;
+    if (argc - optind != 2 || (!rotate && strcmp(argv[optind], "create") != 0) ||
+        (!rotate && (c.old_key || c.expiration_ms))) {
         usage_workspace(stderr);
         return 2;
     }
@@ -517,6 +589,11 @@ static int cmd_workspace(int argc, char **argv)
     struct rf_db *db = open_and_migrate(&c, 1);
     if (!db)
         return 1;
+    if (rotate) {
+        int rc = rotate_key(db, name, &c);
+        rf_db_close(db);
+        return rc;
+    }
     char ws[64], key[RF_ROOT_KEY_MAX];
     int exists;
     struct rf_db_error e;
@@ -530,13 +607,8 @@ static int cmd_workspace(int argc, char **argv)
         fprintf(stderr, "racefree: workspace '%s' already exists\n", name);
         return 1;
     }
-    json_t *j = json_pack("{s:s, s:s, s:s}", "workspaceId", ws, "name", name, "rootKey", key);
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    if (s)
-        printf("%s\n", s);
-    free(s);
-    json_decref(j);
-    return s ? 0 : 1;
+    return print_json(
+        json_pack("{s:s, s:s, s:s}", "workspaceId", ws, "name", name, "rootKey", key));
 }
 
 static int cmd_version(int argc, char **argv)

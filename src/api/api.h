@@ -33,6 +33,20 @@ int rf_api_check_name(struct rf_req *r, json_t *v);
 int rf_api_lookup_failed(struct rf_req *r, int rc, const char *detail, int found,
                          const char *not_found);
 
+/* Keys' shared pieces (api/keyops.c). "ratelimits": an array of
+ * {"name", "limit", "duration"}; replies 422 and returns -1 when bad. */
+struct rf_ratelimits;
+struct rf_key_input;
+int rf_api_ratelimits_parse(struct rf_req *r, json_t *v, struct rf_ratelimits *out);
+json_t *rf_api_ratelimits_json(const struct rf_ratelimits *rl);
+/* A new API key: the plaintext (shown once), its SHA-256 (stored) and
+ * its first characters (shown in lists). -1 when randomness failed. */
+#define RF_API_KEY_MAX 128
+#define RF_API_KEY_START 8
+int rf_api_key_mint(char key[RF_API_KEY_MAX], char hash[65], char start[RF_API_KEY_START + 1]);
+/* "refill": {"interval", "amount", "refillDay"?} or null into in. */
+int rf_api_refill_parse(struct rf_req *r, json_t *v, struct rf_key_input *in);
+
 /* The idempotency layer, for rf_server_opts (api/idempotency.c). */
 int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, size_t len);
 int rf_api_idem_finish(struct rf_req *r, int attempt);
@@ -40,6 +54,11 @@ int rf_api_idem_finish(struct rf_req *r, int attempt);
  * printable ASCII characters once unquoted, written into out. Returns 0, or
  * -1 when invalid. Public for tests/fuzz/idem_key_fuzz.c. */
 int rf_api_idem_parse_key(const char *h, char *out, size_t outlen);
+
+/* How long a server trusts a root key it has looked up before asking the
+ * database again: the lag of a revocation, which `workspace rotate-key`
+ * waits out. */
+#define RF_API_AUTH_TTL_MS 1000
 
 /* For rf_server_opts.authenticate (may query the database) and
  * .auth_cached (a cache lookup only: 1 when decided). */
@@ -64,6 +83,9 @@ void rf_api_key_create(struct rf_req *r);
 void rf_api_key_get(struct rf_req *r);
 void rf_api_key_patch(struct rf_req *r);
 void rf_api_key_verify(struct rf_req *r);
+void rf_api_key_delete(struct rf_req *r);
+void rf_api_key_credits(struct rf_req *r);
+void rf_api_key_reroll(struct rf_req *r);
 void rf_api_resource_create(struct rf_req *r);
 void rf_api_resource_get(struct rf_req *r);
 void rf_api_resource_list(struct rf_req *r);

@@ -1,15 +1,13 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "core/metrics.h"
 #include "core/rules.h"
 #include "core/util.h"
 #include "store/store.h"
 
 #define EXTERNAL_ID_MAX 255
 #define META_MAX 4096
-#define KEY_BYTES 32
-#define KEY_START_LEN 8
-#define KEY_MAX 128
 
 /* Stored meta is compact JSON text; shown as the object it was. */
 static json_t *meta_json(const char *text)
@@ -27,12 +25,25 @@ static json_t *identity_json(const struct rf_identity *idn, int with_created)
     return j;
 }
 
+static json_t *refill_json(const struct rf_key *k)
+{
+    if (k->refill == RF_REFILL_NONE)
+        return json_null();
+    json_t *j =
+        json_pack("{s:s, s:I}", "interval", k->refill == RF_REFILL_DAILY ? "daily" : "monthly",
+                  "amount", (json_int_t)k->refill_amount);
+    if (j && k->refill == RF_REFILL_MONTHLY)
+        json_object_set_new(j, "refillDay", json_integer(k->refill_day));
+    return j;
+}
+
 static json_t *key_json(const struct rf_key *k)
 {
-    return json_pack("{s:s, s:s, s:s?, s:b, s:o, s:o, s:o, s:o, s:s, s:s}", "id", k->id, "start",
-                     k->start, "name", k->name, "enabled", k->enabled, "remaining",
+    return json_pack("{s:s, s:s, s:s?, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s}", "id", k->id,
+                     "start", k->start, "name", k->name, "enabled", k->enabled, "remaining",
                      k->has_remaining ? json_integer(k->remaining) : json_null(), "expires",
-                     k->has_expires ? json_integer(k->expires) : json_null(), "meta",
+                     k->has_expires ? json_integer(k->expires) : json_null(), "refill",
+                     refill_json(k), "ratelimits", rf_api_ratelimits_json(&k->ratelimits), "meta",
                      meta_json(k->meta), "identity",
                      k->has_identity ? identity_json(&k->identity, 0) : json_null(), "createdAt",
                      k->created_at, "updatedAt", k->updated_at);
@@ -78,17 +89,22 @@ void rf_api_identity_create(struct rf_req *r)
     static const struct rf_field fields[] = {
         {"externalId", RF_F_STRING, 1},
         {"meta", RF_F_OBJECT_OR_NULL, 0},
+        {"ratelimits", RF_F_ARRAY, 0},
     };
     const char *meta;
+    struct rf_ratelimits rl = {0};
+    json_t *jrl;
     if (rf_input_require(r, fields, RF_NFIELDS(fields)) ||
         check_external_id(r, json_object_get(r->body, "externalId")) ||
-        meta_text(r, json_object_get(r->body, "meta"), &meta))
+        meta_text(r, json_object_get(r->body, "meta"), &meta) ||
+        ((jrl = json_object_get(r->body, "ratelimits")) && rf_api_ratelimits_parse(r, jrl, &rl)))
         return;
     struct rf_identity idn;
     struct rf_db_error e;
     int exists;
     const char *xid = json_string_value(json_object_get(r->body, "externalId"));
-    int rc = rf_store_identity_create(r->app->db, r->tx, r->a, r->ws, xid, meta, &idn, &exists, &e);
+    int rc =
+        rf_store_identity_create(r->app->db, r->tx, r->a, r->ws, xid, meta, &rl, &idn, &exists, &e);
     if (rc != RF_DB_OK) {
         rf_reply_db_error(r, rc, e.detail);
         return;
@@ -98,7 +114,10 @@ void rf_api_identity_create(struct rf_req *r)
                                "An identity with this externalId already exists.");
         return;
     }
-    rf_reply_json(r, 201, json_pack("{s:o}", "identity", identity_json(&idn, 1)));
+    json_t *j = identity_json(&idn, 1);
+    if (j)
+        json_object_set_new(j, "ratelimits", rf_api_ratelimits_json(&rl));
+    rf_reply_json(r, 201, json_pack("{s:o}", "identity", j));
 }
 
 void rf_api_identity_get(struct rf_req *r)
@@ -106,10 +125,14 @@ void rf_api_identity_get(struct rf_req *r)
     struct rf_identity idn;
     struct rf_db_error e;
     int found;
-    int rc = rf_store_identity_get(r->app->db, r->a, r->ws, r->params[0], &idn, &found, &e);
+    struct rf_ratelimits rl;
+    int rc = rf_store_identity_get(r->app->db, r->a, r->ws, r->params[0], &idn, &rl, &found, &e);
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No identity with this externalId."))
         return;
-    rf_reply_json(r, 200, json_pack("{s:o}", "identity", identity_json(&idn, 1)));
+    json_t *j = identity_json(&idn, 1);
+    if (j)
+        json_object_set_new(j, "ratelimits", rf_api_ratelimits_json(&rl));
+    rf_reply_json(r, 200, json_pack("{s:o}", "identity", j));
 }
 
 /* Reads the key fields shared by create and patch into in. patch allows
@@ -159,29 +182,38 @@ static int key_input(struct rf_req *r, int patch, struct rf_key_input *in)
         in->set_enabled = 1;
         in->enabled = json_is_true(v);
     }
-    (void)patch;
+    if ((v = json_object_get(r->body, "ratelimits"))) {
+        in->set_ratelimits = 1;
+        if (rf_api_ratelimits_parse(r, v, &in->ratelimits))
+            return -1;
+    }
+    if (rf_api_refill_parse(r, json_object_get(r->body, "refill"), in))
+        return -1;
+    if (in->set_refill && in->refill == RF_REFILL_NONE && !patch) {
+        rf_reply_problem_field(r, 422, "invalid_refill", "refill",
+                               "refill is an object on create (leave it out for none).");
+        return -1;
+    }
     return 0;
 }
 
 void rf_api_key_create(struct rf_req *r)
 {
     static const struct rf_field fields[] = {
-        {"name", RF_F_STRING, 0},    {"externalId", RF_F_STRING, 0}, {"meta", RF_F_OBJECT, 0},
-        {"expires", RF_F_INT, 0},    {"remaining", RF_F_INT, 0},     {"enabled", RF_F_BOOL, 0},
+        {"name", RF_F_STRING, 0},      {"externalId", RF_F_STRING, 0}, {"meta", RF_F_OBJECT, 0},
+        {"expires", RF_F_INT, 0},      {"remaining", RF_F_INT, 0},     {"enabled", RF_F_BOOL, 0},
+        {"ratelimits", RF_F_ARRAY, 0}, {"refill", RF_F_OBJECT, 0},
     };
     struct rf_key_input in;
     if (rf_input_require(r, fields, RF_NFIELDS(fields)) || key_input(r, 0, &in))
         return;
     /* The plaintext exists only in this response; the database keeps its
      * SHA-256 and the first characters for display. */
-    char key[KEY_MAX], hash[65], start[KEY_START_LEN + 1], key_id[64];
-    if (rf_id_new(key, sizeof(key), "rf_", KEY_BYTES)) {
+    char key[RF_API_KEY_MAX], hash[65], start[RF_API_KEY_START + 1], key_id[64];
+    if (rf_api_key_mint(key, hash, start)) {
         rf_reply_db_error(r, RF_DB_ERROR, "key generation failed");
         return;
     }
-    rf_sha256_hex(key, strlen(key), hash);
-    memcpy(start, key, KEY_START_LEN);
-    start[KEY_START_LEN] = '\0';
     const char *identity_id;
     struct rf_db_error e;
     int rc = rf_store_key_create(r->app->db, r->tx, r->a, r->ws, hash, start, &in, key_id,
@@ -197,9 +229,10 @@ void rf_api_key_create(struct rf_req *r)
 void rf_api_key_patch(struct rf_req *r)
 {
     static const struct rf_field fields[] = {
-        {"name", RF_F_STRING_OR_NULL, 0},    {"externalId", RF_F_STRING_OR_NULL, 0},
-        {"meta", RF_F_OBJECT_OR_NULL, 0},    {"expires", RF_F_INT_OR_NULL, 0},
-        {"remaining", RF_F_INT_OR_NULL, 0},  {"enabled", RF_F_BOOL, 0},
+        {"name", RF_F_STRING_OR_NULL, 0},   {"externalId", RF_F_STRING_OR_NULL, 0},
+        {"meta", RF_F_OBJECT_OR_NULL, 0},   {"expires", RF_F_INT_OR_NULL, 0},
+        {"remaining", RF_F_INT_OR_NULL, 0}, {"enabled", RF_F_BOOL, 0},
+        {"ratelimits", RF_F_ARRAY, 0},      {"refill", RF_F_OBJECT_OR_NULL, 0},
     };
     struct rf_key_input in;
     if (rf_input_require(r, fields, RF_NFIELDS(fields)) || key_input(r, 1, &in))
@@ -224,36 +257,113 @@ void rf_api_key_get(struct rf_req *r)
     rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
 }
 
+/* "ratelimits": [{"name", "cost"?}] and "credits": {"cost"} of a verify. */
+static int verify_input(struct rf_req *r, struct rf_verify_in *in)
+{
+    static const struct rf_field lf[] = {{"name", RF_F_STRING, 1}, {"cost", RF_F_INT, 0}};
+    static const struct rf_field cf[] = {{"cost", RF_F_INT, 1}};
+    const char *bad;
+    json_t *v = json_object_get(r->body, "ratelimits"), *o;
+    size_t i;
+    in->credit_cost = 1;
+    in->auto_limits = v == NULL;
+    if (v && json_array_size(v) > RF_RATELIMITS_MAX)
+        goto bad_limits;
+    json_array_foreach(v, i, o)
+    {
+        json_t *name = json_object_get(o, "name"), *cost = json_object_get(o, "cost");
+        if (!json_is_object(o) || rf_input_check(o, lf, RF_NFIELDS(lf), &bad) ||
+            (cost && (json_integer_value(cost) < 0 || json_integer_value(cost) > 1000000000000000)))
+            goto bad_limits;
+        for (int j = 0; j < in->nlimits; j++)
+            if (!strcmp(in->limits[j].name, json_string_value(name)))
+                goto bad_limits;
+        in->limits[in->nlimits].name = json_string_value(name);
+        in->limits[in->nlimits++].cost = cost ? json_integer_value(cost) : 1;
+    }
+    if ((v = json_object_get(r->body, "credits"))) {
+        if (rf_input_check(v, cf, RF_NFIELDS(cf), &bad) ||
+            json_integer_value(json_object_get(v, "cost")) < 0) {
+            rf_reply_problem_field(r, 422, "invalid_credits", "credits",
+                                   "credits is {\"cost\": an integer >= 0}.");
+            return -1;
+        }
+        in->credit_cost = json_integer_value(json_object_get(v, "cost"));
+    }
+    return 0;
+bad_limits:
+    rf_reply_problem_field(r, 422, "invalid_ratelimits", "ratelimits",
+                           "ratelimits is an array of at most %d {\"name\", \"cost\"?} with "
+                           "distinct names and cost >= 0.",
+                           RF_RATELIMITS_MAX);
+    return -1;
+}
+
+static json_t *checks_json(const struct rf_verify_out *o)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < o->nchecks; i++) {
+        const struct rf_rl_check *c = &o->checks[i];
+        json_array_append_new(a,
+                              json_pack("{s:s, s:I, s:I, s:I, s:b}", "name", c->name, "limit",
+                                        (json_int_t)c->limit, "remaining", (json_int_t)c->remaining,
+                                        "reset", (json_int_t)c->reset, "exceeded", c->exceeded));
+    }
+    return a;
+}
+
 void rf_api_key_verify(struct rf_req *r)
 {
-    static const struct rf_field fields[] = {{"key", RF_F_STRING, 1}};
-    static const char *const names[] = {"VALID", "NOT_FOUND", "DISABLED", "EXPIRED",
-                                        "USAGE_EXCEEDED"};
-    if (rf_input_require(r, fields, RF_NFIELDS(fields)))
+    static const struct rf_field fields[] = {
+        {"key", RF_F_STRING, 1}, {"ratelimits", RF_F_ARRAY, 0}, {"credits", RF_F_OBJECT, 0}};
+    static const char *const names[] = {"VALID",   "NOT_FOUND",      "DISABLED",
+                                        "EXPIRED", "USAGE_EXCEEDED", "RATE_LIMITED"};
+    struct rf_verify_in in = {0};
+    if (rf_input_require(r, fields, RF_NFIELDS(fields)) || verify_input(r, &in))
         return;
     json_t *jkey = json_object_get(r->body, "key");
     const char *key = json_string_value(jkey);
-    enum rf_verify_code code = RF_VERIFY_NOT_FOUND;
-    struct rf_key k;
+    struct rf_verify_out *out = rf_arena_alloc(r->a, sizeof(*out));
+    if (!out) {
+        rf_reply_db_error(r, RF_DB_ERROR, "out of memory");
+        return;
+    }
+    out->code = RF_VERIFY_NOT_FOUND;
+    out->nchecks = 0;
     /* Anything that cannot be one of our keys is simply not found. */
-    if (json_string_length(jkey) <= KEY_MAX && strncmp(key, "rf_", 3) == 0) {
+    if (json_string_length(jkey) <= RF_API_KEY_MAX && strncmp(key, "rf_", 3) == 0) {
         char hash[65];
         struct rf_db_error e;
         rf_sha256_hex(key, json_string_length(jkey), hash);
-        int rc =
-            rf_store_key_verify(r->app->db, r->tx, r->a, r->ws, hash, rf_now_ms(), &code, &k, &e);
+        in.key_hash = hash;
+        in.now_ms = rf_now_ms();
+        int rc = rf_store_key_verify(r->app->db, r->tx, r->a, r->ws, &in, out, &e);
         if (rc != RF_DB_OK) {
             rf_reply_db_error(r, rc, e.detail);
             return;
         }
+        if (out->unknown_limit) {
+            rf_reply_problem_field(r, 422, "unknown_ratelimit", "ratelimits",
+                                   "Neither the key nor its identity has a ratelimit named "
+                                   "'%.64s'.",
+                                   out->unknown_limit);
+            return;
+        }
     }
+    enum rf_verify_code code = out->code;
+    const struct rf_key *k = &out->key;
+    if (out->nchecks)
+        rf_metrics_ratelimit(code == RF_VERIFY_RATE_LIMITED ? RF_METRICS_RL_LIMITED
+                                                            : RF_METRICS_RL_PASSED);
     json_t *j = json_pack("{s:b, s:s}", "valid", code == RF_VERIFY_VALID, "code", names[code]);
     if (j && code != RF_VERIFY_NOT_FOUND) {
-        json_object_set_new(j, "keyId", json_string(k.id));
-        if (k.has_identity)
-            json_object_set_new(j, "identity", identity_json(&k.identity, 0));
-        if (k.has_remaining)
-            json_object_set_new(j, "remaining", json_integer(k.remaining));
+        json_object_set_new(j, "keyId", json_string(k->id));
+        if (k->has_identity)
+            json_object_set_new(j, "identity", identity_json(&k->identity, 0));
+        if (k->has_remaining)
+            json_object_set_new(j, "remaining", json_integer(k->remaining));
+        if (out->nchecks)
+            json_object_set_new(j, "ratelimits", checks_json(out));
     }
     rf_reply_json(r, 200, j);
 }

@@ -28,8 +28,11 @@ const struct rf_route rf_routes[] = {
     /* before /v1/keys/{keyId}: the table is matched in order */
     {"POST", "/v1/keys/verify", rf_api_key_verify, V1_JSON, "keys.verify"},
     {"POST", "/v1/keys", rf_api_key_create, V1_JSON, "keys.create"},
+    {"POST", "/v1/keys/{keyId}/credits", rf_api_key_credits, V1_JSON, "keys.credits"},
+    {"POST", "/v1/keys/{keyId}/reroll", rf_api_key_reroll, V1_JSON, "keys.reroll"},
     {"GET", "/v1/keys/{keyId}", rf_api_key_get, V1, "keys.get"},
     {"PATCH", "/v1/keys/{keyId}", rf_api_key_patch, V1_JSON, "keys.patch"},
+    {"DELETE", "/v1/keys/{keyId}", rf_api_key_delete, V1, "keys.delete"},
     {"POST", "/v1/resources", rf_api_resource_create, V1_JSON, "resources.create"},
     {"GET", "/v1/resources", rf_api_resource_list, V1, "resources.list"},
     {"GET", "/v1/resources/{id}", rf_api_resource_get, V1, "resources.get"},
@@ -39,10 +42,11 @@ const size_t rf_nroutes = sizeof(rf_routes) / sizeof(rf_routes[0]);
 
 /* Root keys resolved recently, by the SHA-256 of the key: every /v1
  * request authenticates, and on PostgreSQL the lookup is a round trip of
- * its own. Only hits are kept, for AUTH_TTL_NS; a key is never removed
- * today, and the TTL bounds how long a future revocation would lag. */
+ * its own. Only hits are kept, for at most RF_API_AUTH_TTL_MS and never
+ * past the key's own expiry: a rotated key is refused everywhere once its
+ * overlap ends, since rotate-key makes that overlap at least the TTL. */
 #define AUTH_SLOTS 256
-#define AUTH_TTL_NS (30ull * 1000000000u)
+#define AUTH_TTL_NS ((uint64_t)RF_API_AUTH_TTL_MS * 1000000u)
 
 static struct {
     char hash[65];
@@ -79,21 +83,29 @@ void rf_api_authenticate(struct rf_req *r, const char *token)
 {
     struct rf_db_error e;
     char hash[65];
+    int64_t expires;
     if (rf_api_auth_cached(r, token))
         return;
     rf_sha256_hex(token, strlen(token), hash);
     unsigned slot = auth_slot(hash);
     uint64_t now = rf_mono_ns();
-    int rc = rf_store_auth(r->app->db, r->a, token, &r->ws, &e);
+    int rc = rf_store_auth(r->app->db, r->a, token, &r->ws, &expires, &e);
     if (rc != RF_DB_OK) {
         rf_reply_db_error(r, rc, e.detail);
         return;
     }
-    if (r->ws && strlen(r->ws) < sizeof(auth_cache[0].ws)) {
+    uint64_t ttl = AUTH_TTL_NS;
+    if (expires) { /* a rotated key: cached no longer than it lives */
+        int64_t left_ms = expires - rf_now_ms();
+        ttl = left_ms <= 0                         ? 0
+              : (uint64_t)left_ms * 1000000u < ttl ? (uint64_t)left_ms * 1000000u
+                                                   : ttl;
+    }
+    if (r->ws && ttl && strlen(r->ws) < sizeof(auth_cache[0].ws)) {
         pthread_mutex_lock(&auth_mu);
         memcpy(auth_cache[slot].hash, hash, sizeof(hash));
         snprintf(auth_cache[slot].ws, sizeof(auth_cache[slot].ws), "%s", r->ws);
-        auth_cache[slot].until = now + AUTH_TTL_NS;
+        auth_cache[slot].until = now + ttl;
         pthread_mutex_unlock(&auth_mu);
     }
 }

@@ -33,13 +33,16 @@ static const char *const retry_names[] = {
 enum { R_BUSY, R_LOCKED, R_SERIAL, R_DEADLOCK, R_LOCK_TIMEOUT, R_GROUP, R_OTHER, NRETRY };
 
 /* The problem codes the API answers 409 with (docs/API.md). */
-static const char *const conflict_codes[] = {"username_taken", "identity_exists", "quota_exceeded",
-                                             "idempotency_key_in_progress", "other"};
+static const char *const conflict_codes[] = {
+    "username_taken", "identity_exists",   "quota_exceeded", "idempotency_key_in_progress",
+    "key_rerolled",   "credits_unlimited", "other"};
 #define NCONFLICT (sizeof(conflict_codes) / sizeof(conflict_codes[0]))
 
 static const char *const existing_names[RF_METRICS_EXISTING_N] = {"users"};
 static const char *const idem_names[RF_METRICS_IDEM_N] = {
     "reserved", "replayed", "in_progress", "reused", "completed", "released", "taken_over"};
+
+static const char *const rl_names[RF_METRICS_RL_N] = {"passed", "limited"};
 
 static const unsigned batch_le[] = {1, 2, 4, 8, 16, 32, 64, 128};
 #define NBATCH (sizeof(batch_le) / sizeof(batch_le[0]))
@@ -56,6 +59,7 @@ static struct {
     counter conflicts[NCONFLICT];
     counter existing[RF_METRICS_EXISTING_N];
     counter idem[RF_METRICS_IDEM_N];
+    counter ratelimit[RF_METRICS_RL_N];
     counter batch[NBATCH + 1];
     counter batch_sum;
     counter conns_total;
@@ -157,6 +161,12 @@ void rf_metrics_idem(enum rf_metrics_idem outcome)
 {
     if ((unsigned)outcome < RF_METRICS_IDEM_N)
         inc(&m.idem[outcome], 1);
+}
+
+void rf_metrics_ratelimit(enum rf_metrics_ratelimit outcome)
+{
+    if ((unsigned)outcome < RF_METRICS_RL_N)
+        inc(&m.ratelimit[outcome], 1);
 }
 
 void rf_metrics_batch(unsigned n)
@@ -326,6 +336,10 @@ size_t rf_metrics_format(char *buf, size_t cap, const char *const *route_names, 
          "Idempotency-Key outcomes: reservations, replays, conflicts, completions, releases.");
     labelled(&o, "racefree_idempotency_outcomes_total", "outcome", idem_names, m.idem,
              RF_METRICS_IDEM_N);
+    head(&o, "racefree_ratelimit_outcomes_total", "counter",
+         "Key verifications that counted against ratelimits, by outcome.");
+    labelled(&o, "racefree_ratelimit_outcomes_total", "outcome", rl_names, m.ratelimit,
+             RF_METRICS_RL_N);
     batches(&o);
 
     head(&o, "racefree_http_open_connections", "gauge", "HTTP connections open now.");

@@ -46,6 +46,14 @@ enum rf_metrics_idem {
 };
 void rf_metrics_idem(enum rf_metrics_idem outcome);
 
+enum rf_metrics_ratelimit {
+    RF_METRICS_RL_PASSED,  /* a verify's limits all had room: spent */
+    RF_METRICS_RL_LIMITED, /* one had none: RATE_LIMITED, nothing spent */
+    RF_METRICS_RL_N
+};
+/* A verify that counted against ratelimits, by outcome. */
+void rf_metrics_ratelimit(enum rf_metrics_ratelimit outcome);
+
 /* Transactions committed together by one group commit. */
 void rf_metrics_batch(unsigned n);
 

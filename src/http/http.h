@@ -142,6 +142,7 @@ enum rf_field_type {
     RF_F_BOOL,
     RF_F_OBJECT,
     RF_F_OBJECT_OR_NULL,
+    RF_F_ARRAY,
 };
 struct rf_field {
     const char *name;

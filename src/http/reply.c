@@ -31,6 +31,12 @@ static const struct {
     {"invalid_expires", "Invalid expires"},
     {"invalid_remaining", "Invalid remaining"},
     {"identity_exists", "Identity already exists"},
+    {"invalid_ratelimits", "Invalid ratelimits"},
+    {"unknown_ratelimit", "No such ratelimit on the key or its identity"},
+    {"invalid_refill", "Invalid refill"},
+    {"invalid_credits", "Invalid credits operation"},
+    {"credits_unlimited", "The key has unlimited credits"},
+    {"key_rerolled", "The key was already rerolled"},
     {"invalid_type", "Invalid type"},
     {"quota_exceeded", "Quota exceeded"},
     {"provisioning_failed", "Provisioning failed"},
@@ -220,6 +226,8 @@ static int type_ok(json_t *v, enum rf_field_type t)
         return json_is_object(v);
     case RF_F_OBJECT_OR_NULL:
         return json_is_object(v) || json_is_null(v);
+    case RF_F_ARRAY:
+        return json_is_array(v);
     }
     return 0;
 }
@@ -282,6 +290,8 @@ static const char *type_name(enum rf_field_type t)
         return "an object";
     case RF_F_OBJECT_OR_NULL:
         return "an object or null";
+    case RF_F_ARRAY:
+        return "an array";
     }
     return "?";
 }

@@ -1,14 +1,19 @@
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/util.h"
 #include "store/store.h"
 
 #define IDENTITY_COLS "id, external_id, meta, created_at"
+#define KEY_COLS                                                                                   \
+    "k.id, k.start, k.name, k.enabled, k.remaining, k.expires, k.meta, k.created_at,"              \
+    " k.updated_at, k.refill_interval, k.refill_amount, k.refill_day, k.last_refill,"              \
+    " k.rerolled_to, COALESCE(k.limits_owner, k.id), i.id, i.external_id, i.meta, i.created_at"
+#define KEY_NCOLS 19
+#define KEY_IDENTITY_COL 15
 #define KEY_SELECT                                                                                 \
-    "SELECT k.id, k.start, k.name, k.enabled, k.remaining, k.expires, k.meta, k.created_at,"       \
-    " k.updated_at, i.id, i.external_id, i.meta, i.created_at"                                     \
-    " FROM api_keys k LEFT JOIN identities i ON i.id = k.identity_id"
+    "SELECT " KEY_COLS " FROM api_keys k LEFT JOIN identities i ON i.id = k.identity_id"
 
 static void identity_from_row(const struct rf_db_rows *r, int row, int col,
                               struct rf_identity *idn)
@@ -19,7 +24,60 @@ static void identity_from_row(const struct rf_db_rows *r, int row, int col,
     idn->created_at = rf_db_cell(r, row, col + 3);
 }
 
-static void key_from_row(const struct rf_db_rows *r, int row, struct rf_key *k)
+static int64_t cell_int(const struct rf_db_rows *r, int row, int col, int *has)
+{
+    const char *v = rf_db_cell(r, row, col);
+    if (has)
+        *has = v != NULL;
+    return v ? atoll(v) : 0;
+}
+
+static enum rf_refill refill_parse(const char *v)
+{
+    return !v ? RF_REFILL_NONE : !strcmp(v, "monthly") ? RF_REFILL_MONTHLY : RF_REFILL_DAILY;
+}
+
+static const char *refill_text(enum rf_refill r)
+{
+    return r == RF_REFILL_DAILY ? "daily" : r == RF_REFILL_MONTHLY ? "monthly" : NULL;
+}
+
+int64_t rf_refill_period_start(enum rf_refill interval, int day, int64_t now_ms)
+{
+    static const int64_t day_ms = 86400000;
+    int64_t today = now_ms - (now_ms % day_ms + day_ms) % day_ms;
+    if (interval != RF_REFILL_MONTHLY)
+        return today;
+    time_t t = (time_t)(today / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    for (int back = 0; back < 2; back++) {
+        /* Day `day` of this month (or of the one before), cut to its length. */
+        struct tm m = {.tm_year = tm.tm_year, .tm_mon = tm.tm_mon - back, .tm_mday = 1};
+        time_t first = timegm(&m);
+        struct tm next = {.tm_year = tm.tm_year, .tm_mon = tm.tm_mon - back + 1, .tm_mday = 1};
+        int len = (int)((timegm(&next) - first) / 86400);
+        int d = day < 1 ? 1 : day > len ? len : day;
+        int64_t start = ((int64_t)first + (int64_t)(d - 1) * 86400) * 1000;
+        if (start <= now_ms)
+            return start;
+    }
+    return today; /* not reached: the month before always started earlier */
+}
+
+/* The start of the period a refill is due for, or 0 when none is due. */
+static int64_t refill_due(const struct rf_key *k, int64_t now_ms)
+{
+    if (k->refill == RF_REFILL_NONE)
+        return 0;
+    int64_t p = rf_refill_period_start(k->refill, (int)k->refill_day, now_ms);
+    return k->last_refill < p ? p : 0;
+}
+
+/* limits_owner: where the key's ratelimits live (may be NULL). now_ms
+ * shows a refill that is due as done, as the next verify will make it. */
+static void key_from_row(const struct rf_db_rows *r, int row, struct rf_key *k, int64_t now_ms,
+                         const char **limits_owner)
 {
     const char *v;
     memset(k, 0, sizeof(*k));
@@ -28,20 +86,25 @@ static void key_from_row(const struct rf_db_rows *r, int row, struct rf_key *k)
     k->name = rf_db_cell(r, row, 2);
     v = rf_db_cell(r, row, 3);
     k->enabled = v && (atoi(v) != 0 || v[0] == 't');
-    if ((v = rf_db_cell(r, row, 4))) {
-        k->has_remaining = 1;
-        k->remaining = atoll(v);
-    }
-    if ((v = rf_db_cell(r, row, 5))) {
-        k->has_expires = 1;
-        k->expires = atoll(v);
-    }
+    k->remaining = cell_int(r, row, 4, &k->has_remaining);
+    k->expires = cell_int(r, row, 5, &k->has_expires);
     k->meta = rf_db_cell(r, row, 6);
     k->created_at = rf_db_cell(r, row, 7);
     k->updated_at = rf_db_cell(r, row, 8);
-    if (rf_db_cell(r, row, 9)) {
+    k->refill = refill_parse(rf_db_cell(r, row, 9));
+    k->refill_amount = cell_int(r, row, 10, NULL);
+    k->refill_day = cell_int(r, row, 11, NULL);
+    k->last_refill = cell_int(r, row, 12, NULL);
+    k->rerolled_to = rf_db_cell(r, row, 13);
+    if (limits_owner)
+        *limits_owner = rf_db_cell(r, row, 14);
+    if (rf_db_cell(r, row, KEY_IDENTITY_COL)) {
         k->has_identity = 1;
-        identity_from_row(r, row, 9, &k->identity);
+        identity_from_row(r, row, KEY_IDENTITY_COL, &k->identity);
+    }
+    if (now_ms && refill_due(k, now_ms)) {
+        k->has_remaining = 1;
+        k->remaining = k->refill_amount;
     }
 }
 
@@ -50,6 +113,8 @@ static void key_from_row(const struct rf_db_rows *r, int row, struct rf_key *k)
 struct identity_ctx {
     struct rf_arena *a;
     const char *ws, *external_id, *meta;
+    const struct rf_ratelimits *rl_in;
+    struct rf_ratelimits *rl_out;
     struct rf_identity *out;
     int flag; /* create: exists; get: found */
 };
@@ -71,17 +136,23 @@ static int identity_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_erro
                         " RETURNING " IDENTITY_COLS,
                         p, 5, ctx->a, &rows, e);
     ctx->flag = rc == RF_DB_OK && rows.nrows == 0;
-    if (rc == RF_DB_OK && rows.nrows == 1)
+    if (rc == RF_DB_OK && rows.nrows == 1) {
         identity_from_row(&rows, 0, 0, ctx->out);
+        if (ctx->rl_in && ctx->rl_in->n)
+            rc = rf_store_ratelimits_set(c, ctx->ws, id, ctx->rl_in, e);
+    }
     return rc;
 }
 
 int rf_store_identity_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a,
                              const char *ws, const char *external_id, const char *meta,
-                             struct rf_identity *out, int *exists, struct rf_db_error *e)
+                             const struct rf_ratelimits *rl, struct rf_identity *out, int *exists,
+                             struct rf_db_error *e)
 {
-    struct identity_ctx ctx = {a, ws, external_id, meta, out, 0};
-    int rc = rf_tx_run(db, outer, RF_TX_AUTOCOMMIT, identity_create_tx, &ctx, e);
+    struct identity_ctx ctx = {a, ws, external_id, meta, rl, NULL, out, 0};
+    /* With limits the identity and its limits commit together. */
+    int rc = rf_tx_run(db, outer, rl && rl->n ? RF_TX_WRITE : RF_TX_AUTOCOMMIT, identity_create_tx,
+                       &ctx, e);
     *exists = ctx.flag;
     return rc;
 }
@@ -96,16 +167,19 @@ static int identity_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *
                         " FROM identities WHERE workspace_id = ? AND external_id = ?",
                         p, 2, ctx->a, &rows, e);
     ctx->flag = rc == RF_DB_OK && rows.nrows == 1;
-    if (ctx->flag)
+    if (ctx->flag) {
         identity_from_row(&rows, 0, 0, ctx->out);
+        if (ctx->rl_out)
+            rc = rf_store_ratelimits_get(c, ctx->a, ctx->out->id, ctx->rl_out, e);
+    }
     return rc;
 }
 
 int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
-                          const char *external_id, struct rf_identity *out, int *found,
-                          struct rf_db_error *e)
+                          const char *external_id, struct rf_identity *out,
+                          struct rf_ratelimits *rl, int *found, struct rf_db_error *e)
 {
-    struct identity_ctx ctx = {a, ws, external_id, NULL, out, 0};
+    struct identity_ctx ctx = {a, ws, external_id, NULL, NULL, rl, out, 0};
     int rc = rf_tx_run(db, NULL, RF_TX_READ, identity_get_tx, &ctx, e);
     *found = ctx.flag;
     return rc;
@@ -158,9 +232,16 @@ struct key_ctx {
     const char *identity_id;
     struct rf_key *out;
     int found;
-    int64_t now_ms;
-    enum rf_verify_code code;
 };
+
+/* The refill columns of a create or patch: the first refill is due at the
+ * start of the next period, so last_refill is the current one. */
+static struct rf_db_param refill_last(const struct rf_key_input *in)
+{
+    if (in->refill == RF_REFILL_NONE)
+        return RF_TEXT(NULL);
+    return RF_INT(rf_refill_period_start(in->refill, (int)in->refill_day, rf_now_ms()));
+}
 
 static int key_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
@@ -177,6 +258,10 @@ static int key_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     if (rf_id_new(ctx->id_out, 64, "key_", 16))
         return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
     rf_now_rfc3339(now);
+    int refill = in->refill != RF_REFILL_NONE;
+    /* A refilled key without an explicit balance starts full. */
+    int has_remaining = in->has_remaining || refill;
+    int64_t remaining = in->has_remaining ? in->remaining : in->refill_amount;
     struct rf_db_param p[] = {
         RF_TEXT(ctx->id_out),
         RF_TEXT(ctx->ws),
@@ -184,18 +269,26 @@ static int key_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         RF_TEXT(ctx->start),
         RF_TEXT(in->name),
         RF_INT(in->set_enabled ? in->enabled : 1),
-        in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
+        has_remaining ? RF_INT(remaining) : RF_TEXT(NULL),
         in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
         RF_TEXT(in->meta),
         RF_TEXT(ctx->identity_id),
         RF_TEXT(now),
         RF_TEXT(now),
+        RF_TEXT(refill_text(in->refill)),
+        refill ? RF_INT(in->refill_amount) : RF_TEXT(NULL),
+        refill ? RF_INT(in->refill_day) : RF_TEXT(NULL),
+        refill_last(in),
     };
-    return rf_db_exec(c,
-                      "INSERT INTO api_keys (id, workspace_id, key_hash, start, name, enabled,"
-                      " remaining, expires, meta, identity_id, created_at, updated_at)"
-                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      p, 12, NULL, NULL, e);
+    rc = rf_db_exec(c,
+                    "INSERT INTO api_keys (id, workspace_id, key_hash, start, name, enabled,"
+                    " remaining, expires, meta, identity_id, created_at, updated_at,"
+                    " refill_interval, refill_amount, refill_day, last_refill)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    p, 16, NULL, NULL, e);
+    if (rc == RF_DB_OK && in->set_ratelimits && in->ratelimits.n)
+        rc = rf_store_ratelimits_set(c, ctx->ws, ctx->id_out, &in->ratelimits, e);
+    return rc;
 }
 
 int rf_store_key_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
@@ -212,12 +305,15 @@ int rf_store_key_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *
 static int key_read(struct rf_db_conn *c, struct key_ctx *ctx, struct rf_db_error *e)
 {
     struct rf_db_rows rows;
+    const char *owner = NULL;
     struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
     int rc = rf_db_exec(c, KEY_SELECT " WHERE k.workspace_id = ? AND k.id = ?", p, 2, ctx->a,
                         &rows, e);
     ctx->found = rc == RF_DB_OK && rows.nrows == 1;
-    if (ctx->found)
-        key_from_row(&rows, 0, ctx->out);
+    if (ctx->found) {
+        key_from_row(&rows, 0, ctx->out, rf_now_ms(), &owner);
+        rc = rf_store_ratelimits_get(c, ctx->a, owner, &ctx->out->ratelimits, e);
+    }
     return rc;
 }
 
@@ -230,17 +326,32 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     int rc;
     ctx->found = 0;
     rf_now_rfc3339(now);
+    int refill = in->refill != RF_REFILL_NONE;
     /* The key first: a PATCH of a key that does not exist must not leave
      * an identity behind. One statement for every combination of fields:
      * CASE keeps what the patch leaves alone. */
     struct rf_db_param p[] = {
-        RF_INT(in->set_name),      RF_TEXT(in->name),
-        RF_INT(in->set_meta),      RF_TEXT(in->meta),
-        RF_INT(in->set_remaining), in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
-        RF_INT(in->set_expires),   in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
-        RF_INT(in->set_enabled),   RF_INT(in->enabled),
+        RF_INT(in->set_name),
+        RF_TEXT(in->name),
+        RF_INT(in->set_meta),
+        RF_TEXT(in->meta),
+        RF_INT(in->set_remaining),
+        in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
+        RF_INT(in->set_expires),
+        in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
+        RF_INT(in->set_enabled),
+        RF_INT(in->enabled),
         RF_INT(in->set_external_id && !in->external_id),
-        RF_TEXT(now),              RF_TEXT(ctx->ws),
+        RF_INT(in->set_refill),
+        RF_TEXT(refill_text(in->refill)),
+        RF_INT(in->set_refill),
+        refill ? RF_INT(in->refill_amount) : RF_TEXT(NULL),
+        RF_INT(in->set_refill),
+        refill ? RF_INT(in->refill_day) : RF_TEXT(NULL),
+        RF_INT(in->set_refill),
+        refill_last(in),
+        RF_TEXT(now),
+        RF_TEXT(ctx->ws),
         RF_TEXT(ctx->key_id),
     };
     rc = rf_db_exec(c,
@@ -251,11 +362,20 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
                     " expires = CASE WHEN ? = 1 THEN ? ELSE expires END,"
                     " enabled = CASE WHEN ? = 1 THEN ? ELSE enabled END,"
                     " identity_id = CASE WHEN ? = 1 THEN NULL ELSE identity_id END,"
+                    " refill_interval = CASE WHEN ? = 1 THEN ? ELSE refill_interval END,"
+                    " refill_amount = CASE WHEN ? = 1 THEN ? ELSE refill_amount END,"
+                    " refill_day = CASE WHEN ? = 1 THEN ? ELSE refill_day END,"
+                    " last_refill = CASE WHEN ? = 1 THEN ? ELSE last_refill END,"
                     " updated_at = ?"
-                    " WHERE workspace_id = ? AND id = ? RETURNING id",
-                    p, 14, ctx->a, &rows, e);
+                    " WHERE workspace_id = ? AND id = ? RETURNING COALESCE(limits_owner, id)",
+                    p, 22, ctx->a, &rows, e);
     if (rc != RF_DB_OK || rows.nrows == 0)
         return rc;
+    if (in->set_ratelimits) {
+        rc = rf_store_ratelimits_set(c, ctx->ws, rf_db_cell(&rows, 0, 0), &in->ratelimits, e);
+        if (rc != RF_DB_OK)
+            return rc;
+    }
     if (in->set_external_id && in->external_id) {
         const char *identity_id;
         rc = identity_get_or_create(c, ctx->a, ctx->ws, in->external_id, &identity_id, e);
@@ -294,92 +414,491 @@ int rf_store_key_get(struct rf_db *db, struct rf_arena *a, const char *ws, const
     return rc;
 }
 
-/* The answer for a key row, when it needs no write: everything but a
- * usable key with credits. Returns 1 when decided. */
-static int verify_decided(struct key_ctx *ctx)
+/* ---- delete ---- */
+
+struct key_delete_ctx {
+    const char *ws, *key_id;
+    int found;
+};
+
+static int key_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
-    const struct rf_key *k = ctx->out;
-    if (!k->enabled)
-        ctx->code = RF_VERIFY_DISABLED;
-    else if (k->has_expires && k->expires <= ctx->now_ms)
-        ctx->code = RF_VERIFY_EXPIRED;
-    else if (!k->has_remaining)
-        ctx->code = RF_VERIFY_VALID;
-    else
+    struct key_delete_ctx *ctx = arg;
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    rf_arena_init(&a, 0);
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
+    int rc = rf_db_exec(c,
+                        "DELETE FROM api_keys WHERE workspace_id = ? AND id = ?"
+                        " RETURNING rerolled_to, COALESCE(limits_owner, id)",
+                        p, 2, &a, &rows, e);
+    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
+    /* Deleting a live key ends its aliases and its limits with it; an alias
+     * (rerolled_to set) goes alone, its successor keeps the limits. */
+    if (ctx->found && !rf_db_cell(&rows, 0, 0)) {
+        rc = rf_db_exec(c, "DELETE FROM api_keys WHERE workspace_id = ? AND rerolled_to = ?", p, 2,
+                        NULL, NULL, e);
+        if (rc == RF_DB_OK)
+            rc = rf_store_ratelimits_drop(c, rf_db_cell(&rows, 0, 1), e);
+    }
+    rf_arena_free(&a);
+    return rc;
+}
+
+int rf_store_key_delete(struct rf_db *db, struct rf_tx *outer, const char *ws, const char *key_id,
+                        int *found, struct rf_db_error *e)
+{
+    struct key_delete_ctx ctx = {ws, key_id, 0};
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, key_delete_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
+}
+
+/* ---- credits ---- */
+
+/* Refills k when a period has started since its last refill. The WHERE
+ * on last_refill is what makes it once per period: of any number of
+ * processes racing at the boundary, one UPDATE matches and the rest find
+ * last_refill already moved. *done=1 when this call refilled. */
+static int refill_apply(struct rf_db_conn *c, const char *key_id, int64_t period,
+                        struct rf_db_error *e)
+{
+    struct rf_db_param p[] = {RF_INT(period), RF_TEXT(key_id), RF_INT(period)};
+    return rf_db_exec(c,
+                      "UPDATE api_keys SET remaining = refill_amount, last_refill = ?"
+                      " WHERE id = ? AND refill_interval IS NOT NULL"
+                      " AND (last_refill IS NULL OR last_refill < ?)",
+                      p, 3, NULL, NULL, e);
+}
+
+struct credits_ctx {
+    const char *ws, *key_id;
+    enum rf_credit_op op;
+    int has_value;
+    int64_t value;
+    enum rf_credit_result res;
+    int has_remaining;
+    int64_t remaining;
+};
+
+static int credits_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct credits_ctx *ctx = arg;
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    int rc;
+    rf_arena_init(&a, 0);
+    ctx->res = RF_CREDITS_NOT_FOUND;
+    struct rf_db_param q[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
+    rc = rf_db_exec(c,
+                    "SELECT refill_interval, refill_day, last_refill FROM api_keys"
+                    " WHERE workspace_id = ? AND id = ?",
+                    q, 2, &a, &rows, e);
+    if (rc != RF_DB_OK || rows.nrows == 0)
+        goto out;
+    /* An increment after the boundary adds to the refilled balance, not to
+     * yesterday's: the refill due goes first, in this transaction. */
+    struct rf_key k = {.refill = refill_parse(rf_db_cell(&rows, 0, 0)),
+                       .refill_day = cell_int(&rows, 0, 1, NULL),
+                       .last_refill = cell_int(&rows, 0, 2, NULL)};
+    int64_t due = refill_due(&k, rf_now_ms());
+    if (due && (rc = refill_apply(c, ctx->key_id, due, e)) != RF_DB_OK)
+        goto out;
+    /* One statement each: the arithmetic happens in the row, under its
+     * lock, so no verify or other operation in between is lost. */
+    static const char *const sql[] = {
+        [RF_CREDITS_SET] = "UPDATE api_keys SET remaining = ?"
+                           " WHERE workspace_id = ? AND id = ? RETURNING remaining",
+        [RF_CREDITS_INCREMENT] = "UPDATE api_keys SET remaining = remaining + ?"
+                                 " WHERE workspace_id = ? AND id = ? AND remaining IS NOT NULL"
+                                 " RETURNING remaining",
+        [RF_CREDITS_DECREMENT] = "UPDATE api_keys SET remaining = CASE WHEN remaining > ?"
+                                 " THEN remaining - ? ELSE 0 END"
+                                 " WHERE workspace_id = ? AND id = ? AND remaining IS NOT NULL"
+                                 " RETURNING remaining",
+    };
+    struct rf_db_param v = ctx->has_value ? RF_INT(ctx->value) : RF_TEXT(NULL);
+    struct rf_db_param p[] = {v, v, RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
+    int dec = ctx->op == RF_CREDITS_DECREMENT;
+    rc = rf_db_exec(c, sql[ctx->op], dec ? p : p + 1, dec ? 4 : 3, &a, &rows, e);
+    if (rc != RF_DB_OK)
+        goto out;
+    if (rows.nrows == 0) {
+        /* Unlimited, or deleted since the read above: tell which. */
+        rc = rf_db_exec(c, "SELECT remaining FROM api_keys WHERE workspace_id = ? AND id = ?", q, 2,
+                        &a, &rows, e);
+        if (rc == RF_DB_OK && rows.nrows == 1)
+            ctx->res = RF_CREDITS_UNLIMITED;
+        goto out;
+    }
+    ctx->res = RF_CREDITS_OK;
+    const char *r = rf_db_cell(&rows, 0, 0);
+    ctx->has_remaining = r != NULL;
+    ctx->remaining = r ? atoll(r) : 0;
+out:
+    rf_arena_free(&a);
+    return rc;
+}
+
+int rf_store_key_credits(struct rf_db *db, struct rf_tx *outer, const char *ws, const char *key_id,
+                         enum rf_credit_op op, int has_value, int64_t value,
+                         enum rf_credit_result *res, int *has_remaining, int64_t *remaining,
+                         struct rf_db_error *e)
+{
+    struct credits_ctx ctx = {ws, key_id, op, has_value, value, RF_CREDITS_NOT_FOUND, 0, 0};
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, credits_tx, &ctx, e);
+    *res = ctx.res;
+    *has_remaining = ctx.has_remaining;
+    *remaining = ctx.remaining;
+    return rc;
+}
+
+/* ---- reroll ---- */
+
+struct reroll_ctx {
+    struct rf_arena *a;
+    const char *ws, *key_id, *key_hash, *start;
+    int64_t overlap_ms, old_expires;
+    char *new_id;
+    enum rf_reroll_result res;
+};
+
+static int reroll_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct reroll_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    char now[RF_TIME_MAX];
+    int rc;
+    ctx->res = RF_REROLL_NOT_FOUND;
+    if (rf_id_new(ctx->new_id, 64, "key_", 16))
+        return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
+    rf_now_rfc3339(now);
+    /* The claim comes first and decides: it sets rerolled_to only where it
+     * is unset, so of N rerolls of one key exactly one matches. It also
+     * locks the row, so the copy below is of the balance as it is now,
+     * and a verify spending on the old row waits, then finds it an alias
+     * and starts over on the successor. */
+    struct rf_db_param p[] = {RF_TEXT(ctx->new_id), RF_TEXT(now), RF_TEXT(ctx->ws),
+                              RF_TEXT(ctx->key_id)};
+    rc = rf_db_exec(c,
+                    "UPDATE api_keys SET rerolled_to = ?, updated_at = ?"
+                    " WHERE workspace_id = ? AND id = ? AND rerolled_to IS NULL"
+                    " RETURNING name, enabled, remaining, expires, meta, identity_id,"
+                    " refill_interval, refill_amount, refill_day, last_refill,"
+                    " COALESCE(limits_owner, id)",
+                    p, 4, ctx->a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    if (rows.nrows == 0) {
+        struct rf_db_param q[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
+        rc = rf_db_exec(c, "SELECT id FROM api_keys WHERE workspace_id = ? AND id = ?", q, 2,
+                        ctx->a, &rows, e);
+        if (rc == RF_DB_OK && rows.nrows == 1)
+            ctx->res = RF_REROLL_ALREADY;
+        return rc;
+    }
+    const char *expires = rf_db_cell(&rows, 0, 3);
+    struct rf_db_param n[] = {
+        RF_TEXT(ctx->new_id),
+        RF_TEXT(ctx->ws),
+        RF_TEXT(ctx->key_hash),
+        RF_TEXT(ctx->start),
+        RF_TEXT(rf_db_cell(&rows, 0, 0)),
+        RF_TEXT(rf_db_cell(&rows, 0, 1)),
+        RF_TEXT(rf_db_cell(&rows, 0, 2)),
+        RF_TEXT(expires),
+        RF_TEXT(rf_db_cell(&rows, 0, 4)),
+        RF_TEXT(rf_db_cell(&rows, 0, 5)),
+        RF_TEXT(now),
+        RF_TEXT(now),
+        RF_TEXT(rf_db_cell(&rows, 0, 6)),
+        RF_TEXT(rf_db_cell(&rows, 0, 7)),
+        RF_TEXT(rf_db_cell(&rows, 0, 8)),
+        RF_TEXT(rf_db_cell(&rows, 0, 9)),
+        RF_TEXT(rf_db_cell(&rows, 0, 10)),
+    };
+    /* Text parameters for numbers: the values come back as text and go in
+     * unchanged; both drivers convert them to the column's type. */
+    rc = rf_db_exec(c,
+                    "INSERT INTO api_keys (id, workspace_id, key_hash, start, name, enabled,"
+                    " remaining, expires, meta, identity_id, created_at, updated_at,"
+                    " refill_interval, refill_amount, refill_day, last_refill, limits_owner)"
+                    " VALUES (?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT),"
+                    " CAST(? AS BIGINT), ?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT),"
+                    " CAST(? AS BIGINT), ?)",
+                    n, 17, NULL, NULL, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    /* The old key: no balance of its own (it spends the successor's) and
+     * an end to its overlap; aliases of it now follow the successor, so an
+     * alias is always one hop from a live key. */
+    int64_t until = rf_now_ms() + ctx->overlap_ms;
+    ctx->old_expires = expires && atoll(expires) < until ? atoll(expires) : until;
+    struct rf_db_param o[] = {RF_INT(ctx->old_expires), RF_TEXT(ctx->key_id)};
+    rc = rf_db_exec(c, "UPDATE api_keys SET remaining = NULL, expires = ? WHERE id = ?", o, 2, NULL,
+                    NULL, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    struct rf_db_param f[] = {RF_TEXT(ctx->new_id), RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
+    rc = rf_db_exec(
+        c, "UPDATE api_keys SET rerolled_to = ? WHERE workspace_id = ? AND rerolled_to = ?", f, 3,
+        NULL, NULL, e);
+    if (rc == RF_DB_OK)
+        ctx->res = RF_REROLL_OK;
+    return rc;
+}
+
+int rf_store_key_reroll(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                        const char *key_id, const char *key_hash, const char *start,
+                        int64_t overlap_ms, char new_id[64], int64_t *old_expires,
+                        enum rf_reroll_result *res, struct rf_db_error *e)
+{
+    struct reroll_ctx ctx = {a,          ws, key_id, key_hash,           start,
+                             overlap_ms, 0,  new_id, RF_REROLL_NOT_FOUND};
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, reroll_tx, &ctx, e);
+    *res = ctx.res;
+    *old_expires = ctx.old_expires;
+    return rc;
+}
+
+/* ---- verify ---- */
+
+/* The presented key (o) with the key whose state it uses (k): itself, or
+ * the successor of a rerolled key during its overlap. */
+#define VERIFY_SELECT                                                                              \
+    "SELECT " KEY_COLS ", o.id, o.expires,"                                                        \
+    " CASE WHEN EXISTS (SELECT 1 FROM ratelimits r WHERE r.owner_id ="                             \
+    " COALESCE(k.limits_owner, k.id) OR r.owner_id = k.identity_id) THEN 1 ELSE 0 END"             \
+    " FROM api_keys o JOIN api_keys k ON k.id = COALESCE(o.rerolled_to, o.id)"                     \
+    " LEFT JOIN identities i ON i.id = k.identity_id"                                              \
+    " WHERE o.workspace_id = ? AND o.key_hash = ?"
+
+struct verify_ctx {
+    struct rf_arena *a;
+    const char *ws;
+    const struct rf_verify_in *in;
+    struct rf_verify_out *out;
+    const char *head_id, *limits_owner; /* the key spent on, and whose limits */
+    int found, has_limits, attempts;
+};
+
+static int verify_read(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct verify_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->in->key_hash)};
+    int rc = rf_db_exec(c, VERIFY_SELECT, p, 2, ctx->a, &rows, e);
+    ctx->found = rc == RF_DB_OK && rows.nrows > 0;
+    if (!ctx->found)
+        return rc;
+    struct rf_key *k = &ctx->out->key;
+    key_from_row(&rows, 0, k, 0, &ctx->limits_owner);
+    ctx->head_id = k->id;
+    /* The answer names the key presented; its own expiry (the end of a
+     * reroll's overlap) counts as well as the successor's. */
+    k->id = rf_db_cell(&rows, 0, KEY_NCOLS);
+    int has;
+    int64_t own = cell_int(&rows, 0, KEY_NCOLS + 1, &has);
+    if (has && (!k->has_expires || own < k->expires)) {
+        k->has_expires = 1;
+        k->expires = own;
+    }
+    ctx->has_limits = atoi(rf_db_cell(&rows, 0, KEY_NCOLS + 2)) != 0;
+    return RF_DB_OK;
+}
+
+/* The answer when the row alone decides it; 0 when it needs a spend. */
+static int verify_decided(struct verify_ctx *ctx)
+{
+    const struct rf_key *k = &ctx->out->key;
+    const struct rf_verify_in *in = ctx->in;
+    enum rf_verify_code *code = &ctx->out->code;
+    if (!ctx->found)
+        *code = RF_VERIFY_NOT_FOUND;
+    else if (!k->enabled)
+        *code = RF_VERIFY_DISABLED;
+    else if (k->has_expires && k->expires <= in->now_ms)
+        *code = RF_VERIFY_EXPIRED;
+    else if (!(k->has_remaining || k->refill) || in->credit_cost == 0) {
+        if (ctx->has_limits || (!in->auto_limits && in->nlimits > 0))
+            return 0;
+        *code = RF_VERIFY_VALID;
+    } else
         return 0;
     return 1;
 }
 
-static int key_verify_read(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+static int check_cmp(const void *a, const void *b)
 {
-    struct key_ctx *ctx = arg;
-    struct rf_db_rows rows;
-    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_hash)};
-    int rc = rf_db_exec(c, KEY_SELECT " WHERE k.workspace_id = ? AND k.key_hash = ?", p, 2,
-                        ctx->a, &rows, e);
-    ctx->found = rc == RF_DB_OK && rows.nrows > 0;
-    if (ctx->found)
-        key_from_row(&rows, 0, ctx->out);
-    return rc;
+    const struct rf_rl_check *x = a, *y = b;
+    int d = strcmp(x->owner, y->owner);
+    return d ? d : strcmp(x->name, y->name);
 }
 
-/* Spends one credit. The conditional UPDATE is the whole race story: it
- * decrements only while remaining > 0, in one statement, and a CHECK
- * constraint keeps remaining from ever going below 0. The row read before
- * it only chooses the answer for keys that cannot be VALID. */
-static int key_verify_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+/* The limits this verify counts against: those requested (the key's own
+ * limit of that name, else its identity's), or all of both. Sorted, so
+ * that every transaction locks counter rows in one order. */
+static int verify_checks(struct rf_db_conn *c, struct verify_ctx *ctx, struct rf_db_error *e)
 {
-    struct key_ctx *ctx = arg;
-    struct rf_db_rows rows;
-    int rc;
-    if (!ctx->found) { /* a retry: read the row again */
-        rc = key_verify_read(c, ctx, e);
-        if (rc != RF_DB_OK)
-            return rc;
-        if (!ctx->found) {
-            ctx->code = RF_VERIFY_NOT_FOUND;
-            return RF_DB_OK;
-        }
-        if (verify_decided(ctx))
-            return RF_DB_OK;
-    }
-    struct rf_key *k = ctx->out;
-    struct rf_db_param u[] = {RF_TEXT(k->id), RF_INT(ctx->now_ms)};
-    rc = rf_db_exec(c,
-                    "UPDATE api_keys SET remaining = remaining - 1"
-                    " WHERE id = ? AND remaining > 0 AND enabled = 1"
-                    " AND (expires IS NULL OR expires > ?) RETURNING remaining",
-                    u, 2, ctx->a, &rows, e);
+    struct rf_ratelimits own, idn = {0};
+    struct rf_verify_out *out = ctx->out;
+    const struct rf_verify_in *in = ctx->in;
+    const char *idn_id = out->key.has_identity ? out->key.identity.id : NULL;
+    int rc = rf_store_ratelimits_get(c, ctx->a, ctx->limits_owner, &own, e);
+    if (rc == RF_DB_OK && idn_id)
+        rc = rf_store_ratelimits_get(c, ctx->a, idn_id, &idn, e);
     if (rc != RF_DB_OK)
         return rc;
-    if (rows.nrows == 1) {
-        ctx->code = RF_VERIFY_VALID;
-        k->remaining = atoll(rf_db_cell(&rows, 0, 0));
-    } else if (k->remaining <= 0) {
-        ctx->code = RF_VERIFY_USAGE_EXCEEDED;
-        k->remaining = 0;
-    } else {
-        /* The row changed since it was read (another verify spent the last
-         * credit, a PATCH, …): decide again from a fresh read. */
-        ctx->found = 0;
-        return rf_db_fail(e, RF_DB_RETRY, "key changed during verify");
+    out->nchecks = 0;
+    const struct rf_ratelimits *src[2] = {&own, &idn};
+    const char *owners[2] = {ctx->limits_owner, idn_id};
+    int n = in->auto_limits ? own.n + idn.n : in->nlimits;
+    for (int i = 0; i < n; i++) {
+        const char *want = in->auto_limits ? NULL : in->limits[i].name;
+        const struct rf_ratelimit *hit = NULL;
+        const char *owner = NULL;
+        if (in->auto_limits) {
+            int s = i < own.n ? 0 : 1;
+            hit = &src[s]->v[s ? i - own.n : i];
+            owner = owners[s];
+            int shadowed = 0; /* an identity limit the key overrides by name */
+            for (int j = 0; s == 1 && j < own.n; j++)
+                shadowed |= !strcmp(own.v[j].name, hit->name);
+            if (shadowed)
+                continue;
+        } else {
+            for (int s = 0; s < 2 && !hit; s++)
+                for (int j = 0; j < src[s]->n && !hit; j++)
+                    if (!strcmp(src[s]->v[j].name, want)) {
+                        hit = &src[s]->v[j];
+                        owner = owners[s];
+                    }
+            if (!hit) {
+                out->unknown_limit = want;
+                return RF_DB_OK;
+            }
+        }
+        struct rf_rl_check *k = &out->checks[out->nchecks++];
+        *k = (struct rf_rl_check){.owner = owner,
+                                  .name = hit->name,
+                                  .limit = hit->limit,
+                                  .duration = hit->duration,
+                                  .cost = in->auto_limits ? 1 : in->limits[i].cost};
     }
+    qsort(out->checks, (size_t)out->nchecks, sizeof(out->checks[0]), check_cmp);
     return RF_DB_OK;
 }
 
-/* Reads first, on a read connection: a missing, disabled, expired or
- * unlimited key is answered from that one SELECT and never queues for the
- * writer. Only a key with credits takes the write path. */
-int rf_store_key_verify(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
-                        const char *key_hash, int64_t now_ms, enum rf_verify_code *code,
-                        struct rf_key *out, struct rf_db_error *e)
+/* Spends credit_cost: the conditional UPDATE is the whole race story for
+ * credits: it decrements only while enough remains, in one statement, and
+ * a CHECK keeps remaining from going below 0. *spent=0 with the code set
+ * when it cannot; RF_DB_RETRY when the row changed under the read (a
+ * PATCH, a reroll, a delete) so the transaction starts over. */
+static int verify_spend_credits(struct rf_db_conn *c, struct verify_ctx *ctx, int *spent,
+                                struct rf_db_error *e)
 {
-    struct key_ctx ctx = {.a = a, .ws = ws, .key_hash = key_hash, .out = out, .now_ms = now_ms};
-    int rc = rf_tx_run(db, NULL, RF_TX_READ, key_verify_read, &ctx, e);
-    if (rc == RF_DB_OK && !ctx.found)
-        ctx.code = RF_VERIFY_NOT_FOUND;
-    else if (rc == RF_DB_OK && !verify_decided(&ctx))
-        rc = rf_tx_run(db, outer, RF_TX_AUTOCOMMIT, key_verify_tx, &ctx, e);
-    *code = ctx.code;
-    return rc;
+    struct rf_key *k = &ctx->out->key;
+    struct rf_db_rows rows;
+    int64_t cost = ctx->in->credit_cost;
+    *spent = 0;
+    struct rf_db_param u[] = {RF_INT(cost), RF_TEXT(ctx->head_id), RF_INT(cost),
+                              RF_INT(ctx->in->now_ms)};
+    int rc = rf_db_exec(c,
+                        "UPDATE api_keys SET remaining = remaining - ?"
+                        " WHERE id = ? AND remaining >= ? AND enabled = 1 AND rerolled_to IS NULL"
+                        " AND (expires IS NULL OR expires > ?) RETURNING remaining",
+                        u, 4, ctx->a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    if (rows.nrows == 1) {
+        *spent = 1;
+        k->remaining = atoll(rf_db_cell(&rows, 0, 0));
+        return RF_DB_OK;
+    }
+    struct rf_db_param q[] = {RF_TEXT(ctx->head_id)};
+    rc = rf_db_exec(c,
+                    "SELECT remaining FROM api_keys WHERE id = ? AND enabled = 1"
+                    " AND rerolled_to IS NULL",
+                    q, 1, ctx->a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    const char *r = rows.nrows == 1 ? rf_db_cell(&rows, 0, 0) : NULL;
+    if (!r || atoll(r) >= cost) {
+        ctx->found = 0; /* decide again from a fresh read */
+        return rf_db_fail(e, RF_DB_RETRY, "key changed during verify");
+    }
+    ctx->out->code = RF_VERIFY_USAGE_EXCEEDED;
+    k->remaining = atoll(r);
+    return RF_DB_OK;
+}
+
+static int verify_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct verify_ctx *ctx = arg;
+    struct rf_verify_out *out = ctx->out;
+    struct rf_key *k = &out->key;
+    int rc, spent = 0, refused = -1;
+    if (ctx->attempts++ > 0 || !ctx->found) { /* a retry: read the row again */
+        if ((rc = verify_read(c, ctx, e)) != RF_DB_OK)
+            return rc;
+        if (verify_decided(ctx))
+            return RF_DB_OK;
+    }
+    out->unknown_limit = NULL;
+    out->nchecks = 0;
+    int limits = ctx->has_limits || (!ctx->in->auto_limits && ctx->in->nlimits > 0);
+    if (limits && (rc = verify_checks(c, ctx, e)) != RF_DB_OK)
+        return rc;
+    if (out->unknown_limit)
+        return RF_DB_OK;
+    int64_t due = refill_due(k, ctx->in->now_ms);
+    if (due && (rc = refill_apply(c, ctx->head_id, due, e)) != RF_DB_OK)
+        return rc;
+    /* Credits, then limits, all or nothing: a savepoint around both, so a
+     * verify refused by any of them keeps nothing it spent on the others. */
+    int keep = limits && k->has_remaining && ctx->in->credit_cost > 0;
+    if (keep && (rc = rf_db_exec(c, "SAVEPOINT rf_verify", NULL, 0, NULL, NULL, e)) != RF_DB_OK)
+        return rc;
+    int credits = k->has_remaining && ctx->in->credit_cost > 0;
+    if (credits && (rc = verify_spend_credits(c, ctx, &spent, e)) != RF_DB_OK)
+        return rc;
+    if (credits && !spent) {
+        /* USAGE_EXCEEDED (set by the spend): the limits are shown as they
+         * stand, nothing taken from them. */
+        rc = rf_store_ratelimits_peek(c, ctx->a, out->checks, out->nchecks, ctx->in->now_ms, e);
+    } else if (limits) {
+        rc = rf_store_ratelimits_spend(c, ctx->a, out->checks, out->nchecks, ctx->in->now_ms,
+                                       &refused, e);
+        if (rc == RF_DB_OK && refused >= 0 && spent) {
+            rc = rf_db_exec(c, "ROLLBACK TO SAVEPOINT rf_verify", NULL, 0, NULL, NULL, e);
+            k->remaining += ctx->in->credit_cost;
+        }
+    }
+    if (rc == RF_DB_OK && keep)
+        rc = rf_db_exec(c, "RELEASE SAVEPOINT rf_verify", NULL, 0, NULL, NULL, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    if (refused >= 0)
+        out->code = RF_VERIFY_RATE_LIMITED;
+    else if (!credits || spent)
+        out->code = RF_VERIFY_VALID;
+    return RF_DB_OK;
+}
+
+/* Reads first, on a read connection: a missing, disabled, expired key, or
+ * one with nothing to spend, is answered from that one SELECT and never
+ * queues for the writer. Credits alone are one conditional UPDATE (no
+ * transaction needed); limits take a write transaction. */
+int rf_store_key_verify(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                        const struct rf_verify_in *in, struct rf_verify_out *out,
+                        struct rf_db_error *e)
+{
+    struct verify_ctx ctx = {.a = a, .ws = ws, .in = in, .out = out};
+    memset(out, 0, sizeof(*out));
+    out->code = RF_VERIFY_NOT_FOUND;
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, verify_read, &ctx, e);
+    if (rc != RF_DB_OK || verify_decided(&ctx))
+        return rc;
+    int limits = ctx.has_limits || (!in->auto_limits && in->nlimits > 0);
+    return rf_tx_run(db, outer, limits ? RF_TX_WRITE : RF_TX_AUTOCOMMIT, verify_tx, &ctx, e);
 }

@@ -143,11 +143,55 @@ static const char *const m4[] = {
     NULL,
 };
 
+static const char *const m5[] = {
+    /* Ratelimits configured on a key or an identity (owner_id: key_… or
+     * idn_…). A verify counts against them in ratelimit_windows. */
+    "CREATE TABLE ratelimits ("
+    " workspace_id TEXT NOT NULL REFERENCES workspaces(id),"
+    " owner_id TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " lim BIGINT NOT NULL,"
+    " duration BIGINT NOT NULL,"
+    " PRIMARY KEY (owner_id, name),"
+    " CONSTRAINT ratelimits_check CHECK (lim >= 0 AND duration > 0))",
+
+    /* One row per (owner, limit): the current fixed window and what it has
+     * used. A verify moves it with one conditional upsert (store/ratelimits.c),
+     * never a read then a write; the CHECK is the last line of defence. */
+    "CREATE TABLE ratelimit_windows ("
+    " owner_id TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " window_start BIGINT NOT NULL,"
+    " used BIGINT NOT NULL,"
+    " PRIMARY KEY (owner_id, name),"
+    " CONSTRAINT ratelimit_windows_used_check CHECK (used >= 0))",
+
+    /* Refill: remaining is set to refill_amount once per period; last_refill
+     * (the start of the period last refilled, Unix ms) is the once-only
+     * guard, moved in the same conditional UPDATE. */
+    "ALTER TABLE api_keys ADD COLUMN refill_interval TEXT",
+    "ALTER TABLE api_keys ADD COLUMN refill_amount BIGINT",
+    "ALTER TABLE api_keys ADD COLUMN refill_day BIGINT",
+    "ALTER TABLE api_keys ADD COLUMN last_refill BIGINT",
+    /* Reroll: the old key becomes an alias of its successor until it
+     * expires; NULL for a live key. Set once, conditionally: N rerolls of
+     * one key make one successor. */
+    "ALTER TABLE api_keys ADD COLUMN rerolled_to TEXT",
+    /* Whose ratelimits the key counts against: the key it was rerolled
+     * from keeps them (NULL: its own id). Nothing moves at a reroll, so a
+     * verify racing one can never count in a window that has moved away. */
+    "ALTER TABLE api_keys ADD COLUMN limits_owner TEXT",
+    "CREATE INDEX api_keys_rerolled_to ON api_keys (rerolled_to)",
+
+    /* Root-key rotation: the old key stops at expires_at; replaced_by is set
+     * once, conditionally, like api_keys.rerolled_to. */
+    "ALTER TABLE root_keys ADD COLUMN expires_at BIGINT",
+    "ALTER TABLE root_keys ADD COLUMN replaced_by TEXT",
+    NULL,
+};
+
 static const struct migration migrations[] = {
-    {1, m1},
-    {2, m2},
-    {3, m3},
-    {4, m4},
+    {1, m1}, {2, m2}, {3, m3}, {4, m4}, {5, m5},
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

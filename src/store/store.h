@@ -107,9 +107,20 @@ int rf_store_workspace_create(struct rf_db *db, const char *name, char ws_id[64]
 int rf_store_bootstrap(struct rf_db *db, char ws_id[64], char root_key[RF_ROOT_KEY_MAX],
                        int *created, struct rf_db_error *e);
 
-/* Looks a root key up by its plaintext; *ws_id (arena) is NULL if unknown. */
+/* Looks a root key up by its plaintext; *ws_id (arena) is NULL if unknown
+ * or expired. *expires_ms: when a rotated key stops (Unix ms), 0 never. */
 int rf_store_auth(struct rf_db *db, struct rf_arena *a, const char *root_key, const char **ws_id,
-                  struct rf_db_error *e);
+                  int64_t *expires_ms, struct rf_db_error *e);
+
+enum rf_rotate_result { RF_ROTATE_OK, RF_ROTATE_NO_WORKSPACE, RF_ROTATE_NO_KEY, RF_ROTATE_ALREADY };
+/* Replaces a root key of workspace `name` (old_key, or its newest live
+ * one when NULL) with a new one, written to root_key; the old one stops at
+ * now + overlap_ms (*old_expires). Of simultaneous rotations of one key
+ * exactly one wins; the others get RF_ROTATE_ALREADY. */
+int rf_store_root_key_rotate(struct rf_db *db, const char *name, const char *old_key,
+                             int64_t overlap_ms, char ws_id[64], char root_key[RF_ROOT_KEY_MAX],
+                             int64_t *old_expires, enum rf_rotate_result *res,
+                             struct rf_db_error *e);
 
 /* ---- users ---- */
 
@@ -181,30 +192,95 @@ struct rf_identity {
     const char *id, *external_id, *meta, *created_at; /* meta: JSON text or NULL */
 };
 
-/* *exists=1 (RF_DB_OK) when the external id is taken in the workspace. */
+struct rf_ratelimits;
+/* *exists=1 (RF_DB_OK) when the external id is taken in the workspace. rl
+ * (may be NULL) are the identity's limits, shared by all its keys. */
 int rf_store_identity_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a,
                              const char *ws, const char *external_id, const char *meta,
-                             struct rf_identity *out, int *exists, struct rf_db_error *e);
+                             const struct rf_ratelimits *rl, struct rf_identity *out, int *exists,
+                             struct rf_db_error *e);
+/* rl (may be NULL) receives the identity's limits. */
 int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
-                          const char *external_id, struct rf_identity *out, int *found,
-                          struct rf_db_error *e);
+                          const char *external_id, struct rf_identity *out,
+                          struct rf_ratelimits *rl, int *found, struct rf_db_error *e);
+
+/* ---- ratelimits (store/ratelimits.c) ---- */
+
+#define RF_RATELIMITS_MAX 16
+#define RF_RATELIMIT_NAME_MAX 64
+
+/* A fixed-window limit: at most limit units of cost per duration ms, the
+ * windows aligned to the Unix epoch. */
+struct rf_ratelimit {
+    const char *name;
+    int64_t limit, duration;
+};
+struct rf_ratelimits {
+    int n;
+    struct rf_ratelimit v[RF_RATELIMITS_MAX];
+};
+
+/* Replaces the limits of owner (a key or identity id) with rl inside c's
+ * transaction. Counters of limits kept by name survive; the others go. */
+int rf_store_ratelimits_set(struct rf_db_conn *c, const char *ws, const char *owner,
+                            const struct rf_ratelimits *rl, struct rf_db_error *e);
+/* The limits of owner, by name, into out (strings in a). */
+int rf_store_ratelimits_get(struct rf_db_conn *c, struct rf_arena *a, const char *owner,
+                            struct rf_ratelimits *out, struct rf_db_error *e);
+/* Removes owner's limits and counters. */
+int rf_store_ratelimits_drop(struct rf_db_conn *c, const char *owner, struct rf_db_error *e);
+
+/* One limit a verify counts against, and what it found. */
+struct rf_rl_check {
+    const char *owner, *name; /* in: */
+    int64_t limit, duration, cost;
+    int64_t remaining, reset; /* out: reset is the window's end, Unix ms */
+    int exceeded;
+};
+/* Spends cost on every check, in order, all or none: on the first that
+ * would go over its limit, *refused is its index and nothing of this call
+ * is kept (a savepoint, so it works inside any transaction); remaining
+ * and reset are filled for every check either way. *refused = -1 when all
+ * passed. c must be in a write transaction. */
+int rf_store_ratelimits_spend(struct rf_db_conn *c, struct rf_arena *a, struct rf_rl_check *v,
+                              int n, int64_t now_ms, int *refused, struct rf_db_error *e);
+/* Fills remaining and reset of every check from the counters, spending
+ * nothing. */
+int rf_store_ratelimits_peek(struct rf_db_conn *c, struct rf_arena *a, struct rf_rl_check *v, int n,
+                             int64_t now_ms, struct rf_db_error *e);
+
+/* ---- keys ---- */
+
+/* Refill intervals; the period a time falls in starts at UTC midnight
+ * (daily), or at UTC midnight of day `day` of the month, the month's last
+ * day when shorter (monthly). */
+enum rf_refill { RF_REFILL_NONE = 0, RF_REFILL_DAILY, RF_REFILL_MONTHLY };
+int64_t rf_refill_period_start(enum rf_refill interval, int day, int64_t now_ms);
 
 struct rf_key {
     const char *id, *start, *name, *meta, *created_at, *updated_at;
     int enabled;
     int has_remaining, has_expires;
     int64_t remaining, expires;
+    enum rf_refill refill;
+    int64_t refill_amount, refill_day, last_refill; /* last_refill 0: never */
+    const char *rerolled_to;                        /* NULL unless rerolled */
     int has_identity;
     struct rf_identity identity;
+    struct rf_ratelimits ratelimits; /* filled by get and update */
 };
 
 /* Which fields a create or patch sets. For strings NULL means SQL NULL. */
 struct rf_key_input {
     int set_name, set_meta, set_remaining, set_expires, set_enabled, set_external_id;
+    int set_ratelimits, set_refill;
     const char *name, *meta, *external_id; /* external_id NULL: detach */
     int has_remaining, has_expires;
     int64_t remaining, expires;
     int enabled;
+    struct rf_ratelimits ratelimits;
+    enum rf_refill refill; /* with set_refill: NONE clears */
+    int64_t refill_amount, refill_day;
 };
 
 /* Creates a key (hash and start of the plaintext given) and, with an
@@ -217,6 +293,34 @@ int rf_store_key_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *
                         int *found, struct rf_db_error *e);
 int rf_store_key_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *key_id,
                      struct rf_key *out, int *found, struct rf_db_error *e);
+/* Deletes a key, its limits and counters, and every alias an earlier
+ * reroll left pointing at it. */
+int rf_store_key_delete(struct rf_db *db, struct rf_tx *outer, const char *ws, const char *key_id,
+                        int *found, struct rf_db_error *e);
+
+enum rf_credit_op { RF_CREDITS_SET, RF_CREDITS_INCREMENT, RF_CREDITS_DECREMENT };
+enum rf_credit_result {
+    RF_CREDITS_OK,
+    RF_CREDITS_NOT_FOUND,
+    RF_CREDITS_UNLIMITED, /* increment/decrement of a key without credits */
+};
+/* One atomic statement (after a due refill): set (has_value 0: unlimited),
+ * increment, or decrement floored at 0, as Unkey does. *remaining and
+ * *has_remaining give the result. */
+int rf_store_key_credits(struct rf_db *db, struct rf_tx *outer, const char *ws, const char *key_id,
+                         enum rf_credit_op op, int has_value, int64_t value,
+                         enum rf_credit_result *res, int *has_remaining, int64_t *remaining,
+                         struct rf_db_error *e);
+
+enum rf_reroll_result { RF_REROLL_OK, RF_REROLL_NOT_FOUND, RF_REROLL_ALREADY };
+/* A successor with the same identity, credits, refill and limits; the old
+ * key becomes its alias (its verifies spend the successor's credits and
+ * limits) until now + overlap_ms, and earlier aliases follow. One reroll
+ * of a key wins; the others get RF_REROLL_ALREADY. */
+int rf_store_key_reroll(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
+                        const char *key_id, const char *key_hash, const char *start,
+                        int64_t overlap_ms, char new_id[64], int64_t *old_expires,
+                        enum rf_reroll_result *res, struct rf_db_error *e);
 
 enum rf_verify_code {
     RF_VERIFY_VALID,
@@ -224,12 +328,35 @@ enum rf_verify_code {
     RF_VERIFY_DISABLED,
     RF_VERIFY_EXPIRED,
     RF_VERIFY_USAGE_EXCEEDED,
+    RF_VERIFY_RATE_LIMITED,
 };
-/* Verifies by hash, spending one credit atomically when the key has any.
- * out is filled (identity too) for every code but NOT_FOUND. */
+
+struct rf_verify_in {
+    const char *key_hash;
+    int64_t now_ms;
+    int64_t credit_cost; /* 1 unless the request says; 0 spends nothing */
+    /* Requested limits by name, cost each; auto_limits: every limit of the
+     * key and of its identity (the key's wins a shared name), cost 1. */
+    int auto_limits, nlimits;
+    struct {
+        const char *name;
+        int64_t cost;
+    } limits[RF_RATELIMITS_MAX];
+};
+
+struct rf_verify_out {
+    enum rf_verify_code code;
+    struct rf_key key;         /* every code but NOT_FOUND; the presented key's id */
+    const char *unknown_limit; /* a requested name neither has: nothing was spent */
+    int nchecks;
+    struct rf_rl_check checks[2 * RF_RATELIMITS_MAX];
+};
+
+/* Verifies by hash: all requested limits and credits are spent together or
+ * not at all. out is filled (identity too) for every code but NOT_FOUND. */
 int rf_store_key_verify(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
-                        const char *key_hash, int64_t now_ms, enum rf_verify_code *code,
-                        struct rf_key *out, struct rf_db_error *e);
+                        const struct rf_verify_in *in, struct rf_verify_out *out,
+                        struct rf_db_error *e);
 
 /* ---- idempotency ---- */
 

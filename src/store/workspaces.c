@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -81,25 +82,122 @@ struct auth_ctx {
     struct rf_arena *a;
     const char *hash;
     const char **ws_id;
+    int64_t *expires;
 };
 
 static int auth_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct auth_ctx *ctx = arg;
     struct rf_db_rows rows;
-    struct rf_db_param p[] = {RF_TEXT(ctx->hash)};
-    int rc = rf_db_exec(c, "SELECT workspace_id FROM root_keys WHERE key_hash = ?", p, 1, ctx->a,
-                        &rows, e);
+    struct rf_db_param p[] = {RF_TEXT(ctx->hash), RF_INT(rf_now_ms())};
+    int rc = rf_db_exec(c,
+                        "SELECT workspace_id, expires_at FROM root_keys WHERE key_hash = ?"
+                        " AND (expires_at IS NULL OR expires_at > ?)",
+                        p, 2, ctx->a, &rows, e);
     *ctx->ws_id = rc == RF_DB_OK ? rf_db_cell(&rows, 0, 0) : NULL;
+    const char *x = rc == RF_DB_OK ? rf_db_cell(&rows, 0, 1) : NULL;
+    *ctx->expires = x ? atoll(x) : 0;
     return rc;
 }
 
 int rf_store_auth(struct rf_db *db, struct rf_arena *a, const char *root_key, const char **ws_id,
-                  struct rf_db_error *e)
+                  int64_t *expires_ms, struct rf_db_error *e)
 {
     char hash[65];
     rf_sha256_hex(root_key, strlen(root_key), hash);
-    struct auth_ctx ctx = {a, hash, ws_id};
+    struct auth_ctx ctx = {a, hash, ws_id, expires_ms};
     *ws_id = NULL;
+    *expires_ms = 0;
     return rf_tx_run(db, NULL, RF_TX_READ, auth_tx, &ctx, e);
+}
+
+struct rotate_ctx {
+    const char *name, *old_key;
+    int64_t overlap_ms, old_expires;
+    char *ws_id, *root_key;
+    enum rf_rotate_result res;
+};
+
+static int rotate_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct rotate_ctx *ctx = arg;
+    char now[RF_TIME_MAX], old_hash[65], new_hash[65];
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    int64_t now_ms = rf_now_ms();
+    int rc;
+    rf_arena_init(&a, 0);
+    rf_now_rfc3339(now);
+    ctx->res = RF_ROTATE_NO_WORKSPACE;
+    struct rf_db_param w[] = {RF_TEXT(ctx->name)};
+    rc = rf_db_exec(c, "SELECT id FROM workspaces WHERE name = ?", w, 1, &a, &rows, e);
+    if (rc != RF_DB_OK || rows.nrows == 0)
+        goto out;
+    snprintf(ctx->ws_id, 64, "%s", rf_db_cell(&rows, 0, 0));
+    ctx->res = RF_ROTATE_NO_KEY;
+    if (ctx->old_key) {
+        rf_sha256_hex(ctx->old_key, strlen(ctx->old_key), old_hash);
+    } else {
+        /* Only picks which key; the conditional UPDATE below decides. */
+        struct rf_db_param p[] = {RF_TEXT(ctx->ws_id), RF_INT(now_ms)};
+        rc = rf_db_exec(c,
+                        "SELECT key_hash FROM root_keys WHERE workspace_id = ?"
+                        " AND replaced_by IS NULL AND (expires_at IS NULL OR expires_at > ?)"
+                        " ORDER BY created_at DESC, key_hash LIMIT 1",
+                        p, 2, &a, &rows, e);
+        if (rc != RF_DB_OK || rows.nrows == 0)
+            goto out;
+        snprintf(old_hash, sizeof(old_hash), "%s", rf_db_cell(&rows, 0, 0));
+    }
+    if (rf_id_new(ctx->root_key, RF_ROOT_KEY_MAX, "rk_", 32)) {
+        rc = rf_db_fail(e, RF_DB_ERROR, "id generation failed");
+        goto out;
+    }
+    rf_sha256_hex(ctx->root_key, strlen(ctx->root_key), new_hash);
+    int64_t until = now_ms + ctx->overlap_ms;
+    /* replaced_by is set once: of simultaneous rotations of one key, one
+     * UPDATE matches; the rest find it set (or, on PostgreSQL, wait for
+     * the winner and then find it set). */
+    struct rf_db_param u[] = {RF_TEXT(new_hash), RF_INT(until),       RF_INT(until),
+                              RF_TEXT(old_hash), RF_TEXT(ctx->ws_id), RF_INT(now_ms)};
+    rc = rf_db_exec(c,
+                    "UPDATE root_keys SET replaced_by = ?, expires_at = CASE WHEN"
+                    " expires_at IS NULL OR expires_at > ? THEN ? ELSE expires_at END"
+                    " WHERE key_hash = ? AND workspace_id = ? AND replaced_by IS NULL"
+                    " AND (expires_at IS NULL OR expires_at > ?) RETURNING expires_at",
+                    u, 6, &a, &rows, e);
+    if (rc != RF_DB_OK)
+        goto out;
+    if (rows.nrows == 0) {
+        struct rf_db_param q[] = {RF_TEXT(old_hash), RF_TEXT(ctx->ws_id)};
+        rc = rf_db_exec(c,
+                        "SELECT 1 FROM root_keys WHERE key_hash = ? AND workspace_id = ?"
+                        " AND replaced_by IS NOT NULL",
+                        q, 2, &a, &rows, e);
+        if (rc == RF_DB_OK && rows.nrows == 1)
+            ctx->res = RF_ROTATE_ALREADY;
+        goto out;
+    }
+    ctx->old_expires = atoll(rf_db_cell(&rows, 0, 0));
+    struct rf_db_param n[] = {RF_TEXT(new_hash), RF_TEXT(ctx->ws_id), RF_TEXT(now)};
+    rc =
+        rf_db_exec(c, "INSERT INTO root_keys (key_hash, workspace_id, created_at) VALUES (?, ?, ?)",
+                   n, 3, NULL, NULL, e);
+    if (rc == RF_DB_OK)
+        ctx->res = RF_ROTATE_OK;
+out:
+    rf_arena_free(&a);
+    return rc;
+}
+
+int rf_store_root_key_rotate(struct rf_db *db, const char *name, const char *old_key,
+                             int64_t overlap_ms, char ws_id[64], char root_key[RF_ROOT_KEY_MAX],
+                             int64_t *old_expires, enum rf_rotate_result *res,
+                             struct rf_db_error *e)
+{
+    struct rotate_ctx ctx = {name, old_key, overlap_ms, 0, ws_id, root_key, RF_ROTATE_NO_WORKSPACE};
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, rotate_tx, &ctx, e);
+    *res = ctx.res;
+    *old_expires = ctx.old_expires;
+    return rc;
 }

@@ -526,8 +526,9 @@ void test_pg_store_users(void)
     if (rc == RF_DB_OK)
         rc_steal = rf_store_user_update(db, NULL, &a, ws, u3.id, &steal, &u3, &found2, &es);
     const char *auth_ws = NULL;
+    int64_t auth_expires = -1;
     if (rc == RF_DB_OK)
-        rc = rf_store_auth(db, &a, key, &auth_ws, &e);
+        rc = rf_store_auth(db, &a, key, &auth_ws, &auth_expires, &e);
     if (rc == RF_DB_OK)
         rc = rf_store_ping(db, &e);
     scratch_close(&s, db);
