@@ -25,15 +25,15 @@
 #include "core/rules.h"
 #include "core/util.h"
 #include "db/db.h"
+#include "itest.h"
 #include "probe/burst.h"
 
-#define MAX_SRV 3
 #define MAX_PIDS 64
 #define RF_BODY_MAX_TEST (1024 * 1024)
 /* A declared length just over the 1 MiB limit (RF_BODY_MAX_TEST + 16). */
 #define RF_TEST_HUGE_STR "1048592"
 
-static const char *bin = "build/racefree";
+const char *bin = "build/racefree";
 static char test_bin[512]; /* bin + "-test": fault-injection hooks live */
 /* When set, servers start from test_bin with RACEFREE_FAULTS=faults. */
 static const char *faults;
@@ -41,16 +41,15 @@ static const char *faults;
 static const char *serve_args[8];
 /* PostgreSQL: the cluster's admin URL (.../postgres) and its directory for
  * scripts/pg.sh; NULL for SQLite. Each test gets a database of its own. */
-static const char *pg_url, *pg_dir;
+const char *pg_url;
+static const char *pg_dir;
 static struct rf_db *pg_admin;
 static pid_t live_pids[MAX_PIDS];
-static int test_failed;
+int test_failed;
 
 /* ---------- failure reporting ---------- */
 
-static void fail(const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fail(const char *file, int line, const char *fmt, ...)
+void fail(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
     test_failed = 1;
@@ -60,13 +59,6 @@ static void fail(const char *file, int line, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
 }
-#define EXPECT(c, ...)                                                                             \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fail(__FILE__, __LINE__, __VA_ARGS__);                                                 \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 /* ---------- processes ---------- */
 
@@ -99,7 +91,7 @@ static void on_alarm(int sig)
 }
 
 /* Runs argv to completion, capturing stdout into out. Returns exit status. */
-static int run_capture(char *const argv[], char *out, size_t outlen)
+int run_capture(char *const argv[], char *out, size_t outlen)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -130,13 +122,7 @@ static int run_capture(char *const argv[], char *out, size_t outlen)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-struct srv {
-    pid_t pid;
-    int port;
-    char log[512];
-};
-
-static void sleep_ms(int ms)
+void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -235,15 +221,6 @@ static int srv_stop(struct srv *s)
 
 /* ---------- environment: a database, workspaces, servers ---------- */
 
-struct env {
-    char dir[256];
-    char db_url[512];
-    char key[128], key2[128]; /* root keys of workspaces "t1" and "t2" */
-    struct srv srv[MAX_SRV];
-    int nsrv;
-    struct rf_db *db; /* for invariant checks */
-};
-
 static int workspace_create(struct env *e, const char *name, char *key, size_t keylen)
 {
     char out[1024];
@@ -261,7 +238,7 @@ static int workspace_create(struct env *e, const char *name, char *key, size_t k
 
 /* Stops every server; one that does not exit 0 on SIGTERM fails the test
  * (under ASan/UBSan that is also how a leak or undefined behaviour shows). */
-static void env_down(struct env *e)
+void env_down(struct env *e)
 {
     for (int i = 0; i < e->nsrv; i++) {
         int rc = srv_stop(&e->srv[i]);
@@ -309,7 +286,7 @@ static int db_fresh(struct env *e)
 }
 
 /* nsrv servers on one fresh database; workspaces made before they start. */
-static int env_up(struct env *e, int nsrv)
+int env_up(struct env *e, int nsrv)
 {
     memset(e, 0, sizeof(*e));
     snprintf(e->dir, sizeof(e->dir), "/tmp/rf-itest-XXXXXX");
@@ -338,11 +315,6 @@ static int env_up(struct env *e, int nsrv)
 
 /* ---------- HTTP ---------- */
 
-struct reqspec {
-    const char *method, *path, *key, *body, *extra_headers;
-    int srv; /* which server */
-};
-
 static char *build_request(const struct reqspec *q, int port, size_t *len)
 {
     char *buf = NULL;
@@ -365,14 +337,7 @@ static char *build_request(const struct reqspec *q, int port, size_t *len)
     return buf;
 }
 
-struct burst {
-    size_t n;
-    struct rf_burst_req *reqs;
-    struct rf_burst_res *res;
-    char **bufs;
-};
-
-static int burst_fire(struct env *e, const struct reqspec *specs, size_t n, struct burst *b)
+int burst_fire(struct env *e, const struct reqspec *specs, size_t n, struct burst *b)
 {
     char err[256];
     b->n = n;
@@ -401,7 +366,7 @@ static int burst_fire(struct env *e, const struct reqspec *specs, size_t n, stru
     return 0;
 }
 
-static void burst_free(struct burst *b)
+void burst_free(struct burst *b)
 {
     if (b->res)
         rf_burst_res_free(b->res, b->n);
@@ -415,7 +380,7 @@ static void burst_free(struct burst *b)
 
 /* One request; returns status (0 on transport error), *body parsed JSON
  * (caller decrefs) when body is non-NULL. */
-static int http1(struct env *e, const struct reqspec *q, json_t **body)
+int http1(struct env *e, const struct reqspec *q, json_t **body)
 {
     struct burst b = {0};
     int status = 0;
@@ -430,7 +395,7 @@ static int http1(struct env *e, const struct reqspec *q, json_t **body)
     return status;
 }
 
-static const char *jstr(json_t *j, const char *a, const char *b)
+const char *jstr(json_t *j, const char *a, const char *b)
 {
     json_t *v = json_object_get(j, a);
     if (b)
@@ -463,7 +428,7 @@ static long db_count_once(struct env *e, const char *sql, const char *p1, const 
 
 /* One number from the database. A connection that went stale while
  * PostgreSQL restarted fails once and is reconnected: ask again. */
-static long db_count(struct env *e, const char *sql, const char *p1, const char *p2)
+long db_count(struct env *e, const char *sql, const char *p1, const char *p2)
 {
     long n = db_count_once(e, sql, p1, p2, 1);
     return n >= 0 ? n : db_count_once(e, sql, p1, p2, 0);
@@ -473,10 +438,6 @@ static long db_count(struct env *e, const char *sql, const char *p1, const char 
 
 #define RACE_USERS 64
 #define RACE_CLAIMS 48
-/* Each race test fires several independent bursts: a broken build loses
- * some of them by luck of scheduling, never all (measured: see notes). */
-#define RACE_ROUNDS 10
-
 /* Seed 002: N simultaneous create-if-missing with one new email. */
 static void race_user_create(int nsrv, int rounds)
 {
@@ -537,7 +498,6 @@ static void t_race_user_create_1srv(void)
 }
 /* Several processes on one database: two on one SQLite file, three on
  * one PostgreSQL. */
-#define MULTI (pg_url ? 3 : 2)
 
 static void t_race_user_create_2srv(void)
 {
@@ -914,7 +874,7 @@ out:
 #define VERIFY_CREDITS 10
 
 /* Counts statuses; prints the odd ones. Returns how many had `want`. */
-static int count_status(const struct burst *b, int want, int *n5xx)
+int count_status(const struct burst *b, int want, int *n5xx)
 {
     int n = 0;
     for (size_t i = 0; i < b->n; i++) {
@@ -930,7 +890,7 @@ static int count_status(const struct burst *b, int want, int *n5xx)
     return n;
 }
 
-static json_t *res_json(const struct burst *b, size_t i)
+json_t *res_json(const struct burst *b, size_t i)
 {
     return json_loads(b->res[i].http.body ? b->res[i].http.body : "", 0, NULL);
 }
@@ -2339,6 +2299,14 @@ static const struct {
     {"race_user_create_keyed", t_race_user_create_keyed, 1, ANY},
     {"race_identity_create", t_race_identity_create, 1, ANY},
     {"race_resource_delete", t_race_resource_delete, 1, ANY},
+    {"race_ratelimit_1srv", t_race_ratelimit_1srv, 1, ANY},
+    {"race_ratelimit_multi", t_race_ratelimit_multi, 1, ANY},
+    {"race_ratelimit_all_or_nothing", t_race_ratelimit_all_or_nothing, 1, ANY},
+    {"race_credits_ops", t_race_credits_ops, 1, ANY},
+    {"race_refill_boundary", t_race_refill_boundary, 1, ANY},
+    {"race_key_delete_vs_verify", t_race_key_delete_vs_verify, 1, ANY},
+    {"race_reroll", t_race_reroll, 1, ANY},
+    {"race_root_key_rotation", t_race_root_key_rotation, 1, ANY},
     {"pg_outage", t_pg_outage, 0, PG_ONLY},
 };
 

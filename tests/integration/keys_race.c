@@ -1,0 +1,611 @@
+/* Race tests of the key operations past create (issue 14): ratelimits,
+ * credit operations and refill, delete, reroll, root-key rotation. Each
+ * fires simultaneous requests at real servers and checks the invariant in
+ * the responses and in the database. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "itest.h"
+#include "store/store.h"
+
+#define VERIFIES 40
+#define DAY_MS 86400000LL
+
+/* Creates a key from body; fills its id and plaintext. */
+static int key_make(struct env *e, const char *body, char kid[64], char key[128])
+{
+    json_t *j = NULL;
+    struct reqspec c = {"POST", "/v1/keys", e->key, body, NULL, 0};
+    int st = http1(e, &c, &j);
+    int ok = st == 201 && jstr(j, "keyId", NULL) && jstr(j, "key", NULL);
+    if (ok) {
+        snprintf(kid, 64, "%s", jstr(j, "keyId", NULL));
+        snprintf(key, 128, "%s", jstr(j, "key", NULL));
+    } else
+        fprintf(stderr, "  create key %s: %d\n", body, st);
+    json_decref(j);
+    return ok ? 0 : -1;
+}
+
+/* Tallies verify answers by code; anything but a 200 with a known code is
+ * counted in other (and shown). */
+struct tally {
+    int valid, limited, exceeded, not_found, other;
+};
+static void tally_verifies(const struct burst *b, size_t from, size_t to, struct tally *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (size_t i = from; i < to; i++) {
+        json_t *r = res_json(b, i);
+        const char *code = jstr(r, "code", NULL);
+        if (b->res[i].http.status != 200 || !code)
+            t->other++;
+        else if (!strcmp(code, "VALID"))
+            t->valid++;
+        else if (!strcmp(code, "RATE_LIMITED"))
+            t->limited++;
+        else if (!strcmp(code, "USAGE_EXCEEDED"))
+            t->exceeded++;
+        else if (!strcmp(code, "NOT_FOUND"))
+            t->not_found++;
+        else
+            t->other++;
+        if (b->res[i].http.status != 200 || !code)
+            fprintf(stderr, "  verify %zu: %d %.200s\n", i, b->res[i].http.status,
+                    b->res[i].http.body ? b->res[i].http.body : "");
+        json_decref(r);
+    }
+}
+
+static long used_in(struct env *e, const char *owner, const char *name)
+{
+    return db_count(e, "SELECT used FROM ratelimit_windows WHERE owner_id = ? AND name = ?", owner,
+                    name);
+}
+
+/* M verifies against a key limit of L and an identity limit shared by two
+ * keys: exactly L VALID, M - L RATE_LIMITED, the counter at L. */
+static void race_ratelimit(int nsrv, int rounds)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[VERIFIES];
+    char kid[64], key[128], kid2[64], key2[128], v1[200], v2[200], body[400], xid[64];
+    json_t *j = NULL;
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < rounds; round++) {
+        burst_free(&b);
+        int lim = 5 + round % 7;
+        /* A key limit: one key, L per day. */
+        snprintf(body, sizeof(body),
+                 "{\"ratelimits\":[{\"name\":\"api\",\"limit\":%d,\"duration\":%lld}]}", lim,
+                 DAY_MS);
+        EXPECT(key_make(&e, body, kid, key) == 0, "key");
+        snprintf(v1, sizeof(v1), "{\"key\":\"%s\"}", key);
+        for (int i = 0; i < VERIFIES; i++)
+            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, v1, NULL, i};
+        EXPECT(burst_fire(&e, q, VERIFIES, &b) == 0, "burst");
+        struct tally t;
+        tally_verifies(&b, 0, VERIFIES, &t);
+        EXPECT(t.other == 0, "%d verifies were not 200 VALID/RATE_LIMITED", t.other);
+        EXPECT(t.valid == lim && t.limited == VERIFIES - lim,
+               "key limit %d: want %d VALID and %d RATE_LIMITED, got %d and %d", lim, lim,
+               VERIFIES - lim, t.valid, t.limited);
+        EXPECT(used_in(&e, kid, "api") == lim, "the window must hold %d, holds %ld", lim,
+               used_in(&e, kid, "api"));
+
+        /* An identity limit: two keys of one identity share it. */
+        burst_free(&b);
+        snprintf(xid, sizeof(xid), "org-%u", rf_rand_below(1u << 30));
+        snprintf(body, sizeof(body),
+                 "{\"externalId\":\"%s\",\"ratelimits\":[{\"name\":\"org\",\"limit\":%d,"
+                 "\"duration\":%lld}]}",
+                 xid, lim, DAY_MS);
+        struct reqspec ci = {"POST", "/v1/identities", e.key, body, NULL, 0};
+        EXPECT(http1(&e, &ci, &j) == 201, "identity");
+        char idn[64];
+        snprintf(idn, sizeof(idn), "%s", jstr(j, "identity", "id"));
+        json_decref(j);
+        j = NULL;
+        snprintf(body, sizeof(body), "{\"externalId\":\"%s\"}", xid);
+        EXPECT(key_make(&e, body, kid, key) == 0 && key_make(&e, body, kid2, key2) == 0, "keys");
+        snprintf(v1, sizeof(v1), "{\"key\":\"%s\"}", key);
+        snprintf(v2, sizeof(v2), "{\"key\":\"%s\",\"ratelimits\":[{\"name\":\"org\"}]}", key2);
+        for (int i = 0; i < VERIFIES; i++)
+            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, i % 2 ? v2 : v1, NULL, i};
+        EXPECT(burst_fire(&e, q, VERIFIES, &b) == 0, "burst");
+        tally_verifies(&b, 0, VERIFIES, &t);
+        EXPECT(t.other == 0, "%d verifies were not 200 VALID/RATE_LIMITED", t.other);
+        EXPECT(t.valid == lim && t.limited == VERIFIES - lim,
+               "identity limit %d over two keys: want %d VALID, %d RATE_LIMITED, got %d and %d",
+               lim, lim, VERIFIES - lim, t.valid, t.limited);
+        EXPECT(used_in(&e, idn, "org") == lim, "the identity's window must hold %d", lim);
+    }
+out:
+    json_decref(j);
+    burst_free(&b);
+    env_down(&e);
+}
+
+void t_race_ratelimit_1srv(void)
+{
+    race_ratelimit(1, 4);
+}
+void t_race_ratelimit_multi(void)
+{
+    race_ratelimit(MULTI, 4);
+}
+
+/* Two limits and credits on every verify, the tightest refusing: a verify
+ * refused by one spends nothing on the others (Unkey #1995). */
+static void t_race_ratelimit_all_or_nothing_n(int nsrv)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[VERIFIES];
+    char kid[64], key[128], v[300], body[500], xid[64], idn[64];
+    json_t *j = NULL;
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < 4; round++) {
+        burst_free(&b);
+        /* round 0, 2: the key's limit (10) is the tightest; 1, 3: credits (6). */
+        int credits = round % 2 ? 6 : 30, tight = round % 2 ? 6 : 10;
+        snprintf(xid, sizeof(xid), "aon-%u", rf_rand_below(1u << 30));
+        snprintf(body, sizeof(body),
+                 "{\"externalId\":\"%s\",\"ratelimits\":[{\"name\":\"wide\",\"limit\":25,"
+                 "\"duration\":%lld}]}",
+                 xid, DAY_MS);
+        struct reqspec ci = {"POST", "/v1/identities", e.key, body, NULL, 0};
+        EXPECT(http1(&e, &ci, &j) == 201, "identity");
+        snprintf(idn, sizeof(idn), "%s", jstr(j, "identity", "id"));
+        json_decref(j);
+        j = NULL;
+        snprintf(body, sizeof(body),
+                 "{\"externalId\":\"%s\",\"remaining\":%d,\"ratelimits\":[{\"name\":\"tight\","
+                 "\"limit\":10,\"duration\":%lld}]}",
+                 xid, credits, DAY_MS);
+        EXPECT(key_make(&e, body, kid, key) == 0, "key");
+        snprintf(v, sizeof(v),
+                 "{\"key\":\"%s\",\"ratelimits\":[{\"name\":\"wide\"},{\"name\":\"tight\"}],"
+                 "\"credits\":{\"cost\":1}}",
+                 key);
+        for (int i = 0; i < VERIFIES; i++)
+            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, v, NULL, i};
+        EXPECT(burst_fire(&e, q, VERIFIES, &b) == 0, "burst");
+        struct tally t;
+        tally_verifies(&b, 0, VERIFIES, &t);
+        EXPECT(t.other == 0, "%d verifies failed", t.other);
+        EXPECT(t.valid == tight, "want %d VALID, got %d (%d limited, %d exceeded)", tight, t.valid,
+               t.limited, t.exceeded);
+        EXPECT(round % 2 ? t.exceeded == VERIFIES - tight : t.limited == VERIFIES - tight,
+               "want %d refused by %s, got %d limited %d exceeded", VERIFIES - tight,
+               round % 2 ? "credits" : "the key's limit", t.limited, t.exceeded);
+        /* What was refused spent nothing anywhere: each counter moved once
+         * per VALID, and so did the balance. */
+        EXPECT(used_in(&e, idn, "wide") == tight, "identity's window holds %ld, want %d",
+               used_in(&e, idn, "wide"), tight);
+        long tl = used_in(&e, kid, "tight");
+        EXPECT(tl == tight || (tl == -1 && tight == 0), "key's window holds %ld, want %d", tl,
+               tight);
+        EXPECT(db_count(&e, "SELECT remaining FROM api_keys WHERE id = ?", kid, NULL) ==
+                   credits - tight,
+               "credits must end at %d", credits - tight);
+    }
+out:
+    json_decref(j);
+    burst_free(&b);
+    env_down(&e);
+}
+
+void t_race_ratelimit_all_or_nothing(void)
+{
+    t_race_ratelimit_all_or_nothing_n(1);
+    if (!test_failed)
+        t_race_ratelimit_all_or_nothing_n(MULTI);
+}
+
+/* Increments and decrements racing verifies lose none of them: the balance
+ * ends at start + increments - decrements - VALID, exactly. */
+static void race_credits(int nsrv)
+{
+    enum { INC = 6, DEC = 4 };
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[VERIFIES + INC + DEC];
+    char kid[64], key[128], v[200], path[128];
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < 4; round++) {
+        burst_free(&b);
+        EXPECT(key_make(&e, "{\"remaining\":100}", kid, key) == 0, "key");
+        snprintf(v, sizeof(v), "{\"key\":\"%s\"}", key);
+        snprintf(path, sizeof(path), "/v1/keys/%s/credits", kid);
+        size_t n = 0;
+        for (int i = 0; i < VERIFIES; i++) {
+            q[n++] = (struct reqspec){"POST", "/v1/keys/verify", e.key, v, NULL, i};
+            if (i % 4 == 0 && n < VERIFIES + INC + DEC && i / 4 < INC + DEC)
+                q[n++] = (struct reqspec){
+                    "POST",
+                    path,
+                    e.key,
+                    i / 4 < INC ? "{\"op\":\"increment\",\"value\":5}" : "{\"op\":\"decrement\",\"value\":1}",
+                    NULL,
+                    i};
+        }
+        EXPECT(burst_fire(&e, q, n, &b) == 0, "burst");
+        int valid = 0, exceeded = 0, ops = 0, bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            json_t *r = res_json(&b, i);
+            const char *code = jstr(r, "code", NULL);
+            int st = b.res[i].http.status;
+            if (!strcmp(q[i].path, path))
+                ops += st == 200 && json_is_integer(json_object_get(r, "remaining"));
+            else if (st == 200 && code && !strcmp(code, "VALID"))
+                valid++;
+            else if (st == 200 && code && !strcmp(code, "USAGE_EXCEEDED"))
+                exceeded++;
+            else
+                bad++;
+            json_decref(r);
+        }
+        EXPECT(bad == 0 && ops == INC + DEC, "%d bad answers, %d of %d credit operations ok", bad,
+               ops, INC + DEC);
+        EXPECT(valid + exceeded == VERIFIES, "verifies: %d + %d", valid, exceeded);
+        /* The balance never runs dry here (decrements floor at 0, which
+         * would make the books an inequality), so the sum is exact: a lost
+         * update of any kind shows. */
+        long left = db_count(&e, "SELECT remaining FROM api_keys WHERE id = ?", kid, NULL);
+        EXPECT(valid == VERIFIES, "%d verifies were not VALID with credits to spare",
+               VERIFIES - valid);
+        EXPECT(left == 100 + 5 * INC - DEC - valid,
+               "remaining %ld, want 100 + %d - %d - %d VALID = %d: an operation was lost", left,
+               5 * INC, DEC, valid, 100 + 5 * INC - DEC - valid);
+        EXPECT(left >= 0, "remaining went below 0");
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+void t_race_credits_ops(void)
+{
+    race_credits(1);
+    if (!test_failed)
+        race_credits(MULTI);
+}
+
+static int db_exec(struct env *e, const char *sql, const struct rf_db_param *p, int np)
+{
+    struct rf_db_conn *c;
+    struct rf_db_error err;
+    if (rf_db_acquire(e->db, 1, &c, &err) != RF_DB_OK)
+        return -1;
+    int rc = rf_db_exec(c, sql, p, np, NULL, NULL, &err);
+    rf_db_release(e->db, c);
+    if (rc != RF_DB_OK)
+        fprintf(stderr, "  db_exec: %s\n", err.detail);
+    return rc == RF_DB_OK ? 0 : -1;
+}
+
+/* A refill due at the boundary is applied once however many verifies
+ * race to it from several processes: exactly `amount` of them are VALID. */
+void t_race_refill_boundary(void)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[VERIFIES];
+    char kid[64], key[128], v[200];
+    EXPECT(env_up(&e, MULTI) == 0, "env_up");
+    for (int round = 0; round < 6; round++) {
+        burst_free(&b);
+        int monthly = round % 2;
+        EXPECT(key_make(&e,
+                        monthly ? "{\"remaining\":0,\"refill\":{\"interval\":\"monthly\","
+                                  "\"amount\":12,\"refillDay\":31}}"
+                                : "{\"remaining\":0,\"refill\":{\"interval\":\"daily\","
+                                  "\"amount\":12}}",
+                        kid, key) == 0,
+               "key");
+        /* Yesterday's (last month's) refill was the last: this period's is due. */
+        int64_t now = rf_now_ms();
+        int64_t period =
+            rf_refill_period_start(monthly ? RF_REFILL_MONTHLY : RF_REFILL_DAILY, 31, now);
+        struct rf_db_param p[] = {RF_INT(period - 1), RF_TEXT(kid)};
+        EXPECT(db_exec(&e, "UPDATE api_keys SET last_refill = ? WHERE id = ?", p, 2) == 0,
+               "backdate");
+        snprintf(v, sizeof(v), "{\"key\":\"%s\"}", key);
+        for (int i = 0; i < VERIFIES; i++)
+            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, v, NULL, i};
+        EXPECT(burst_fire(&e, q, VERIFIES, &b) == 0, "burst");
+        struct tally t;
+        tally_verifies(&b, 0, VERIFIES, &t);
+        EXPECT(t.other == 0, "%d verifies failed", t.other);
+        EXPECT(t.valid == 12 && t.exceeded == VERIFIES - 12,
+               "want 12 VALID (one refill), %d USAGE_EXCEEDED; got %d and %d", VERIFIES - 12,
+               t.valid, t.exceeded);
+        char ps[32];
+        snprintf(ps, sizeof(ps), "%lld", (long long)period);
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM api_keys WHERE id = ? AND last_refill = ?", kid,
+                        ps) == 1,
+               "last_refill must be this period's start");
+        EXPECT(db_count(&e, "SELECT remaining FROM api_keys WHERE id = ?", kid, NULL) == 0,
+               "remaining must end at 0");
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+/* A client that keeps sending one request to every server until told to
+ * stop, recording when each was sent and what came back. */
+struct looper {
+    struct env *e;
+    const char *path, *body, *key;
+    atomic_int stop;
+    int n;
+    struct {
+        uint64_t sent;
+        int status;
+        char code[24];
+    } rec[4096];
+};
+
+static void *loop_run(void *arg)
+{
+    struct looper *l = arg;
+    while (!atomic_load(&l->stop) && l->n + 2 * MAX_SRV < 4096) {
+        struct reqspec q[2 * MAX_SRV];
+        struct burst b = {0};
+        int n = 2 * l->e->nsrv;
+        for (int i = 0; i < n; i++)
+            q[i] = (struct reqspec){"POST", l->path, l->key, l->body, NULL, i};
+        if (!l->body)
+            for (int i = 0; i < n; i++)
+                q[i].method = "GET";
+        if (burst_fire(l->e, q, (size_t)n, &b) == 0)
+            for (int i = 0; i < n; i++) {
+                json_t *r = res_json(&b, (size_t)i);
+                const char *code = jstr(r, "code", NULL);
+                l->rec[l->n].sent = b.res[i].t_connected_ns;
+                l->rec[l->n].status = b.res[i].http.status;
+                snprintf(l->rec[l->n].code, sizeof(l->rec[0].code), "%s", code ? code : "");
+                l->n++;
+                json_decref(r);
+            }
+        burst_free(&b);
+        sleep_ms(3); /* a steady stream, not a flood: the records must last */
+    }
+    return NULL;
+}
+
+/* Counts records sent after t (status/code as wanted or not). */
+static void loop_split(const struct looper *l, uint64_t t, int (*good)(int, const char *),
+                       int *before_good, int *after, int *after_bad)
+{
+    *before_good = *after = *after_bad = 0;
+    for (int i = 0; i < l->n; i++) {
+        int g = good(l->rec[i].status, l->rec[i].code);
+        if (l->rec[i].sent <= t)
+            *before_good += g;
+        else {
+            (*after)++;
+            *after_bad += g;
+        }
+    }
+}
+
+static int is_valid(int status, const char *code)
+{
+    return status == 200 && !strcmp(code, "VALID");
+}
+
+/* Once DELETE has answered, no verify on any server answers VALID for the
+ * key: verifies sent after the 204 (from every process) are NOT_FOUND. A
+ * key with credits (write path) and one without (read path). */
+void t_race_key_delete_vs_verify(void)
+{
+    struct env e;
+    struct looper *l = calloc(1, sizeof(*l));
+    char kid[64], key[128], v[200], path[128];
+    pthread_t th;
+    int started = 0;
+    EXPECT(l && env_up(&e, MULTI) == 0, "env_up");
+    for (int round = 0; round < 4; round++) {
+        EXPECT(key_make(&e, round % 2 ? "{\"remaining\":100000}" : "{}", kid, key) == 0, "key");
+        snprintf(v, sizeof(v), "{\"key\":\"%s\"}", key);
+        memset(l, 0, sizeof(*l));
+        *l = (struct looper){.e = &e, .path = "/v1/keys/verify", .body = v, .key = e.key};
+        EXPECT(pthread_create(&th, NULL, loop_run, l) == 0, "thread");
+        started = 1;
+        sleep_ms(150);
+        snprintf(path, sizeof(path), "/v1/keys/%s", kid);
+        struct reqspec d = {"DELETE", path, e.key, NULL, NULL, round % e.nsrv};
+        int st = http1(&e, &d, NULL);
+        uint64_t t_done = rf_burst_now_ns();
+        sleep_ms(300);
+        atomic_store(&l->stop, 1);
+        pthread_join(th, NULL);
+        started = 0;
+        EXPECT(st == 204, "DELETE: want 204, got %d", st);
+        int before, after, bad;
+        loop_split(l, t_done, is_valid, &before, &after, &bad);
+        EXPECT(before > 0 && after > 0,
+               "the loop must straddle the delete (%d VALID before, %d "
+               "after)",
+               before, after);
+        EXPECT(bad == 0, "%d of %d verifies sent after DELETE returned were VALID", bad, after);
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM api_keys WHERE id = ?", kid, NULL) == 0,
+               "the key row must be gone");
+        EXPECT(http1(&e, &d, NULL) == 404, "a second DELETE: 404");
+    }
+out:
+    if (started) {
+        atomic_store(&l->stop, 1);
+        pthread_join(th, NULL);
+    }
+    free(l);
+    env_down(&e);
+}
+
+/* N simultaneous rerolls of one key: one new key, N-1 409 key_rerolled;
+ * the successor has the credits and limits; the old key, an alias during
+ * its overlap, spends the successor's credits, never its own. */
+static void race_reroll(int nsrv)
+{
+    enum { N = 20 };
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[VERIFIES];
+    char kid[64], key[128], path[128], v[2][200], nkid[64] = "", nkey[128] = "";
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < 3; round++) {
+        burst_free(&b);
+        EXPECT(key_make(&e,
+                        "{\"remaining\":12,\"ratelimits\":[{\"name\":\"r\",\"limit\":1000,"
+                        "\"duration\":86400000}]}",
+                        kid, key) == 0,
+               "key");
+        snprintf(path, sizeof(path), "/v1/keys/%s/reroll", kid);
+        for (int i = 0; i < N; i++)
+            q[i] = (struct reqspec){"POST", path, e.key, "{\"expiration\":60000}", NULL, i};
+        EXPECT(burst_fire(&e, q, N, &b) == 0, "burst");
+        int n5xx = 0, won = count_status(&b, 201, &n5xx), lost = 0;
+        for (int i = 0; i < N; i++) {
+            json_t *r = res_json(&b, (size_t)i);
+            if (b.res[i].http.status == 409 && jstr(r, "code", NULL) &&
+                !strcmp(jstr(r, "code", NULL), "key_rerolled"))
+                lost++;
+            if (b.res[i].http.status == 201) {
+                snprintf(nkid, sizeof(nkid), "%s", jstr(r, "keyId", NULL));
+                snprintf(nkey, sizeof(nkey), "%s", jstr(r, "key", NULL));
+            }
+            json_decref(r);
+        }
+        EXPECT(n5xx == 0 && won == 1 && lost == N - 1,
+               "want one 201 and %d x 409 key_rerolled, got %d and %d (%d 5xx)", N - 1, won, lost,
+               n5xx);
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM api_keys WHERE limits_owner = ?", kid, NULL) == 1,
+               "exactly one successor in the database");
+        EXPECT(db_count(&e, "SELECT remaining FROM api_keys WHERE id = ?", nkid, NULL) == 12,
+               "the successor carries the credits");
+        /* Old and new keys verified together share one balance of 12. */
+        burst_free(&b);
+        snprintf(v[0], sizeof(v[0]), "{\"key\":\"%s\"}", key);
+        snprintf(v[1], sizeof(v[1]), "{\"key\":\"%s\"}", nkey);
+        for (int i = 0; i < VERIFIES; i++)
+            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, v[i % 2], NULL, i};
+        EXPECT(burst_fire(&e, q, VERIFIES, &b) == 0, "burst");
+        struct tally t;
+        tally_verifies(&b, 0, VERIFIES, &t);
+        EXPECT(t.other == 0 && t.valid == 12 && t.exceeded == VERIFIES - 12,
+               "old + new keys: want 12 VALID in all, got %d (%d exceeded, %d other)", t.valid,
+               t.exceeded, t.other);
+        EXPECT(used_in(&e, kid, "r") == 12, "one ratelimit counter for both keys");
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+void t_race_reroll(void)
+{
+    race_reroll(1);
+    if (!test_failed)
+        race_reroll(MULTI);
+}
+
+static int is_authed(int status, const char *code)
+{
+    (void)code;
+    return status != 401 && status != 0;
+}
+
+/* Runs `racefree workspace rotate-key t1 --db … [extra…]` n times at once;
+ * returns how many exited 0 and the root key one of them printed. */
+static int rotate_many(struct env *e, int n, const char *old_key, char *new_key, size_t len)
+{
+    int fds[16][2], ok = 0;
+    pid_t pids[16];
+    for (int i = 0; i < n; i++) {
+        if (pipe(fds[i]) != 0)
+            return -1;
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            dup2(fds[i][1], 1);
+            close(fds[i][0]);
+            execl(bin, bin, "workspace", "rotate-key", "t1", "--db", e->db_url, "--key", old_key,
+                  (char *)NULL);
+            _exit(127);
+        }
+        close(fds[i][1]);
+    }
+    for (int i = 0; i < n; i++) {
+        char out[512] = "";
+        ssize_t r = read(fds[i][0], out, sizeof(out) - 1);
+        close(fds[i][0]);
+        int st;
+        waitpid(pids[i], &st, 0);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && r > 0) {
+            ok++;
+            json_t *j = json_loads(out, 0, NULL);
+            snprintf(new_key, len, "%s", jstr(j, "rootKey", NULL) ? jstr(j, "rootKey", NULL) : "");
+            json_decref(j);
+        }
+    }
+    return ok;
+}
+
+/* rotate-key: once it returns, no server accepts the old root key (their
+ * caches included); the new one works everywhere at once; of simultaneous
+ * rotations of one key exactly one wins. */
+void t_race_root_key_rotation(void)
+{
+    struct env e;
+    struct looper *l = calloc(1, sizeof(*l));
+    pthread_t th;
+    int started = 0;
+    char old[128], fresh[128] = "", fresh2[128] = "";
+    EXPECT(l && env_up(&e, MULTI) == 0, "env_up");
+    snprintf(old, sizeof(old), "%s", e.key);
+    /* A GET that needs auth and reads nothing: 404 when the key is good. */
+    *l = (struct looper){.e = &e, .path = "/v1/keys/key_none", .body = NULL, .key = old};
+    EXPECT(pthread_create(&th, NULL, loop_run, l) == 0, "thread");
+    started = 1;
+    sleep_ms(300);
+    EXPECT(rotate_many(&e, 1, old, fresh, sizeof(fresh)) == 1 && fresh[0], "rotate-key");
+    uint64_t t_done = rf_burst_now_ns();
+    sleep_ms(300);
+    atomic_store(&l->stop, 1);
+    pthread_join(th, NULL);
+    started = 0;
+    int before, after, bad;
+    loop_split(l, t_done, is_authed, &before, &after, &bad);
+    EXPECT(before > 0 && after > 0, "the loop must straddle the rotation (%d before, %d after)",
+           before, after);
+    EXPECT(bad == 0, "%d of %d requests with the old key after rotate-key returned were accepted",
+           bad, after);
+    for (int i = 0; i < e.nsrv; i++) {
+        struct reqspec g = {"GET", "/v1/keys/key_none", fresh, NULL, NULL, i};
+        EXPECT(http1(&e, &g, NULL) == 404, "the new key on server %d: want 404 (authenticated)", i);
+    }
+    /* Four rotations of the new key at once: one wins. */
+    EXPECT(rotate_many(&e, 4, fresh, fresh2, sizeof(fresh2)) == 1,
+           "simultaneous rotations of one key: exactly one may succeed");
+    EXPECT(db_count(&e,
+                    "SELECT COUNT(*) FROM root_keys r JOIN workspaces w ON w.id = r.workspace_id"
+                    " WHERE w.name = ? AND r.replaced_by IS NULL",
+                    "t1", NULL) == 1,
+           "one live root key");
+out:
+    if (started) {
+        atomic_store(&l->stop, 1);
+        pthread_join(th, NULL);
+    }
+    free(l);
+    env_down(&e);
+}
