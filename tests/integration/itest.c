@@ -2299,6 +2299,8 @@ static const struct {
     {"race_user_create_keyed", t_race_user_create_keyed, 1, ANY},
     {"race_identity_create", t_race_identity_create, 1, ANY},
     {"race_resource_delete", t_race_resource_delete, 1, ANY},
+    {"bad_input_keyops", t_bad_input_keyops, 0, ANY},
+    {"tenancy_keyops", t_tenancy_keyops, 0, ANY},
     {"race_ratelimit_1srv", t_race_ratelimit_1srv, 1, ANY},
     {"race_ratelimit_multi", t_race_ratelimit_multi, 1, ANY},
     {"race_ratelimit_all_or_nothing", t_race_ratelimit_all_or_nothing, 1, ANY},

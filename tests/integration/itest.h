@@ -85,5 +85,7 @@ void t_race_refill_boundary(void);
 void t_race_key_delete_vs_verify(void);
 void t_race_reroll(void);
 void t_race_root_key_rotation(void);
+void t_bad_input_keyops(void);
+void t_tenancy_keyops(void);
 
 #endif

@@ -609,3 +609,152 @@ out:
     free(l);
     env_down(&e);
 }
+
+/* Bad input to the key operations: a clear 422 (or 404), never a 5xx, and
+ * nothing written. */
+void t_bad_input_keyops(void)
+{
+    struct env e;
+    char kid[64], key[128], path_c[128], path_r[128], v[300];
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    EXPECT(key_make(&e, "{\"remaining\":5}", kid, key) == 0, "key");
+    snprintf(path_c, sizeof(path_c), "/v1/keys/%s/credits", kid);
+    snprintf(path_r, sizeof(path_r), "/v1/keys/%s/reroll", kid);
+    snprintf(v, sizeof(v), "{\"key\":\"%s\",\"ratelimits\":[{\"name\":\"none\"}]}", key);
+    const struct {
+        const char *method, *path, *body;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"POST", "/v1/keys", "{\"ratelimits\":{}}", 422, "invalid_field"},
+        {"POST", "/v1/keys", "{\"ratelimits\":[1]}", 422, "invalid_ratelimits"},
+        {"POST", "/v1/keys", "{\"ratelimits\":[{\"name\":\"a\",\"limit\":1}]}", 422,
+         "invalid_ratelimits"},
+        {"POST", "/v1/keys", "{\"ratelimits\":[{\"name\":\"a b\",\"limit\":1,\"duration\":1000}]}",
+         422, "invalid_ratelimits"},
+        {"POST", "/v1/keys", "{\"ratelimits\":[{\"name\":\"a\",\"limit\":-1,\"duration\":1000}]}",
+         422, "invalid_ratelimits"},
+        {"POST", "/v1/keys", "{\"ratelimits\":[{\"name\":\"a\",\"limit\":1,\"duration\":10}]}", 422,
+         "invalid_ratelimits"},
+        {"POST", "/v1/keys",
+         "{\"ratelimits\":[{\"name\":\"a\",\"limit\":1,\"duration\":1000},"
+         "{\"name\":\"a\",\"limit\":2,\"duration\":1000}]}",
+         422, "invalid_ratelimits"},
+        {"POST", "/v1/keys",
+         "{\"ratelimits\":[{\"name\":\"a\",\"limit\":1,\"duration\":1000,\"x\":1}]}", 422,
+         "invalid_ratelimits"},
+        {"POST", "/v1/keys",
+         "{\"ratelimits\":[{\"name\":\"';DROP TABLE x;--\",\"limit\":1,"
+         "\"duration\":1000}]}",
+         422, "invalid_ratelimits"},
+        {"POST", "/v1/keys", "{\"refill\":{\"interval\":\"weekly\",\"amount\":1}}", 422,
+         "invalid_refill"},
+        {"POST", "/v1/keys", "{\"refill\":{\"interval\":\"daily\",\"amount\":1,\"refillDay\":3}}",
+         422, "invalid_refill"},
+        {"POST", "/v1/keys",
+         "{\"refill\":{\"interval\":\"monthly\",\"amount\":1,\"refillDay\":32}}", 422,
+         "invalid_refill"},
+        {"POST", "/v1/keys", "{\"refill\":{\"interval\":\"daily\",\"amount\":-5}}", 422,
+         "invalid_refill"},
+        {"POST", "/v1/keys", "{\"refill\":{\"interval\":\"daily\"}}", 422, "invalid_refill"},
+        {"POST", "/v1/keys", "{\"refill\":null}", 422, "invalid_field"},
+        {"POST", "/v1/identities", "{\"externalId\":\"x\",\"ratelimits\":[{}]}", 422,
+         "invalid_ratelimits"},
+        {"POST", "/v1/keys/verify", "{\"key\":\"rf_x\",\"ratelimits\":[{\"cost\":1}]}", 422,
+         "invalid_ratelimits"},
+        {"POST", "/v1/keys/verify",
+         "{\"key\":\"rf_x\",\"ratelimits\":[{\"name\":\"a\",\"cost\":-1}]}", 422,
+         "invalid_ratelimits"},
+        {"POST", "/v1/keys/verify", "{\"key\":\"rf_x\",\"credits\":{\"cost\":-1}}", 422,
+         "invalid_credits"},
+        {"POST", "/v1/keys/verify", "{\"key\":\"rf_x\",\"credits\":{}}", 422, "invalid_credits"},
+        {"POST", "/v1/keys/verify", "{\"key\":\"rf_x\",\"credits\":5}", 422, "invalid_field"},
+        {"POST", "/v1/keys/verify", v, 422, "unknown_ratelimit"},
+        {"POST", path_c, "{\"op\":\"multiply\",\"value\":2}", 422, "invalid_credits"},
+        {"POST", path_c, "{\"op\":\"increment\",\"value\":null}", 422, "invalid_credits"},
+        {"POST", path_c, "{\"op\":\"set\",\"value\":-1}", 422, "invalid_credits"},
+        {"POST", path_c, "{\"op\":\"set\",\"value\":\"5\"}", 422, "invalid_field"},
+        {"POST", path_c, "{\"op\":\"set\"}", 422, "missing_field"},
+        {"POST", path_c, "{\"op\":\"set\",\"value\":1,\"x\":1}", 422, "unknown_field"},
+        {"POST", "/v1/keys/key_missing/credits", "{\"op\":\"set\",\"value\":1}", 404, "not_found"},
+        {"POST", path_r, "{\"expiration\":-1}", 422, "invalid_expires"},
+        {"POST", path_r, "{\"expiration\":\"soon\"}", 422, "invalid_field"},
+        {"POST", "/v1/keys/key_missing/reroll", "{}", 404, "not_found"},
+        {"DELETE", "/v1/keys/key_missing", NULL, 404, "not_found"},
+    };
+    long keys0 = db_count(&e, "SELECT COUNT(*) FROM api_keys", NULL, NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *j = NULL;
+        struct reqspec q = {cases[i].method, cases[i].path, e.key, cases[i].body, NULL, 0};
+        int st = http1(&e, &q, &j);
+        const char *code = jstr(j, "code", NULL);
+        int ok = st == cases[i].status && code && !strcmp(code, cases[i].code);
+        json_decref(j);
+        EXPECT(ok, "%s %s %s: want %d %s, got %d %s", cases[i].method, cases[i].path,
+               cases[i].body ? cases[i].body : "", cases[i].status, cases[i].code, st,
+               code ? code : "-");
+    }
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM api_keys", NULL, NULL) == keys0,
+           "a refused request created a key");
+    EXPECT(db_count(&e, "SELECT remaining FROM api_keys WHERE id = ?", kid, NULL) == 5,
+           "a refused request moved the credits");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM ratelimits", NULL, NULL) == 0,
+           "a refused request stored a ratelimit");
+out:
+    env_down(&e);
+}
+
+/* Workspace B against A's key: delete, credits, reroll answer 404 exactly
+ * as for a missing key; B's verify of A's key is NOT_FOUND and spends none
+ * of A's credits or limits; A's key is unchanged. */
+void t_tenancy_keyops(void)
+{
+    struct env e;
+    char kid[64], key[128], p[3][160], v[300], *before = NULL, *after = NULL;
+    json_t *j = NULL;
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    EXPECT(key_make(&e,
+                    "{\"remaining\":5,\"ratelimits\":[{\"name\":\"r\",\"limit\":3,"
+                    "\"duration\":86400000}]}",
+                    kid, key) == 0,
+           "key");
+    snprintf(p[0], sizeof(p[0]), "/v1/keys/%s", kid);
+    snprintf(p[1], sizeof(p[1]), "/v1/keys/%s/credits", kid);
+    snprintf(p[2], sizeof(p[2]), "/v1/keys/%s/reroll", kid);
+    struct reqspec g = {"GET", p[0], e.key, NULL, NULL, 0};
+    EXPECT(http1(&e, &g, &j) == 200 && (before = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)),
+           "A reads its key");
+    json_decref(j);
+    j = NULL;
+    const struct reqspec b[] = {
+        {"DELETE", p[0], e.key2, NULL, NULL, 0},
+        {"POST", p[1], e.key2, "{\"op\":\"set\",\"value\":0}", NULL, 0},
+        {"POST", p[2], e.key2, "{}", NULL, 0},
+        {"GET", p[0], e.key2, NULL, NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+        int st = http1(&e, &b[i], &j);
+        const char *code = jstr(j, "code", NULL);
+        EXPECT(st == 404 && code && !strcmp(code, "not_found"), "B: %s %s: want 404, got %d",
+               b[i].method, b[i].path, st);
+        json_decref(j);
+        j = NULL;
+    }
+    snprintf(v, sizeof(v), "{\"key\":\"%s\",\"ratelimits\":[{\"name\":\"r\"}]}", key);
+    struct reqspec bv = {"POST", "/v1/keys/verify", e.key2, v, NULL, 0};
+    EXPECT(http1(&e, &bv, &j) == 200 && !strcmp(jstr(j, "code", NULL), "NOT_FOUND") &&
+               !json_object_get(j, "ratelimits"),
+           "B verifying A's key: NOT_FOUND and nothing about its limits");
+    json_decref(j);
+    j = NULL;
+    EXPECT(http1(&e, &g, &j) == 200 && (after = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)),
+           "A reads its key again");
+    EXPECT(!strcmp(before, after), "A's key changed:\n    before %s\n    after  %s", before, after);
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM ratelimit_windows", NULL, NULL) == 0,
+           "B's verify counted against A's limit");
+out:
+    free(before);
+    free(after);
+    json_decref(j);
+    env_down(&e);
+}
