@@ -703,14 +703,33 @@ def examples_of(doc, o):
     return [(k, deref(doc, e)["value"]) for k, e in mt["examples"].items()]
 
 
-def fill(doc, path, method, ids):
+def new_key(srv):
+    st, _, data = srv.request("POST", "/v1/keys", body={"remaining": 5})
+    return json.loads(data)["keyId"] if st == 201 else "none"
+
+
+# Operations that use their object up (a reroll can happen once, a delete
+# leaves nothing): each call gets a new one.
+FRESH = {("post", "/v1/keys/{keyId}/reroll"): new_key,
+         ("delete", "/v1/keys/{keyId}"): new_key}
+
+
+def fill(doc, path, method, ids, srv=None):
     """The URL for an operation: path parameters from objects made earlier in
-    the run, required query parameters from their examples."""
+    the run (a sub-path such as /v1/keys/{keyId}/credits uses its parent's),
+    required query parameters from their examples."""
     url = path
     query = []
     for (name, where), p in op_params(doc, path, method).items():
         if where == "path":
-            url = url.replace("{" + name + "}", ids[(path, name)])
+            if srv and (method, path) in FRESH:
+                value = FRESH[(method, path)](srv)
+            elif (path, name) in ids:
+                value = ids[(path, name)]
+            else:
+                value = next(v for (pp, n), v in ids.items()
+                             if n == name and path.startswith(pp + "/"))
+            url = url.replace("{" + name + "}", value)
         elif where == "query" and p.get("required"):
             query.append(f"{name}={p['example']}")
     return url + ("?" + "&".join(query) if query else "")
@@ -722,7 +741,8 @@ ORDER = ["healthz", "readyz", "metrics", "openapi",
          "users.create", "users.get", "users.patch", "users.list",
          "events.create", "events.get", "events.list",
          "identities.create", "identities.get",
-         "keys.create", "keys.get", "keys.patch", "keys.verify",
+         "keys.create", "keys.get", "keys.patch", "keys.verify", "keys.credits",
+         "keys.reroll", "keys.delete",
          "resources.create", "resources.get", "resources.list", "resources.delete"]
 
 # Which response field names the object an operation's path parameter wants.
@@ -734,17 +754,18 @@ MAKES = {"users.create": ("/v1/users/{id}", "id", lambda b: b["user"]["id"]),
          "resources.create": ("/v1/resources/{id}", "id", lambda b: b["resource"]["id"])}
 
 
-def idempotency_cases(doc, o, path, method, body, expect):
+def idempotency_cases(doc, o, path, method, body, expect, url):
+    """url: one object for every call, so that a replay is of the same request."""
     key = "openapi-" + uuid.uuid4().hex
     if "externalId" in body and path == "/v1/identities":
         # The example's identity exists by now; a 409 would not be stored.
         body = dict(body, externalId="idem-" + key[-12:])
     first = expect("with an Idempotency-Key", path, method, None, body=body,
-                   headers={"Idempotency-Key": key})
+                   headers={"Idempotency-Key": key}, url=url)
     if not first:
         return
     again = expect("replayed", path, method, first[0], body=body,
-                   headers={"Idempotency-Key": key})
+                   headers={"Idempotency-Key": key}, url=url)
     name = f"live: {method.upper()} {path} replay is marked and documented"
     if again and (not ONLY or ONLY in name):
         doc_headers = deref(doc, o["responses"][str(again[0])]).get("headers", {})
@@ -765,9 +786,9 @@ def idempotency_cases(doc, o, path, method, body, expect):
     bad_body = dict(body, zzUnknown=1)
     again = None
     if expect("with an unknown field and a key", path, method, 422, body=bad_body,
-              headers={"Idempotency-Key": key + "-4xx"}):
+              headers={"Idempotency-Key": key + "-4xx"}, url=url):
         again = expect("with an unknown field, replayed", path, method, 422, body=bad_body,
-                       headers={"Idempotency-Key": key + "-4xx"})
+                       headers={"Idempotency-Key": key + "-4xx"}, url=url)
     name = f"live: {method.upper()} {path} a stored 422 replays, marked"
     if again and (not ONLY or ONLY in name):
         if again[1].get("idempotent-replayed") != "true":
@@ -777,7 +798,7 @@ def idempotency_cases(doc, o, path, method, body, expect):
     # The fingerprint covers the body bytes: one more space is another request.
     expect("with a reused Idempotency-Key", path, method, 422,
            body=json.dumps(body).encode() + b" ",
-           headers={"Idempotency-Key": key, "Content-Type": "application/json"})
+           headers={"Idempotency-Key": key, "Content-Type": "application/json"}, url=url)
 
 
 def live_cases(doc, srv, exercised, ids):
@@ -801,8 +822,8 @@ def live_cases(doc, srv, exercised, ids):
             if ONLY and ONLY not in name:
                 continue
             try:
-                url = fill(doc, path, method, ids)
-            except KeyError as e:
+                url = fill(doc, path, method, ids, srv)
+            except (KeyError, StopIteration) as e:
                 bad(name, f"no object for path parameter {e}")
                 continue
             st, h, data = srv.request(method.upper(), url, body=body,
@@ -831,8 +852,9 @@ def live_cases(doc, srv, exercised, ids):
         if ONLY and ONLY not in name:
             return None
         try:
-            st, h, data = srv.request(method.upper(), url or fill(doc, path, method, ids), **kw)
-        except KeyError as e:
+            st, h, data = srv.request(method.upper(), url or fill(doc, path, method, ids, srv),
+                                      **kw)
+        except (KeyError, StopIteration) as e:
             bad(name, f"no object for path parameter {e}")
             return None
         why = check_response(doc, path, method, st, h, data)
@@ -870,7 +892,11 @@ def live_cases(doc, srv, exercised, ids):
         expect("with a bad Idempotency-Key", path, method, 400, body=body,
                headers={"Idempotency-Key": '"unterminated'})
         if any(n == "Idempotency-Key" for (n, _) in op_params(doc, path, method)):
-            idempotency_cases(doc, o, path, method, body, expect)
+            try:
+                url = fill(doc, path, method, ids, srv)
+            except (KeyError, StopIteration):
+                url = None
+            idempotency_cases(doc, o, path, method, body, expect, url)
 
     # Each domain error once, on its operation: status and code must be the
     # ones the operation documents.
@@ -892,6 +918,12 @@ def live_cases(doc, srv, exercised, ids):
         ("keys.create", {"expires": 1}, 422, "invalid_expires"),
         ("keys.create", {"remaining": -1}, 422, "invalid_remaining"),
         ("keys.patch", {"name": None, "enabled": "yes"}, 422, "invalid_field"),
+        ("keys.patch", {"ratelimits": [{"name": "a b", "limit": 1, "duration": 1000}]}, 422,
+         "invalid_ratelimits"),
+        ("keys.patch", {"refill": {"interval": "hourly", "amount": 1}}, 422, "invalid_refill"),
+        ("keys.verify", {"key": "rf_x", "credits": {"cost": -1}}, 422, "invalid_credits"),
+        ("keys.credits", {"op": "multiply", "value": 2}, 422, "invalid_credits"),
+        ("keys.reroll", {"expiration": -1}, 422, "invalid_expires"),
         ("resources.create", {"type": "mysql", "name": "x"}, 422, "invalid_type"),
         ("keys.verify", {"key": "rf_x"}, 413, "payload_too_large"),
     ]:
