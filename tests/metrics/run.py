@@ -357,6 +357,14 @@ def main_server(workdir):
         st8, _ = req("POST", "/v1/identities", {"externalId": "x1"})               # 201
         st9, _ = req("POST", "/v1/identities", {"externalId": "x1"})               # 409
         st10, _ = req("POST", "/v1/identities", {"externalId": "x1"}, key="k3")    # 409, released
+        # A key limited to one verify a day: one passes, one is limited.
+        stk, bk = req("POST", "/v1/keys", {"ratelimits": [{"name": "d", "limit": 1,
+                                                           "duration": 86400000}]})
+        plain = json.loads(bk)["key"] if stk == 201 else "rf_none"
+        codes = [json.loads(req("POST", "/v1/keys/verify", {"key": plain})[1])["code"]
+                 for _ in range(2)]
+        check("setup: a limit of one passes one verify", codes == ["VALID", "RATE_LIMITED"],
+              str(codes))
         check("setup: the statuses the counters rely on",
               [st1, st2, st3, st4, st5, st6, st7, st8, st9, st10] ==
               [404, 405, 401, 201, 201, 200, 422, 201, 409, 409],
@@ -393,6 +401,8 @@ def main_server(workdir):
             ("racefree_idempotency_outcomes_total", {"outcome": "released"}, 1),
             ("racefree_idempotency_outcomes_total", {"outcome": "in_progress"}, 0),
             ("racefree_idempotency_outcomes_total", {"outcome": "taken_over"}, 0),
+            ("racefree_ratelimit_outcomes_total", {"outcome": "passed"}, 1),
+            ("racefree_ratelimit_outcomes_total", {"outcome": "limited"}, 1),
             # each request on its own connection, and the scrape's own
             ("racefree_http_connections_total", {}, n + 1),
         ]
