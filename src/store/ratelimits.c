@@ -1,7 +1,6 @@
 /* Fixed-window ratelimits counted in the database, exact across processes:
  * every spend is one conditional upsert on the (owner, name) row, so two
- * verifies can never both take the last unit, and a request refused by
- * one of its limits keeps nothing it spent on the others (a savepoint). */
+ * verifies can never both take the last unit. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,23 +31,36 @@ int rf_store_ratelimits_set(struct rf_db_conn *c, const char *ws, const char *ow
     return rc;
 }
 
+int rf_store_ratelimits_get2(struct rf_db_conn *c, struct rf_arena *a, const char *owner,
+                             const char *owner2, struct rf_ratelimits *out,
+                             struct rf_ratelimits *out2, struct rf_db_error *e)
+{
+    struct rf_db_rows rows;
+    /* One round trip for both: it runs inside a verify's transaction. */
+    struct rf_db_param p[] = {RF_TEXT(owner), RF_TEXT(owner2 ? owner2 : owner)};
+    out->n = 0;
+    if (out2)
+        out2->n = 0;
+    int rc = rf_db_exec(c,
+                        "SELECT owner_id, name, lim, duration FROM ratelimits"
+                        " WHERE owner_id = ? OR owner_id = ? ORDER BY owner_id, name",
+                        p, 2, a, &rows, e);
+    for (int i = 0; rc == RF_DB_OK && i < rows.nrows; i++) {
+        struct rf_ratelimits *o = !strcmp(rf_db_cell(&rows, i, 0), owner) ? out : out2;
+        if (!o || o->n == RF_RATELIMITS_MAX)
+            continue;
+        o->v[o->n].name = rf_db_cell(&rows, i, 1);
+        o->v[o->n].limit = atoll(rf_db_cell(&rows, i, 2));
+        o->v[o->n].duration = atoll(rf_db_cell(&rows, i, 3));
+        o->n++;
+    }
+    return rc;
+}
+
 int rf_store_ratelimits_get(struct rf_db_conn *c, struct rf_arena *a, const char *owner,
                             struct rf_ratelimits *out, struct rf_db_error *e)
 {
-    struct rf_db_rows rows;
-    struct rf_db_param p[] = {RF_TEXT(owner)};
-    out->n = 0;
-    int rc = rf_db_exec(c,
-                        "SELECT name, lim, duration FROM ratelimits WHERE owner_id = ?"
-                        " ORDER BY name",
-                        p, 1, a, &rows, e);
-    for (int i = 0; rc == RF_DB_OK && i < rows.nrows && i < RF_RATELIMITS_MAX; i++) {
-        out->v[i].name = rf_db_cell(&rows, i, 0);
-        out->v[i].limit = atoll(rf_db_cell(&rows, i, 1));
-        out->v[i].duration = atoll(rf_db_cell(&rows, i, 2));
-        out->n++;
-    }
-    return rc;
+    return rf_store_ratelimits_get2(c, a, owner, NULL, out, NULL, e);
 }
 
 int rf_store_ratelimits_drop(struct rf_db_conn *c, const char *owner, struct rf_db_error *e)
@@ -91,9 +103,9 @@ int rf_store_ratelimits_peek(struct rf_db_conn *c, struct rf_arena *a, struct rf
 int rf_store_ratelimits_spend(struct rf_db_conn *c, struct rf_arena *a, struct rf_rl_check *v,
                               int n, int64_t now_ms, int *refused, struct rf_db_error *e)
 {
-    int rc = rf_db_exec(c, "SAVEPOINT rf_ratelimits", NULL, 0, NULL, NULL, e);
+    int rc = RF_DB_OK;
     *refused = -1;
-    for (int i = 0; rc == RF_DB_OK && i < n; i++) {
+    for (int i = 0; i < n; i++) {
         struct rf_db_rows rows;
         int64_t w = window_of(&v[i], now_ms);
         v[i].exceeded = 0;
@@ -121,7 +133,7 @@ int rf_store_ratelimits_spend(struct rf_db_conn *c, struct rf_arena *a, struct r
                         " RETURNING used, window_start",
                         p, 5, a, &rows, e);
         if (rc != RF_DB_OK)
-            break;
+            return rc;
         if (rows.nrows == 0) {
             *refused = i;
             break;
@@ -130,15 +142,7 @@ int rf_store_ratelimits_spend(struct rf_db_conn *c, struct rf_arena *a, struct r
         v[i].remaining = v[i].limit > used ? v[i].limit - used : 0;
         v[i].reset = atoll(rf_db_cell(&rows, 0, 1)) + v[i].duration;
     }
-    if (rc != RF_DB_OK)
-        return rc; /* the caller's transaction rolls back, savepoint and all */
-    if (*refused < 0)
-        return rf_db_exec(c, "RELEASE SAVEPOINT rf_ratelimits", NULL, 0, NULL, NULL, e);
-    rc = rf_db_exec(c, "ROLLBACK TO SAVEPOINT rf_ratelimits", NULL, 0, NULL, NULL, e);
-    if (rc == RF_DB_OK)
-        rc = rf_db_exec(c, "RELEASE SAVEPOINT rf_ratelimits", NULL, 0, NULL, NULL, e);
-    if (rc == RF_DB_OK)
-        rc = rf_store_ratelimits_peek(c, a, v, n, now_ms, e);
-    v[*refused].exceeded = 1;
+    if (*refused >= 0)
+        v[*refused].exceeded = 1;
     return rc;
 }

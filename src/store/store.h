@@ -26,7 +26,10 @@ struct rf_tx_stats {
     unsigned long exhausted;
 };
 
-#define RF_TX_MAX_ATTEMPTS 12
+/* Enough for a hot row under SERIALIZABLE, where each round of conflicts
+ * lets one transaction through (40 verifies of one ratelimited key, issue
+ * 14); the budget below is the real bound. */
+#define RF_TX_MAX_ATTEMPTS 32
 /* Wall time a write may spend on attempts, waiting for the writer and
  * SQLite's write lock included, before it is answered 503 + Retry-After. */
 #define RF_TX_BUDGET_MS 5000
@@ -224,9 +227,13 @@ struct rf_ratelimits {
  * transaction. Counters of limits kept by name survive; the others go. */
 int rf_store_ratelimits_set(struct rf_db_conn *c, const char *ws, const char *owner,
                             const struct rf_ratelimits *rl, struct rf_db_error *e);
-/* The limits of owner, by name, into out (strings in a). */
+/* The limits of owner, by name, into out (strings in a); _get2 reads a
+ * second owner's (may be NULL) into out2 in the same statement. */
 int rf_store_ratelimits_get(struct rf_db_conn *c, struct rf_arena *a, const char *owner,
                             struct rf_ratelimits *out, struct rf_db_error *e);
+int rf_store_ratelimits_get2(struct rf_db_conn *c, struct rf_arena *a, const char *owner,
+                             const char *owner2, struct rf_ratelimits *out,
+                             struct rf_ratelimits *out2, struct rf_db_error *e);
 /* Removes owner's limits and counters. */
 int rf_store_ratelimits_drop(struct rf_db_conn *c, const char *owner, struct rf_db_error *e);
 
@@ -237,11 +244,11 @@ struct rf_rl_check {
     int64_t remaining, reset; /* out: reset is the window's end, Unix ms */
     int exceeded;
 };
-/* Spends cost on every check, in order, all or none: on the first that
- * would go over its limit, *refused is its index and nothing of this call
- * is kept (a savepoint, so it works inside any transaction); remaining
- * and reset are filled for every check either way. *refused = -1 when all
- * passed. c must be in a write transaction. */
+/* Spends cost on every check, in order, up to the first that would go
+ * over its limit: *refused is its index (-1 when all passed), and the
+ * caller rolls back to a savepoint it set before, so that a refused
+ * request keeps nothing it spent on the others. c must be in a write
+ * transaction. remaining and reset are filled for the checks spent. */
 int rf_store_ratelimits_spend(struct rf_db_conn *c, struct rf_arena *a, struct rf_rl_check *v,
                               int n, int64_t now_ms, int *refused, struct rf_db_error *e);
 /* Fills remaining and reset of every check from the counters, spending

@@ -510,7 +510,7 @@ def quiet_server(workdir):
               st == 503 and len(errs) == 1 and " warn: " in errs[0], f"{st} {errs}")
         check("warn level: no request lines", '"requestId"' not in log, log[-300:])
         check("retries: every retry of an exhausted budget is counted, as busy",
-              val(s, "racefree_db_retries_total", reason="busy") == 11 and
+              val(s, "racefree_db_retries_total", reason="busy") == 31 and  # RF_TX_MAX_ATTEMPTS - 1
               val(s, "racefree_http_requests_total", route="users.create", code="503") == 1,
               f"{val(s, 'racefree_db_retries_total', reason='busy')}")
     finally:
