@@ -509,7 +509,12 @@ static int credits_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     static const char *const sql[] = {
         [RF_CREDITS_SET] = "UPDATE api_keys SET remaining = ?"
                            " WHERE workspace_id = ? AND id = ? RETURNING remaining",
-        [RF_CREDITS_INCREMENT] = "UPDATE api_keys SET remaining = remaining + ?"
+        /* Saturates at 2^53 - 1 (exact in every JSON client) instead of
+         * overflowing: PostgreSQL would fail the statement, SQLite turn the
+         * balance into a float. */
+        [RF_CREDITS_INCREMENT] = "UPDATE api_keys SET remaining = CASE WHEN remaining >"
+                                 " 9007199254740991 - ? THEN 9007199254740991"
+                                 " ELSE remaining + ? END"
                                  " WHERE workspace_id = ? AND id = ? AND remaining IS NOT NULL"
                                  " RETURNING remaining",
         [RF_CREDITS_DECREMENT] = "UPDATE api_keys SET remaining = CASE WHEN remaining > ?"
@@ -519,8 +524,8 @@ static int credits_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     };
     struct rf_db_param v = ctx->has_value ? RF_INT(ctx->value) : RF_TEXT(NULL);
     struct rf_db_param p[] = {v, v, RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
-    int dec = ctx->op == RF_CREDITS_DECREMENT;
-    rc = rf_db_exec(c, sql[ctx->op], dec ? p : p + 1, dec ? 4 : 3, &a, &rows, e);
+    int two = ctx->op != RF_CREDITS_SET; /* the value appears twice */
+    rc = rf_db_exec(c, sql[ctx->op], two ? p : p + 1, two ? 4 : 3, &a, &rows, e);
     if (rc != RF_DB_OK)
         goto out;
     if (rows.nrows == 0) {

@@ -682,6 +682,20 @@ void t_bad_input_keyops(void)
         {"POST", "/v1/keys/key_missing/reroll", "{}", 404, "not_found"},
         {"DELETE", "/v1/keys/key_missing", NULL, 404, "not_found"},
     };
+    /* A balance saturates at 2^53 - 1 rather than overflowing (a 500 on
+     * PostgreSQL, a float on SQLite). */
+    for (int i = 0; i < 3; i++) {
+        json_t *j = NULL;
+        struct reqspec q = {
+            "POST", path_c, e.key, "{\"op\":\"increment\",\"value\":9007199254740991}", NULL, 0};
+        int st = http1(&e, &q, &j);
+        json_int_t left = json_integer_value(json_object_get(j, "remaining"));
+        json_decref(j);
+        EXPECT(st == 200 && left == 9007199254740991LL, "increment near 2^53: %d %lld", st,
+               (long long)left);
+    }
+    struct reqspec reset = {"POST", path_c, e.key, "{\"op\":\"set\",\"value\":5}", NULL, 0};
+    EXPECT(http1(&e, &reset, NULL) == 200, "set back to 5");
     long keys0 = db_count(&e, "SELECT COUNT(*) FROM api_keys", NULL, NULL);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_t *j = NULL;
