@@ -63,6 +63,21 @@ static void tally_verifies(const struct burst *b, size_t from, size_t to, struct
     }
 }
 
+/* VERIFIES verifies, bodies taking turns (and servers too), fired as one
+ * burst and tallied. */
+static int fire_verifies(struct env *e, const char *const *bodies, int nbodies, struct burst *b,
+                         struct tally *t)
+{
+    struct reqspec q[VERIFIES];
+    for (int i = 0; i < VERIFIES; i++)
+        q[i] = (struct reqspec){"POST", "/v1/keys/verify", e->key, bodies[i % nbodies], NULL, i};
+    burst_free(b);
+    if (burst_fire(e, q, VERIFIES, b) != 0)
+        return -1;
+    tally_verifies(b, 0, VERIFIES, t);
+    return 0;
+}
+
 static long used_in(struct env *e, const char *owner, const char *name)
 {
     return db_count(e, "SELECT used FROM ratelimit_windows WHERE owner_id = ? AND name = ?", owner,
@@ -75,7 +90,6 @@ static void race_ratelimit(int nsrv, int rounds)
 {
     struct env e;
     struct burst b = {0};
-    struct reqspec q[VERIFIES];
     char kid[64], key[128], kid2[64], key2[128], v1[200], v2[200], body[400], xid[64];
     json_t *j = NULL;
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
@@ -88,11 +102,8 @@ static void race_ratelimit(int nsrv, int rounds)
                  DAY_MS);
         EXPECT(key_make(&e, body, kid, key) == 0, "key");
         snprintf(v1, sizeof(v1), "{\"key\":\"%s\"}", key);
-        for (int i = 0; i < VERIFIES; i++)
-            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, v1, NULL, i};
-        EXPECT(burst_fire(&e, q, VERIFIES, &b) == 0, "burst");
         struct tally t;
-        tally_verifies(&b, 0, VERIFIES, &t);
+        EXPECT(fire_verifies(&e, (const char *[]){v1}, 1, &b, &t) == 0, "burst");
         EXPECT(t.other == 0, "%d verifies were not 200 VALID/RATE_LIMITED", t.other);
         EXPECT(t.valid == lim && t.limited == VERIFIES - lim,
                "key limit %d: want %d VALID and %d RATE_LIMITED, got %d and %d", lim, lim,
@@ -117,10 +128,7 @@ static void race_ratelimit(int nsrv, int rounds)
         EXPECT(key_make(&e, body, kid, key) == 0 && key_make(&e, body, kid2, key2) == 0, "keys");
         snprintf(v1, sizeof(v1), "{\"key\":\"%s\"}", key);
         snprintf(v2, sizeof(v2), "{\"key\":\"%s\",\"ratelimits\":[{\"name\":\"org\"}]}", key2);
-        for (int i = 0; i < VERIFIES; i++)
-            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, i % 2 ? v2 : v1, NULL, i};
-        EXPECT(burst_fire(&e, q, VERIFIES, &b) == 0, "burst");
-        tally_verifies(&b, 0, VERIFIES, &t);
+        EXPECT(fire_verifies(&e, (const char *[]){v1, v2}, 2, &b, &t) == 0, "burst");
         EXPECT(t.other == 0, "%d verifies were not 200 VALID/RATE_LIMITED", t.other);
         EXPECT(t.valid == lim && t.limited == VERIFIES - lim,
                "identity limit %d over two keys: want %d VALID, %d RATE_LIMITED, got %d and %d",
@@ -148,7 +156,6 @@ static void t_race_ratelimit_all_or_nothing_n(int nsrv)
 {
     struct env e;
     struct burst b = {0};
-    struct reqspec q[VERIFIES];
     char kid[64], key[128], v[300], body[500], xid[64], idn[64];
     json_t *j = NULL;
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
@@ -175,11 +182,8 @@ static void t_race_ratelimit_all_or_nothing_n(int nsrv)
                  "{\"key\":\"%s\",\"ratelimits\":[{\"name\":\"wide\"},{\"name\":\"tight\"}],"
                  "\"credits\":{\"cost\":1}}",
                  key);
-        for (int i = 0; i < VERIFIES; i++)
-            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, v, NULL, i};
-        EXPECT(burst_fire(&e, q, VERIFIES, &b) == 0, "burst");
         struct tally t;
-        tally_verifies(&b, 0, VERIFIES, &t);
+        EXPECT(fire_verifies(&e, (const char *[]){v}, 1, &b, &t) == 0, "burst");
         EXPECT(t.other == 0, "%d verifies failed", t.other);
         EXPECT(t.valid == tight, "want %d VALID, got %d (%d limited, %d exceeded)", tight, t.valid,
                t.limited, t.exceeded);
@@ -298,7 +302,6 @@ void t_race_refill_boundary(void)
 {
     struct env e;
     struct burst b = {0};
-    struct reqspec q[VERIFIES];
     char kid[64], key[128], v[200];
     EXPECT(env_up(&e, MULTI) == 0, "env_up");
     for (int round = 0; round < 6; round++) {
@@ -319,11 +322,8 @@ void t_race_refill_boundary(void)
         EXPECT(db_exec(&e, "UPDATE api_keys SET last_refill = ? WHERE id = ?", p, 2) == 0,
                "backdate");
         snprintf(v, sizeof(v), "{\"key\":\"%s\"}", key);
-        for (int i = 0; i < VERIFIES; i++)
-            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, v, NULL, i};
-        EXPECT(burst_fire(&e, q, VERIFIES, &b) == 0, "burst");
         struct tally t;
-        tally_verifies(&b, 0, VERIFIES, &t);
+        EXPECT(fire_verifies(&e, (const char *[]){v}, 1, &b, &t) == 0, "burst");
         EXPECT(t.other == 0, "%d verifies failed", t.other);
         EXPECT(t.valid == 12 && t.exceeded == VERIFIES - 12,
                "want 12 VALID (one refill), %d USAGE_EXCEEDED; got %d and %d", VERIFIES - 12,
@@ -497,11 +497,8 @@ static void race_reroll(int nsrv)
         burst_free(&b);
         snprintf(v[0], sizeof(v[0]), "{\"key\":\"%s\"}", key);
         snprintf(v[1], sizeof(v[1]), "{\"key\":\"%s\"}", nkey);
-        for (int i = 0; i < VERIFIES; i++)
-            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, v[i % 2], NULL, i};
-        EXPECT(burst_fire(&e, q, VERIFIES, &b) == 0, "burst");
         struct tally t;
-        tally_verifies(&b, 0, VERIFIES, &t);
+        EXPECT(fire_verifies(&e, (const char *[]){v[0], v[1]}, 2, &b, &t) == 0, "burst");
         EXPECT(t.other == 0 && t.valid == 12 && t.exceeded == VERIFIES - 12,
                "old + new keys: want 12 VALID in all, got %d (%d exceeded, %d other)", t.valid,
                t.exceeded, t.other);
