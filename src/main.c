@@ -129,7 +129,8 @@ static void usage_workspace(FILE *f)
           "\"rootKey\", \"previousKeyExpires\"}. The old key (OLD, or the workspace's newest\n"
           "live one) keeps working for MS ms (default 0), and at least as long as servers\n"
           "cache root keys (1 s); with a shorter MS this command returns only once the\n"
-          "old key is refused everywhere. One rotation of a key wins: a second exits 1.\n"
+          "old key is refused everywhere. With --key, one rotation of that key wins and\n"
+          "the others exit 1; without it, each run replaces the newest live key.\n"
           "\n"
           "  --key OLD           the root key to replace\n"
           "  --expiration MS     how long the old key keeps working (0-2592000000)\n"
@@ -542,15 +543,22 @@ static int print_json(json_t *j)
 }
 
 /* The old key must outlive every server's cached copy of it: a server may
- * have cached it just before the rotation committed. */
+ * have cached it just before the rotation committed. The margin covers
+ * clock granularity between the processes of one machine; across machines
+ * their clocks must agree (NTP) to within it. */
+#define ROTATE_MARGIN_MS 50
 static int rotate_key(struct rf_db *db, const char *name, const struct config *c)
 {
     char ws[64], key[RF_ROOT_KEY_MAX];
     int64_t expires;
     enum rf_rotate_result res;
     struct rf_db_error e;
-    int64_t overlap = c->expiration_ms > RF_API_AUTH_TTL_MS ? c->expiration_ms : RF_API_AUTH_TTL_MS;
+    int64_t floor_ms = RF_API_AUTH_TTL_MS + ROTATE_MARGIN_MS;
+    int64_t overlap = c->expiration_ms > floor_ms ? c->expiration_ms : floor_ms;
     int rc = rf_store_root_key_rotate(db, name, c->old_key, overlap, ws, key, &expires, &res, &e);
+    /* A server that looked the key up just before the commit may trust it
+     * for a TTL from then: the commit's end bounds that, not expires. */
+    int64_t trusted_until = rf_now_ms() + RF_API_AUTH_TTL_MS + ROTATE_MARGIN_MS;
     if (rc != RF_DB_OK) {
         fprintf(stderr, "racefree: %s\n", e.detail);
         return 1;
@@ -562,8 +570,10 @@ static int rotate_key(struct rf_db *db, const char *name, const struct config *c
                                               : "that root key was already rotated");
         return 1;
     }
-    /* Asked for less than the cache lives: answer when the old key is dead. */
-    for (int64_t left; c->expiration_ms < RF_API_AUTH_TTL_MS && (left = expires - rf_now_ms()) > 0;)
+    /* Asked for less than the cache lives: answer when the old key is dead
+     * everywhere, its own expiry and every server's cached copy both past. */
+    int64_t dead = expires > trusted_until ? expires : trusted_until;
+    for (int64_t left; c->expiration_ms < RF_API_AUTH_TTL_MS && (left = dead - rf_now_ms()) > 0;)
         nanosleep(&(struct timespec){left / 1000, (long)(left % 1000) * 1000000L}, NULL);
     return print_json(json_pack("{s:s, s:s, s:s, s:I}", "workspaceId", ws, "name", name, "rootKey",
                                 key, "previousKeyExpires", (json_int_t)expires));

@@ -155,14 +155,17 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
     return 0;
 }
 
+/* Whole-handler runs after a RETRY at COMMIT. Each run's statements have
+ * rf_tx_run's own attempts and time budget; this bounds how many runs. */
+#define IDEM_MAX_RUNS 12
+
 /* The body kept for replays. A new API key's plaintext exists only in the
  * response that made it (SPEC §3.4: only its SHA-256 is stored), so the
- * stored copy of a key create has "key": null; a replay still tells the
- * client which key was made. */
+ * stored copy of a key create or reroll has "key": null; a replay still
+ * tells the client which key was made. */
 static const char *stored_body(struct rf_req *r)
 {
-    if (r->resp.status != 201 || strcmp(r->method, "POST") != 0 ||
-        strcmp(r->path, "/v1/keys") != 0 || !r->resp.body)
+    if (!r->resp.secret_key || !r->resp.body)
         return r->resp.body;
     json_t *j = json_loadb(r->resp.body, r->resp.body_len, 0, NULL);
     char *s = NULL;
@@ -204,7 +207,7 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
                 raise(SIGKILL);
             return 0;
         }
-        if (rc == RF_DB_RETRY && attempt + 1 < RF_TX_MAX_ATTEMPTS) {
+        if (rc == RF_DB_RETRY && attempt + 1 < IDEM_MAX_RUNS) {
             /* A serialization failure or deadlock at COMMIT: everything was
              * rolled back and the reservation is still ours, so the whole
              * handler runs again, as rf_tx_run would run a transaction. */

@@ -155,6 +155,11 @@ void rf_api_key_credits(struct rf_req *r)
                                   json_integer_value(v), &res, &has, &remaining, &e);
     if (rf_api_lookup_failed(r, rc, e.detail, res != RF_CREDITS_NOT_FOUND, "No such key."))
         return;
+    if (res == RF_CREDITS_REROLLED) {
+        rf_reply_problem(r, 409, "key_rerolled",
+                         "This key was rerolled: its credits are its successor's.");
+        return;
+    }
     if (res == RF_CREDITS_UNLIMITED) {
         rf_reply_problem_field(r, 409, "credits_unlimited", "op",
                                "The key has unlimited credits; set a number first.");
@@ -196,4 +201,5 @@ void rf_api_key_reroll(struct rf_req *r)
     rf_reply_json(r, 201,
                   json_pack("{s:s, s:s, s:I}", "keyId", new_id, "key", key, "previousKeyExpires",
                             (json_int_t)old_expires));
+    r->resp.secret_key = 1;
 }

@@ -169,9 +169,10 @@ static int key_input(struct rf_req *r, int patch, struct rf_key_input *in)
     }
     in->set_expires = v != NULL;
     if ((v = json_object_get(r->body, "remaining")) && !json_is_null(v)) {
-        if (json_integer_value(v) < 0) {
+        /* 2^53 - 1: exact in every JSON client, and far from BIGINT's end. */
+        if (json_integer_value(v) < 0 || json_integer_value(v) > 9007199254740991LL) {
             rf_reply_problem_field(r, 422, "invalid_remaining", "remaining",
-                                   "remaining is an integer >= 0 (null: unlimited).");
+                                   "remaining is an integer 0-2^53-1 (null: unlimited).");
             return -1;
         }
         in->has_remaining = 1;
@@ -224,6 +225,7 @@ void rf_api_key_create(struct rf_req *r)
     }
     rf_reply_json(r, 201, json_pack("{s:s, s:s, s:s?}", "keyId", key_id, "key", key,
                                     "identityId", identity_id));
+    r->resp.secret_key = 1;
 }
 
 void rf_api_key_patch(struct rf_req *r)
@@ -243,6 +245,12 @@ void rf_api_key_patch(struct rf_req *r)
     int rc = rf_store_key_update(r->app->db, r->tx, r->a, r->ws, r->params[0], &in, &k, &found, &e);
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such key."))
         return;
+    if (found < 0) {
+        rf_reply_problem(r, 409, "key_rerolled",
+                         "This key was rerolled: it follows its successor until it expires; "
+                         "change the successor, or DELETE this key to end it now.");
+        return;
+    }
     rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
 }
 
@@ -352,7 +360,7 @@ void rf_api_key_verify(struct rf_req *r)
     }
     enum rf_verify_code code = out->code;
     const struct rf_key *k = &out->key;
-    if (out->nchecks)
+    if (out->nchecks && (code == RF_VERIFY_VALID || code == RF_VERIFY_RATE_LIMITED))
         rf_metrics_ratelimit(code == RF_VERIFY_RATE_LIMITED ? RF_METRICS_RL_LIMITED
                                                             : RF_METRICS_RL_PASSED);
     json_t *j = json_pack("{s:b, s:s}", "valid", code == RF_VERIFY_VALID, "code", names[code]);

@@ -73,8 +73,10 @@ int rf_api_auth_cached(struct rf_req *r, const char *token)
     unsigned slot = auth_slot(hash);
     uint64_t now = rf_mono_ns();
     pthread_mutex_lock(&auth_mu);
-    if (auth_cache[slot].until > now && strcmp(auth_cache[slot].hash, hash) == 0)
+    if (auth_cache[slot].until > now && strcmp(auth_cache[slot].hash, hash) == 0) {
         r->ws = rf_arena_strdup(r->a, auth_cache[slot].ws);
+        r->auth_until = auth_cache[slot].until;
+    }
     pthread_mutex_unlock(&auth_mu);
     return r->ws != NULL;
 }
@@ -101,6 +103,7 @@ void rf_api_authenticate(struct rf_req *r, const char *token)
               : (uint64_t)left_ms * 1000000u < ttl ? (uint64_t)left_ms * 1000000u
                                                    : ttl;
     }
+    r->auth_until = now + ttl;
     if (r->ws && ttl && strlen(r->ws) < sizeof(auth_cache[0].ws)) {
         pthread_mutex_lock(&auth_mu);
         memcpy(auth_cache[slot].hash, hash, sizeof(hash));

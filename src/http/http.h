@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/arena.h"
 
@@ -27,6 +28,7 @@ struct rf_resp {
     int retry_after;      /* seconds; 0 = no header */
     const char *allow;    /* 405: Allow header */
     int replayed;         /* Idempotent-Replayed: true */
+    int secret_key;       /* body's "key" is a new key's plaintext: never stored */
 };
 
 struct rf_req {
@@ -36,6 +38,7 @@ struct rf_req {
     const char *params[RF_MAX_PATH_PARAMS]; /* {name} segments, in order (arena) */
     int nparams;
     const char *ws;                        /* authenticated workspace id, or NULL */
+    uint64_t auth_until; /* CLOCK_MONOTONIC ns: ws stands until then, then asks again */
     json_t *body;                          /* parsed JSON object, or NULL; owned by server.c */
     /* Query string lookup (libmicrohttpd behind it); NULL when absent. */
     const char *(*query)(const struct rf_req *r, const char *name);

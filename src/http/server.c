@@ -47,6 +47,10 @@ struct conn_req {
     size_t body_len, body_cap;
     size_t seen;       /* body bytes received, kept or not */
     const char *token; /* root key the auth cache did not know: checked on a worker */
+    /* A root key the cache knew when the head arrived: checked again on the
+     * worker if that knowledge (r->auth_until) has run out meanwhile, so a
+     * body sent slowly cannot outlive a rotation of its key. */
+    const char *cached_token;
     const char *idem_header;
     int bad_ctype;    /* 415, answered once the key is known to be valid */
     rf_handler stage; /* the part of the handler to run next; NULL: not begun */
@@ -139,6 +143,9 @@ static void preflight(struct conn_req *cr, struct MHD_Connection *conn)
             }
         } else if (!r->ws) {
             rf_reply_problem(r, 401, "unauthorized", "Unknown root key.");
+            return;
+        } else if (!(cr->cached_token = rf_arena_strdup(r->a, h + 7))) {
+            rf_reply_problem(r, 500, "internal_error", "Out of memory.");
             return;
         }
     }
@@ -245,6 +252,10 @@ static int run_stage(struct conn_req *cr)
 static int begin_request(struct conn_req *cr)
 {
     struct rf_req *r = &cr->r;
+    if (cr->cached_token && rf_mono_ns() > r->auth_until) {
+        r->ws = NULL;
+        cr->token = cr->cached_token;
+    }
     if (cr->token) {
         opts->authenticate(r, cr->token);
         if (r->resp.status)

@@ -317,6 +317,45 @@ static int key_read(struct rf_db_conn *c, struct key_ctx *ctx, struct rf_db_erro
     return rc;
 }
 
+/* Refills k when a period has started since its last refill. The WHERE
+ * on last_refill is what makes it once per period: of any number of
+ * processes racing at the boundary, one UPDATE matches and the rest find
+ * last_refill already moved. */
+static int refill_apply(struct rf_db_conn *c, const char *key_id, int64_t period,
+                        struct rf_db_error *e)
+{
+    struct rf_db_param p[] = {RF_INT(period), RF_TEXT(key_id), RF_INT(period)};
+    return rf_db_exec(c,
+                      "UPDATE api_keys SET remaining = refill_amount, last_refill = ?"
+                      " WHERE id = ? AND refill_interval IS NOT NULL"
+                      " AND (last_refill IS NULL OR last_refill < ?)",
+                      p, 3, NULL, NULL, e);
+}
+
+/* The refill due on a key (by id), in c's transaction, before an operation
+ * that sets or moves its balance: an increment after the boundary adds to
+ * the refilled balance, and a PATCH of remaining is not overwritten by the
+ * refill the next verify would make. *state: 0 absent, 1 live, -1 an alias
+ * of a rerolled key (nothing done). */
+static int refill_if_due(struct rf_db_conn *c, struct rf_arena *a, const char *ws,
+                         const char *key_id, int *state, struct rf_db_error *e)
+{
+    struct rf_db_rows rows;
+    struct rf_db_param q[] = {RF_TEXT(ws), RF_TEXT(key_id)};
+    int rc = rf_db_exec(c,
+                        "SELECT refill_interval, refill_day, last_refill, rerolled_to"
+                        " FROM api_keys WHERE workspace_id = ? AND id = ?",
+                        q, 2, a, &rows, e);
+    *state = rc == RF_DB_OK && rows.nrows == 1 ? (rf_db_cell(&rows, 0, 3) ? -1 : 1) : 0;
+    if (*state != 1)
+        return rc;
+    struct rf_key k = {.refill = refill_parse(rf_db_cell(&rows, 0, 0)),
+                       .refill_day = cell_int(&rows, 0, 1, NULL),
+                       .last_refill = cell_int(&rows, 0, 2, NULL)};
+    int64_t due = refill_due(&k, rf_now_ms());
+    return due ? refill_apply(c, key_id, due, e) : RF_DB_OK;
+}
+
 static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct key_ctx *ctx = arg;
@@ -326,7 +365,13 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     int rc;
     ctx->found = 0;
     rf_now_rfc3339(now);
-    int refill = in->refill != RF_REFILL_NONE;
+    int refill = in->refill != RF_REFILL_NONE, state;
+    if ((rc = refill_if_due(c, ctx->a, ctx->ws, ctx->key_id, &state, e)) != RF_DB_OK)
+        return rc;
+    if (state <= 0) { /* absent, or an alias: its state is its successor's */
+        ctx->found = state;
+        return RF_DB_OK;
+    }
     /* The key first: a PATCH of a key that does not exist must not leave
      * an identity behind. One statement for every combination of fields:
      * CASE keeps what the patch leaves alone. */
@@ -367,7 +412,8 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
                     " refill_day = CASE WHEN ? = 1 THEN ? ELSE refill_day END,"
                     " last_refill = CASE WHEN ? = 1 THEN ? ELSE last_refill END,"
                     " updated_at = ?"
-                    " WHERE workspace_id = ? AND id = ? RETURNING COALESCE(limits_owner, id)",
+                    " WHERE workspace_id = ? AND id = ? AND rerolled_to IS NULL"
+                    " RETURNING COALESCE(limits_owner, id)",
                     p, 22, ctx->a, &rows, e);
     if (rc != RF_DB_OK || rows.nrows == 0)
         return rc;
@@ -456,21 +502,6 @@ int rf_store_key_delete(struct rf_db *db, struct rf_tx *outer, const char *ws, c
 
 /* ---- credits ---- */
 
-/* Refills k when a period has started since its last refill. The WHERE
- * on last_refill is what makes it once per period: of any number of
- * processes racing at the boundary, one UPDATE matches and the rest find
- * last_refill already moved. *done=1 when this call refilled. */
-static int refill_apply(struct rf_db_conn *c, const char *key_id, int64_t period,
-                        struct rf_db_error *e)
-{
-    struct rf_db_param p[] = {RF_INT(period), RF_TEXT(key_id), RF_INT(period)};
-    return rf_db_exec(c,
-                      "UPDATE api_keys SET remaining = refill_amount, last_refill = ?"
-                      " WHERE id = ? AND refill_interval IS NOT NULL"
-                      " AND (last_refill IS NULL OR last_refill < ?)",
-                      p, 3, NULL, NULL, e);
-}
-
 struct credits_ctx {
     const char *ws, *key_id;
     enum rf_credit_op op;
@@ -490,25 +521,19 @@ static int credits_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     rf_arena_init(&a, 0);
     ctx->res = RF_CREDITS_NOT_FOUND;
     struct rf_db_param q[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
-    rc = rf_db_exec(c,
-                    "SELECT refill_interval, refill_day, last_refill FROM api_keys"
-                    " WHERE workspace_id = ? AND id = ?",
-                    q, 2, &a, &rows, e);
-    if (rc != RF_DB_OK || rows.nrows == 0)
+    int state;
+    if ((rc = refill_if_due(c, &a, ctx->ws, ctx->key_id, &state, e)) != RF_DB_OK || state == 0)
         goto out;
-    /* An increment after the boundary adds to the refilled balance, not to
-     * yesterday's: the refill due goes first, in this transaction. */
-    struct rf_key k = {.refill = refill_parse(rf_db_cell(&rows, 0, 0)),
-                       .refill_day = cell_int(&rows, 0, 1, NULL),
-                       .last_refill = cell_int(&rows, 0, 2, NULL)};
-    int64_t due = refill_due(&k, rf_now_ms());
-    if (due && (rc = refill_apply(c, ctx->key_id, due, e)) != RF_DB_OK)
+    if (state < 0) { /* the balance is the successor's */
+        ctx->res = RF_CREDITS_REROLLED;
         goto out;
+    }
     /* One statement each: the arithmetic happens in the row, under its
      * lock, so no verify or other operation in between is lost. */
     static const char *const sql[] = {
         [RF_CREDITS_SET] = "UPDATE api_keys SET remaining = ?"
-                           " WHERE workspace_id = ? AND id = ? RETURNING remaining",
+                           " WHERE workspace_id = ? AND id = ? AND rerolled_to IS NULL"
+                           " RETURNING remaining",
         /* Saturates at 2^53 - 1 (exact in every JSON client) instead of
          * overflowing: PostgreSQL would fail the statement, SQLite turn the
          * balance into a float. */
@@ -516,11 +541,11 @@ static int credits_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
                                  " 9007199254740991 - ? THEN 9007199254740991"
                                  " ELSE remaining + ? END"
                                  " WHERE workspace_id = ? AND id = ? AND remaining IS NOT NULL"
-                                 " RETURNING remaining",
+                                 " AND rerolled_to IS NULL RETURNING remaining",
         [RF_CREDITS_DECREMENT] = "UPDATE api_keys SET remaining = CASE WHEN remaining > ?"
                                  " THEN remaining - ? ELSE 0 END"
                                  " WHERE workspace_id = ? AND id = ? AND remaining IS NOT NULL"
-                                 " RETURNING remaining",
+                                 " AND rerolled_to IS NULL RETURNING remaining",
     };
     struct rf_db_param v = ctx->has_value ? RF_INT(ctx->value) : RF_TEXT(NULL);
     struct rf_db_param p[] = {v, v, RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
@@ -685,6 +710,7 @@ struct verify_ctx {
     struct rf_verify_out *out;
     const char *head_id, *limits_owner; /* the key spent on, and whose limits */
     int found, has_limits, attempts;
+    int autocommit, upgrade; /* no transaction around it; limits showed up on a retry */
 };
 
 static int verify_read(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
@@ -850,6 +876,13 @@ static int verify_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     out->unknown_limit = NULL;
     out->nchecks = 0;
     int limits = ctx->has_limits || (!ctx->in->auto_limits && ctx->in->nlimits > 0);
+    if (limits && ctx->autocommit) {
+        /* The key gained limits since the first read: they need a
+         * transaction (a savepoint), which this run has not got. Nothing
+         * was spent yet; the caller runs it again as a write. */
+        ctx->upgrade = 1;
+        return RF_DB_OK;
+    }
     if (limits && (rc = verify_checks(c, ctx, e)) != RF_DB_OK)
         return rc;
     if (out->unknown_limit)
@@ -908,5 +941,11 @@ int rf_store_key_verify(struct rf_db *db, struct rf_tx *outer, struct rf_arena *
     if (rc != RF_DB_OK || verify_decided(&ctx))
         return rc;
     int limits = ctx.has_limits || (!in->auto_limits && in->nlimits > 0);
-    return rf_tx_run(db, outer, limits ? RF_TX_WRITE : RF_TX_AUTOCOMMIT, verify_tx, &ctx, e);
+    ctx.autocommit = !limits && !outer && db->drv->autocommit_writes;
+    rc = rf_tx_run(db, outer, limits ? RF_TX_WRITE : RF_TX_AUTOCOMMIT, verify_tx, &ctx, e);
+    if (rc == RF_DB_OK && ctx.upgrade) {
+        ctx.autocommit = ctx.upgrade = 0;
+        rc = rf_tx_run(db, outer, RF_TX_WRITE, verify_tx, &ctx, e);
+    }
+    return rc;
 }

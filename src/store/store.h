@@ -295,6 +295,9 @@ struct rf_key_input {
 int rf_store_key_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
                         const char *key_hash, const char *start, const struct rf_key_input *in,
                         char key_id[64], const char **identity_id, struct rf_db_error *e);
+/* *found: 1 updated, 0 absent, -1 an alias of a rerolled key (its state
+ * is its successor's: nothing changed; DELETE ends it early). A refill
+ * that is due is made first, so a new remaining is not overwritten by it. */
 int rf_store_key_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
                         const char *key_id, const struct rf_key_input *in, struct rf_key *out,
                         int *found, struct rf_db_error *e);
@@ -310,6 +313,7 @@ enum rf_credit_result {
     RF_CREDITS_OK,
     RF_CREDITS_NOT_FOUND,
     RF_CREDITS_UNLIMITED, /* increment/decrement of a key without credits */
+    RF_CREDITS_REROLLED,  /* an alias of a rerolled key: its balance is the successor's */
 };
 /* One atomic statement (after a due refill): set (has_value 0: unlimited),
  * increment, or decrement floored at 0, as Unkey does. *remaining and

@@ -112,16 +112,41 @@ int rf_store_auth(struct rf_db *db, struct rf_arena *a, const char *root_key, co
 }
 
 struct rotate_ctx {
-    const char *name, *old_key;
+    const char *name;
+    char old_hash[65]; /* the key to replace; "" until picked */
     int64_t overlap_ms, old_expires;
     char *ws_id, *root_key;
     enum rf_rotate_result res;
 };
 
+/* Which key a rotation without --key replaces: the workspace's newest live
+ * one, picked once, before the write transaction. A rotation that retries,
+ * or that SQLite's write lock serialises behind another, then still names
+ * the key it meant and finds it replaced, rather than rotating the key the
+ * other one just made. */
+static int rotate_pick_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct rotate_ctx *ctx = arg;
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    rf_arena_init(&a, 0);
+    struct rf_db_param p[] = {RF_TEXT(ctx->name), RF_INT(rf_now_ms())};
+    int rc = rf_db_exec(c,
+                        "SELECT r.key_hash FROM root_keys r JOIN workspaces w"
+                        " ON w.id = r.workspace_id WHERE w.name = ? AND r.replaced_by IS NULL"
+                        " AND (r.expires_at IS NULL OR r.expires_at > ?)"
+                        " ORDER BY r.created_at DESC, r.key_hash LIMIT 1",
+                        p, 2, &a, &rows, e);
+    if (rc == RF_DB_OK && rows.nrows == 1)
+        snprintf(ctx->old_hash, sizeof(ctx->old_hash), "%s", rf_db_cell(&rows, 0, 0));
+    rf_arena_free(&a);
+    return rc;
+}
+
 static int rotate_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct rotate_ctx *ctx = arg;
-    char now[RF_TIME_MAX], old_hash[65], new_hash[65];
+    char now[RF_TIME_MAX], new_hash[65];
     struct rf_arena a;
     struct rf_db_rows rows;
     int64_t now_ms = rf_now_ms();
@@ -135,20 +160,8 @@ static int rotate_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         goto out;
     snprintf(ctx->ws_id, 64, "%s", rf_db_cell(&rows, 0, 0));
     ctx->res = RF_ROTATE_NO_KEY;
-    if (ctx->old_key) {
-        rf_sha256_hex(ctx->old_key, strlen(ctx->old_key), old_hash);
-    } else {
-        /* Only picks which key; the conditional UPDATE below decides. */
-        struct rf_db_param p[] = {RF_TEXT(ctx->ws_id), RF_INT(now_ms)};
-        rc = rf_db_exec(c,
-                        "SELECT key_hash FROM root_keys WHERE workspace_id = ?"
-                        " AND replaced_by IS NULL AND (expires_at IS NULL OR expires_at > ?)"
-                        " ORDER BY created_at DESC, key_hash LIMIT 1",
-                        p, 2, &a, &rows, e);
-        if (rc != RF_DB_OK || rows.nrows == 0)
-            goto out;
-        snprintf(old_hash, sizeof(old_hash), "%s", rf_db_cell(&rows, 0, 0));
-    }
+    if (!ctx->old_hash[0])
+        goto out;
     if (rf_id_new(ctx->root_key, RF_ROOT_KEY_MAX, "rk_", 32)) {
         rc = rf_db_fail(e, RF_DB_ERROR, "id generation failed");
         goto out;
@@ -158,8 +171,8 @@ static int rotate_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     /* replaced_by is set once: of simultaneous rotations of one key, one
      * UPDATE matches; the rest find it set (or, on PostgreSQL, wait for
      * the winner and then find it set). */
-    struct rf_db_param u[] = {RF_TEXT(new_hash), RF_INT(until),       RF_INT(until),
-                              RF_TEXT(old_hash), RF_TEXT(ctx->ws_id), RF_INT(now_ms)};
+    struct rf_db_param u[] = {RF_TEXT(new_hash),      RF_INT(until),       RF_INT(until),
+                              RF_TEXT(ctx->old_hash), RF_TEXT(ctx->ws_id), RF_INT(now_ms)};
     rc = rf_db_exec(c,
                     "UPDATE root_keys SET replaced_by = ?, expires_at = CASE WHEN"
                     " expires_at IS NULL OR expires_at > ? THEN ? ELSE expires_at END"
@@ -169,7 +182,7 @@ static int rotate_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     if (rc != RF_DB_OK)
         goto out;
     if (rows.nrows == 0) {
-        struct rf_db_param q[] = {RF_TEXT(old_hash), RF_TEXT(ctx->ws_id)};
+        struct rf_db_param q[] = {RF_TEXT(ctx->old_hash), RF_TEXT(ctx->ws_id)};
         rc = rf_db_exec(c,
                         "SELECT 1 FROM root_keys WHERE key_hash = ? AND workspace_id = ?"
                         " AND replaced_by IS NOT NULL",
@@ -195,8 +208,18 @@ int rf_store_root_key_rotate(struct rf_db *db, const char *name, const char *old
                              int64_t *old_expires, enum rf_rotate_result *res,
                              struct rf_db_error *e)
 {
-    struct rotate_ctx ctx = {name, old_key, overlap_ms, 0, ws_id, root_key, RF_ROTATE_NO_WORKSPACE};
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, rotate_tx, &ctx, e);
+    struct rotate_ctx ctx = {.name = name,
+                             .overlap_ms = overlap_ms,
+                             .ws_id = ws_id,
+                             .root_key = root_key,
+                             .res = RF_ROTATE_NO_WORKSPACE};
+    int rc = RF_DB_OK;
+    if (old_key)
+        rf_sha256_hex(old_key, strlen(old_key), ctx.old_hash);
+    else
+        rc = rf_tx_run(db, NULL, RF_TX_READ, rotate_pick_tx, &ctx, e);
+    if (rc == RF_DB_OK)
+        rc = rf_tx_run(db, NULL, RF_TX_WRITE, rotate_tx, &ctx, e);
     *res = ctx.res;
     *old_expires = ctx.old_expires;
     return rc;

@@ -2301,6 +2301,8 @@ static const struct {
     {"race_resource_delete", t_race_resource_delete, 1, ANY},
     {"bad_input_keyops", t_bad_input_keyops, 0, ANY},
     {"tenancy_keyops", t_tenancy_keyops, 0, ANY},
+    {"keys_alias_and_refill_patch", t_keys_alias_and_refill_patch, 0, ANY},
+    {"rotation_slow_body", t_rotation_slow_body, 0, ANY},
     {"race_ratelimit_1srv", t_race_ratelimit_1srv, 1, ANY},
     {"race_ratelimit_multi", t_race_ratelimit_multi, 1, ANY},
     {"race_ratelimit_all_or_nothing", t_race_ratelimit_all_or_nothing, 1, ANY},

@@ -87,5 +87,7 @@ void t_race_reroll(void);
 void t_race_root_key_rotation(void);
 void t_bad_input_keyops(void);
 void t_tenancy_keyops(void);
+void t_rotation_slow_body(void);
+void t_keys_alias_and_refill_patch(void);
 
 #endif
