@@ -140,7 +140,8 @@ run usage-bad-count 2 "bad count" -- --expect-status 200=N+1 "$FX/"
 run usage-bad-path 2 "must start with '.'" -- --expect-distinct user.id=1 "$FX/"
 run usage-verify-count-alone 2 "needs --verify" -- --expect-verify-count .data=1 "$FX/"
 run usage-unknown-placeholder 2 "unknown placeholder {{nope}}" -- -d '{"a":"{{nope}}"}' "$FX/"
-run usage-https 2 "https is not supported" -- https://127.0.0.1/
+run usage-packet-needs-h2 2 "--sync packet needs HTTP/2" -- --sync packet "$FX/"
+run usage-h2c-https 2 "--h2c is for http://" -- --h2c https://127.0.0.1/
 run usage-missing-var-file 2 "cannot open" -- --var id=@$TMP/none.txt "$FX/"
 run usage-content-length 2 "frames the body" -- -H "Content-Length: 3" "$FX/"
 run usage-header-injection 2 "line break" -- --var "x=a"$'\r\n'"Evil: 1" -H 'X: {{var.x}}' "$FX/"
