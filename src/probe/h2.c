@@ -68,6 +68,8 @@ struct h2conn {
     int settings_seen, ping_acked;
     int32_t goaway_last; /* -1 until a GOAWAY */
     uint32_t goaway_code;
+    int sent_goaway; /* nghttp2 ended the session: the peer broke the protocol */
+    uint32_t sent_goaway_code;
     uint64_t t_connected;
     int dead; /* failed inside a callback; closed once nghttp2 returns */
     char dead_msg[128];
@@ -277,6 +279,20 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct h2conn *c = ud;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        c->sent_goaway = 1;
+        c->sent_goaway_code = f->goaway.error_code;
+    }
+    return 0;
+}
+
+/* After input: a session that wants neither to read nor to write is over,
+ * and every request still on it has lost its answer. */
+static int session_over(struct h2burst *b, struct h2conn *c);
+
 /* Body bytes for nghttp2: all but the last before the release, then the
  * last one (or nothing) with END_STREAM. */
 static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
@@ -398,6 +414,7 @@ static nghttp2_session *session_new(struct h2conn *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     if (nghttp2_session_client_new(&s, cb, c) != 0)
         s = NULL;
     nghttp2_session_callbacks_del(cb);
@@ -603,6 +620,19 @@ static void submit_requests(struct h2burst *b, struct h2conn *c)
 
 static void open_others(struct h2burst *b);
 
+static int session_over(struct h2burst *b, struct h2conn *c)
+{
+    if (nghttp2_session_want_read(c->s) || nghttp2_session_want_write(c->s))
+        return 0;
+    if (c->sent_goaway && c->sent_goaway_code != NGHTTP2_NO_ERROR)
+        conn_fail(b, c, RF_BURST_ERR_PROTO, "bad response: HTTP/2 connection error %s%s",
+                  nghttp2_http2_strerror(c->sent_goaway_code),
+                  c->sent_goaway_code == NGHTTP2_PROTOCOL_ERROR ? " (not an HTTP/2 server?)" : "");
+    else
+        conn_fail(b, c, RF_BURST_ERR_TRUNCATED, "the HTTP/2 session ended before the response");
+    return 1;
+}
+
 /* Moves c through its connection phase as far as it can go now. */
 static void advance(struct h2burst *b, struct h2conn *c)
 {
@@ -796,6 +826,8 @@ static void on_readable(struct h2burst *b, struct h2conn *c)
     if (c->phase == C_HELD || c->phase == C_RELEASING)
         return; /* the queue holds the final frames: nothing may be sent now */
     advance(b, c);
+    if (c->phase != C_DONE && conn_pending(c) == 0)
+        (void)session_over(b, c);
 }
 
 /* Prepares every held connection's final frames, then writes them: one
@@ -1064,6 +1096,8 @@ int rf_h2_parse_responses(const uint8_t *data, size_t len, size_t chunk, size_t 
         /* What the session owes the server (ACKs, WINDOW_UPDATE) goes nowhere. */
         while (nghttp2_session_mem_send(b.c[0].s, &p) > 0)
             ;
+        if (b.c[0].phase != C_DONE && session_over(&b, &b.c[0]))
+            break;
     }
     for (size_t i = 0; i < n; i++)
         req_fail(&b, i, RF_BURST_ERR_TRUNCATED, "the server closed the HTTP/2 connection");

@@ -1,0 +1,6 @@
+UNIT(test_probeh2_response)
+UNIT(test_probeh2_split)
+UNIT(test_probeh2_rst_stream)
+UNIT(test_probeh2_goaway)
+UNIT(test_probeh2_limit)
+UNIT(test_probeh2_garbage)
