@@ -35,12 +35,14 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import socket
 import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -256,6 +258,10 @@ def main():
     nghttpx_version = subprocess.run(["nghttpx", "--version"], capture_output=True,
                                      text=True).stdout.strip()
 
+    # A private copy: a rebuild during the run must not change the client.
+    tmp = tempfile.mkdtemp(prefix="rf-packet-bench.")
+    binary = os.path.join(tmp, "racefree")
+    shutil.copy2(a.bin, binary)
     fx, fixture = start_fixture(a.fixture, a.delay_us)
     pport = free_port()
     px = start_proxy(int(fixture.rsplit(":", 1)[1]), pport)
@@ -271,7 +277,7 @@ def main():
                     http("POST", fixture + "/reset")
                     tap.reset()
                     email = "pkt-%d-%s-%d@example.com" % (n, client, k)
-                    fire(client, n, fixture, proxy, email, a.bin)
+                    fire(client, n, fixture, proxy, email, binary)
                     arr = http("GET", fixture + "/arrivals")["arrivals"]
                     users = http("GET", fixture + "/v1/users?email=" + email)["data"]
                     if client in ("packet", "lastbyte-proxy"):
@@ -297,6 +303,7 @@ def main():
                           if short else ""), flush=True)
         drops = tap.drops() + drops0
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
         tap.close()
         for p in (px, fx):
             p.send_signal(signal.SIGTERM)

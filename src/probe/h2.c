@@ -1,5 +1,5 @@
-#include "probe/h2.h"
 #include "core/util.h"
+#include "probe/h2.h"
 #include "probe/tls.h"
 
 #include <errno.h>
@@ -71,9 +71,6 @@ struct h2conn {
     int sent_goaway; /* nghttp2 ended the session: the peer broke the protocol */
     uint32_t sent_goaway_code;
     uint64_t t_connected;
-    int dead; /* failed inside a callback; closed once nghttp2 returns */
-    char dead_msg[128];
-    int dead_err;
 };
 
 struct h2burst {
@@ -251,7 +248,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
     }
     r->http.body[r->http.body_len] = '\0';
     q->finished = 1;
-    r->t_done_ns = rf_burst_now_ns();
+    if (!r->t_done_ns)
+        r->t_done_ns = rf_burst_now_ns();
     b->active--;
     c->open--;
     return 0;
@@ -260,6 +258,14 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     struct h2conn *c = ud;
+    /* The response is complete with the server's END_STREAM, even when the
+     * stream closes later: an early answer, before our own END_STREAM. */
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        struct h2req *q = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+        if (q && !q->finished)
+            c->b->res[q - c->b->q].t_done_ns = rf_burst_now_ns();
+    }
     switch (f->hd.type) {
     case NGHTTP2_SETTINGS:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
@@ -620,6 +626,19 @@ static void submit_requests(struct h2burst *b, struct h2conn *c)
 
 static void open_others(struct h2burst *b);
 
+/* A final frame that could not join the release (the server shrank a
+ * window meanwhile) is stamped when it does leave. */
+static void stamp_late_finals(struct h2burst *b, struct h2conn *c)
+{
+    uint64_t t = 0;
+    for (size_t i = c->first; i < c->first + c->count; i++)
+        if (b->q[i].final_sent && !b->res[i].t_lastbyte_ns && !b->q[i].finished) {
+            if (!t)
+                t = rf_burst_now_ns();
+            b->res[i].t_lastbyte_ns = t;
+        }
+}
+
 static int session_over(struct h2burst *b, struct h2conn *c)
 {
     if (nghttp2_session_want_read(c->s) || nghttp2_session_want_write(c->s))
@@ -670,6 +689,8 @@ static void advance(struct h2burst *b, struct h2conn *c)
         if (st < 0)
             return;
         set_events(b, c, st == 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
+        if (st == 1 && c->phase == C_READING)
+            stamp_late_finals(b, c);
         /* The prefixes are out only now that the queue is empty: the PING
          * can follow without waiting for an event that may never come. */
         if (st == 1 && c->phase == C_SENDING && prefixes_done(b, c)) {
@@ -777,7 +798,7 @@ static void on_writable(struct h2burst *b, struct h2conn *c)
         if (st == 1) {
             uint64_t t = rf_burst_now_ns();
             for (size_t i = c->first; i < c->first + c->count; i++)
-                if (!b->q[i].finished)
+                if (!b->q[i].finished && b->q[i].final_sent)
                     b->res[i].t_lastbyte_ns = t;
             c->phase = C_READING;
         }
@@ -876,7 +897,7 @@ static void release(struct h2burst *b)
         }
         c->phase = C_READING;
         for (size_t i = c->first; i < c->first + c->count; i++)
-            if (!b->q[i].finished)
+            if (!b->q[i].finished && b->q[i].final_sent)
                 b->res[i].t_lastbyte_ns = t;
     }
     b->released = 1;
