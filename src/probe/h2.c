@@ -749,6 +749,13 @@ static void conn_ready(struct h2burst *b, struct h2conn *c)
     advance(b, c);
 }
 
+static void nodelay(struct h2burst *b, struct h2conn *c, int on)
+{
+    int fam = b->reqs[c->first].addr.ss_family;
+    if (c->fd >= 0 && (fam == AF_INET || fam == AF_INET6))
+        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
 static void on_writable(struct h2burst *b, struct h2conn *c)
 {
     if (c->phase == C_CONNECTING) {
@@ -801,6 +808,7 @@ static void on_writable(struct h2burst *b, struct h2conn *c)
                 if (!b->q[i].finished && b->q[i].final_sent)
                     b->res[i].t_lastbyte_ns = t;
             c->phase = C_READING;
+            nodelay(b, c, 1);
         }
         set_events(b, c, st == 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
         return;
@@ -855,7 +863,6 @@ static void on_readable(struct h2burst *b, struct h2conn *c)
  * send() per connection, back to back. */
 static void release(struct h2burst *b)
 {
-    int zero = 0;
     for (size_t k = 0; k < b->nconn; k++) {
         struct h2conn *c = &b->c[k];
         if (c->phase != C_HELD)
@@ -878,9 +885,7 @@ static void release(struct h2burst *b)
             continue;
         /* Nagle back on: should the write outgrow one segment, the kernel
          * fills whole segments rather than pushing a small tail early. */
-        int fam = b->reqs[c->first].addr.ss_family;
-        if (fam == AF_INET || fam == AF_INET6)
-            (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &zero, sizeof(zero));
+        nodelay(b, c, 0);
     }
     for (size_t k = 0; k < b->nconn; k++) {
         struct h2conn *c = &b->c[k];
@@ -901,6 +906,11 @@ static void release(struct h2burst *b)
                 b->res[i].t_lastbyte_ns = t;
     }
     b->released = 1;
+    /* Only after every write: the small frames that follow (WINDOW_UPDATE,
+     * ACKs) must not wait for Nagle behind a delayed ACK. */
+    for (size_t k = 0; k < b->nconn; k++)
+        if (b->c[k].phase == C_READING)
+            nodelay(b, &b->c[k], 1);
 }
 
 static const char *timeout_what(enum cphase ph)
