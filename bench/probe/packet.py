@@ -31,6 +31,7 @@ usage: bench/probe/packet.py [--bin build/racefree] [--fixture build/probe-fixtu
 The table replaces the part of --out after the line MARK (spread.py keeps it).
 """
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -60,13 +61,14 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 class Tap:
     """Kernel receive times of the request bytes sent to one TCP port on lo."""
 
-    def __init__(self, port):
-        self.port = port
+    def __init__(self, ports):
+        self.ports = set(ports)
         self.lock = threading.Lock()
         self.flows = {}
         self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
         self.s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
         self.s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.filter(sorted(self.ports) + [9])
         self.s.bind(("lo", 0))
         self.s.settimeout(0.2)
         self.stop = False
@@ -74,6 +76,42 @@ class Tap:
         self.seen = threading.Event()
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
+
+    def filter(self, ports):
+        """A classic BPF program, so that the kernel hands over only arriving
+        IPv4 TCP/UDP segments for our ports (and the barrier's UDP port 9):
+        everything else on lo would only make the tap fall behind and drop."""
+        ld_w_abs, ld_h_abs, ld_b_abs, ld_h_ind, ldx_msh = 0x20, 0x28, 0x30, 0x48, 0xB1
+        jeq, ret = 0x15, 0x06
+        prog = [
+            (ld_w_abs, 0, 0, 0xFFFFF004),  # SKF_AD_OFF + SKF_AD_PKTTYPE
+            (jeq, 0, "drop", 0),  # PACKET_HOST: arriving, not the copy leaving
+            (ld_h_abs, 0, 0, 12),
+            (jeq, 0, "drop", 0x0800),
+            (ld_b_abs, 0, 0, 23),
+            (jeq, "port", 0, 6),
+            (jeq, "port", "drop", 17),
+            ("port", ldx_msh, 0, 0, 14),
+            (ld_h_ind, 0, 0, 16),
+        ]
+        for p in ports:
+            prog.append((jeq, "accept", 0, p))
+        prog += [("drop", ret, 0, 0, 0), ("accept", ret, 0, 0, 0x40000)]
+        labels, code = {}, []
+        for ins in prog:
+            if isinstance(ins[0], str):
+                labels[ins[0]] = len(code)
+                ins = ins[1:]
+            code.append(list(ins))
+        raw = b""
+        for i, (op, jt, jf, k) in enumerate(code):
+            jt = labels[jt] - i - 1 if isinstance(jt, str) else jt
+            jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
+            raw += struct.pack("HBBI", op, jt, jf, k)
+        buf = ctypes.create_string_buffer(raw)
+        self.bpf = buf  # must outlive the setsockopt
+        fprog = struct.pack("HL", len(code), ctypes.addressof(buf))
+        self.s.setsockopt(socket.SOL_SOCKET, 26, fprog)  # SO_ATTACH_FILTER
 
     def drops(self):
         st = self.s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
@@ -124,13 +162,13 @@ class Tap:
                 continue
             tcp = ip[ihl:total]
             sport, dport, seq = struct.unpack("!HHI", tcp[:8])
-            if dport != self.port:
+            if dport not in self.ports:
                 continue
             payload = tcp[(tcp[12] >> 4) * 4:]
             if not payload:
                 continue
             with self.lock:
-                f = self.flows.setdefault(sport, {"buf": b"", "next": None, "finals": [],
+                f = self.flows.setdefault((dport, sport), {"buf": b"", "next": None, "finals": [],
                                                   "last": None, "h2": None})
                 if f["next"] is not None and seq != f["next"]:
                     if (seq - f["next"]) & 0x80000000:  # a retransmission: skip what we have
@@ -165,13 +203,16 @@ class Tap:
             b = b[9 + n:]
         f["buf"] = b
 
-    def arrivals(self):
-        """One time per request: END_STREAM frames (h2), else the last request
-        segment of each connection (HTTP/1.1, one request per connection)."""
+    def arrivals(self, port):
+        """One time per request sent to port: END_STREAM frames (h2), else the
+        last request segment of each connection (HTTP/1.1, one request per
+        connection)."""
         self.barrier()
         with self.lock:
             out = []
-            for f in self.flows.values():
+            for (dport, _), f in self.flows.items():
+                if dport != port:
+                    continue
                 if f["h2"]:
                     out += f["finals"]
                 elif f["last"] is not None:
@@ -208,17 +249,39 @@ def free_port():
     return port
 
 
-def fire(client, n, fixture, proxy, email, binary):
-    if client == "node":
-        cmd = ["node", os.path.join(HERE, "promise_all.js"), fixture + "/v1/users", str(n), email]
+def start_node(delay_us):
+    p = subprocess.Popen(["node", os.path.join(HERE, "racy_h2.js"), str(delay_us), "1800"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = p.stdout.readline().split()
+    if len(line) != 4:
+        p.kill()
+        sys.exit("racy_h2.js did not start")
+    return p, int(line[1]), int(line[3])
+
+
+# key: (label, service, how, where the requests go, the port the tap watches)
+CLIENTS = [
+    ("packet-proxy", "probe --h2c --sync packet → nghttpx → C fixture", "fixture", "packet",
+     "proxy", "proxy"),
+    ("lastbyte-proxy", "probe --sync lastbyte → nghttpx (HTTP/1.1) → C fixture", "fixture",
+     "lastbyte", "proxy", "proxy"),
+    ("lastbyte", "probe --sync lastbyte → C fixture", "fixture", "lastbyte", "fixture", None),
+    ("node", "Node Promise.all(fetch) → C fixture", "fixture", "node", "fixture", None),
+    ("packet-node", "probe --h2c --sync packet → Node h2c", "nodesvc", "packet", "node_h2",
+     "node_h2"),
+    ("lastbyte-node", "probe --sync lastbyte → Node HTTP/1.1", "nodesvc", "lastbyte", "node_h1",
+     "node_h1"),
+    ("node-node", "Node Promise.all(fetch) → Node HTTP/1.1", "nodesvc", "node", "node_h1",
+     "node_h1"),
+]
+
+
+def fire(how, n, base, email, binary):
+    if how == "node":
+        cmd = ["node", os.path.join(HERE, "promise_all.js"), base + "/v1/users", str(n), email]
         subprocess.run(cmd, check=True, timeout=120, stdout=subprocess.DEVNULL)
         return
-    if client == "packet":
-        args, base = ["--h2c"], proxy
-    elif client == "lastbyte-proxy":
-        args, base = ["--sync", "lastbyte"], proxy
-    else:
-        args, base = ["--sync", "lastbyte"], fixture
+    args = ["--h2c"] if how == "packet" else ["--sync", "lastbyte"]
     cmd = [binary, "probe", "-n", str(n), "--json", "--timeout", "60000"] + args
     cmd += ["-d", json.dumps({"email": email}), base + "/v1/users"]
     r = subprocess.run(cmd, timeout=120, capture_output=True, text=True)
@@ -249,14 +312,11 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     a = ap.parse_args()
     ns = [int(x) for x in a.ns.split(",")]
-    clients = ["packet", "lastbyte-proxy", "lastbyte", "node"]
-    names = {"packet": "probe --h2c --sync packet, via nghttpx",
-             "lastbyte-proxy": "probe --sync lastbyte, via nghttpx (HTTP/1.1)",
-             "lastbyte": "probe --sync lastbyte, direct",
-             "node": "Node Promise.all(fetch), direct"}
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     nghttpx_version = subprocess.run(["nghttpx", "--version"], capture_output=True,
                                      text=True).stdout.strip()
+    node_version = subprocess.run(["node", "--version"], capture_output=True,
+                                  text=True).stdout.strip()
 
     # A private copy: a rebuild during the run must not change the client.
     tmp = tempfile.mkdtemp(prefix="rf-packet-bench.")
@@ -265,47 +325,52 @@ def main():
     fx, fixture = start_fixture(a.fixture, a.delay_us)
     pport = free_port()
     px = start_proxy(int(fixture.rsplit(":", 1)[1]), pport)
-    proxy = "http://127.0.0.1:%d" % pport
-    tap = Tap(pport)
+    nd, nh1, nh2 = start_node(a.delay_us)
+    ports = {"proxy": pport, "node_h1": nh1, "node_h2": nh2}
+    bases = {"fixture": fixture, "proxy": "http://127.0.0.1:%d" % pport,
+             "node_h1": "http://127.0.0.1:%d" % nh1, "node_h2": "http://127.0.0.1:%d" % nh2}
+    services = {"fixture": fixture, "nodesvc": bases["node_h1"]}
+    tap = Tap(ports.values())
     rows = []
     try:
         drops0 = tap.drops()
         for n in ns:
-            for client in clients:
-                at_tap, at_fx, dups, short = [], [], [], 0
+            for key, label, svc, how, where, tapped in CLIENTS:
+                sv = services[svc]
+                at_tap, at_app, dups, short = [], [], [], 0
                 for k in range(a.bursts):
-                    http("POST", fixture + "/reset")
+                    http("POST", sv + "/reset")
                     tap.reset()
-                    email = "pkt-%d-%s-%d@example.com" % (n, client, k)
-                    fire(client, n, fixture, proxy, email, binary)
-                    arr = http("GET", fixture + "/arrivals")["arrivals"]
-                    users = http("GET", fixture + "/v1/users?email=" + email)["data"]
-                    if client in ("packet", "lastbyte-proxy"):
-                        t = tap.arrivals()
+                    email = "pkt-%d-%s-%d@example.com" % (n, key, k)
+                    fire(how, n, bases[where], email, binary)
+                    # Before the reads below, which may go to the same port.
+                    if tapped:
+                        t = tap.arrivals(ports[tapped])
                         if len(t) != n:
                             short += 1
                         at_tap.append(spread(t))
-                    at_fx.append(spread(arr))
+                    arr = http("GET", sv + "/arrivals")["arrivals"]
+                    users = http("GET", sv + "/v1/users?email=" + email)["data"]
+                    at_app.append(spread(arr))
                     dups.append(max(len(users) - 1, 0))
-                row = {"n": n, "client": client, "tap": med(at_tap),
+                row = {"n": n, "key": key, "label": label, "tap": med(at_tap),
                        "tap_min": min([x for x in at_tap if x is not None], default=None),
                        "tap_max": max([x for x in at_tap if x is not None], default=None),
-                       "fx": med(at_fx), "dup_median": statistics.median(dups),
+                       "app": med(at_app), "dup_median": statistics.median(dups),
                        "dup_mean": statistics.mean(dups),
                        "caught": sum(1 for d in dups if d > 0), "short": short}
                 rows.append(row)
-                print("n=%-4d %-15s at h2 server %s µs (min %s, max %s)  at fixture %s µs  "
-                      "duplicates median %.1f mean %.1f in %d/%d%s" % (
-                          n, client, cell(row["tap"]), cell(row["tap_min"]),
-                          cell(row["tap_max"]), cell(row["fx"]), row["dup_median"],
-                          row["dup_mean"], row["caught"], a.bursts,
-                          ("  (%d bursts with a request missing at the tap)" % short)
-                          if short else ""), flush=True)
+                print("n=%-4d %-15s at the socket %s µs (min %s, max %s)  at the application "
+                      "%s µs  duplicates median %.1f mean %.1f in %d/%d%s" % (
+                          n, key, cell(row["tap"]), cell(row["tap_min"]), cell(row["tap_max"]),
+                          cell(row["app"]), row["dup_median"], row["dup_mean"], row["caught"],
+                          a.bursts, ("  (%d bursts with fewer tapped arrivals than requests)"
+                                     % short) if short else ""), flush=True)
         drops = tap.drops() + drops0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         tap.close()
-        for p in (px, fx):
+        for p in (px, fx, nd):
             p.send_signal(signal.SIGTERM)
             try:
                 p.wait(timeout=10)
@@ -314,57 +379,76 @@ def main():
 
     cmd = "python3 bench/probe/packet.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     out = [MARK, "", "## HTTP/2 single-packet (`--sync packet`)", ""]
-    out.append("Generated by `%s` (also `make probe-bench-packet`) on %s; %s, %d CPUs, "
-               "kernel %s, %s. %d bursts per cell, fixture gap %d µs.\n" % (
-                   cmd.strip(), started, platform.machine(), os.cpu_count(), platform.release(),
-                   nghttpx_version, a.bursts, a.delay_us))
-    out.append("The fixture speaks HTTP/1.1 only; the HTTP/2 client reaches it through nghttpx "
-               "(h2c frontend, HTTP/1.1 backend), so spreads are measured at two places:\n")
-    out.append("- *at the h2 server*: kernel receive times (a packet socket on lo, "
-               "SO_TIMESTAMPNS) of the segments reaching nghttpx's port; a request arrives with "
-               "the segment that completes its END_STREAM frame (h2) or its connection's last "
-               "request segment (HTTP/1.1). This is where the single packet lands. Max − min "
-               "per burst, median (min, max) over the bursts.")
-    out.append("- *at the fixture*: its own SO_TIMESTAMPNS stamps. Behind nghttpx these are the "
-               "proxy's forwarding times (one backend write per request), not the client's.")
-    out.append("- *duplicates*: rows for the one email at the fixture, minus one.\n")
-    out.append("| N | client | spread at the h2 server, median (µs) | min | max | spread at the "
-               "fixture, median (µs) | duplicates/burst median | mean | bursts with duplicates |")
+    out.append("Generated by `%s` (also `make probe-bench-packet`, as root) on %s; %s, %d CPUs "
+               "(shared with other work during the run), kernel %s, %s, Node %s. %d bursts per "
+               "cell, one fresh email per burst, check-then-insert gap %d µs in both services."
+               "\n" % (cmd.strip(), started, platform.machine(), os.cpu_count(),
+                        platform.release(), nghttpx_version, node_version, a.bursts, a.delay_us))
+    out.append("Two racy services: the C fixture (`tests/fixtures/racy_server.c`, HTTP/1.1 only, "
+               "reached over HTTP/2 through nghttpx: h2c frontend, HTTP/1.1 backend) and "
+               "`bench/probe/racy_h2.js` (Node, the same check-then-insert, one store served "
+               "over h2c and HTTP/1.1 on two ports, so HTTP/2 reaches it with no proxy "
+               "between). Spreads (max − min within one burst; median, min and max over the "
+               "bursts):\n")
+    out.append("- *at the socket*: kernel receive times of the segments reaching the server's "
+               "port (a packet socket on lo, SO_TIMESTAMPNS): a request arrives with the "
+               "segment that completes its END_STREAM frame (h2) or its connection's last "
+               "request segment (HTTP/1.1). Every final frame on one connection comes in one "
+               "segment, so with one connection (N ≤ 100) the packet spread is 0 by "
+               "construction; at N=500 it is the gap between 5 connections' writes.")
+    out.append("- *at the application*: the C fixture's SO_TIMESTAMPNS stamp of each request's "
+               "final byte — behind nghttpx, that is when the proxy forwarded it, one backend "
+               "write per request, not the client's spread; Node: `process.hrtime` when the "
+               "request's body was complete (its event loop's view).")
+    out.append("- *duplicates*: rows created for the one email, minus one.\n")
+    out.append("| N | client → server | spread at the socket, median (µs) | min | max | spread "
+               "at the application, median (µs) | duplicates/burst median | mean | bursts "
+               "with duplicates |")
     out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         out.append("| %d | %s | %s | %s | %s | %s | %.1f | %.1f | %d/%d |" % (
-            r["n"], names[r["client"]], cell(r["tap"]), cell(r["tap_min"]), cell(r["tap_max"]),
-            cell(r["fx"]), r["dup_median"], r["dup_mean"], r["caught"], a.bursts))
+            r["n"], r["label"], cell(r["tap"]), cell(r["tap_min"]), cell(r["tap_max"]),
+            cell(r["app"]), r["dup_median"], r["dup_mean"], r["caught"], a.bursts))
     out.append("")
     if drops:
-        out.append("The packet socket dropped %d segments: the figures at the h2 server may miss "
+        out.append("The packet socket dropped %d segments: spreads at the socket may miss "
                    "requests.\n" % drops)
-    short = sum(r["short"] for r in rows)
+    short = [r for r in rows if r["short"]]
     if short:
-        out.append("%d bursts had fewer arrivals at the tap than requests (a request that "
-                   "failed, or a segment not seen).\n" % short)
-    out.append("Issue 16 targets, packet against lastbyte through the same proxy, at the h2 "
-               "server:")
+        out.append("Bursts with fewer arrivals at the socket than requests (a request whose "
+                   "connection carried more than one, or a segment the tap did not see): %s.\n"
+                   % ", ".join("%s N=%d: %d" % (r["key"], r["n"], r["short"]) for r in short))
+
+    def get(n, key):
+        return next(r for r in rows if r["n"] == n and r["key"] == key)
+
+    out.append("Issue 16 targets (packet median ≤ 100 µs at N=100, ≥ 10× tighter than "
+               "lastbyte, duplicates per burst ≥ lastbyte's), spreads at the socket:")
     for n in ns:
-        pk = next(r for r in rows if r["n"] == n and r["client"] == "packet")
-        lb = next(r for r in rows if r["n"] == n and r["client"] == "lastbyte-proxy")
-        lbd = next(r for r in rows if r["n"] == n and r["client"] == "lastbyte")
-        if pk["tap"] is None or lb["tap"] is None:
-            continue
-        # One connection's final frames share one segment, one kernel
-        # timestamp: a spread of 0, and no finite ratio.
-        ratio = lb["tap"] / pk["tap"] if pk["tap"] else float("inf")
-        line = "- N=%d: packet median %s µs (%s), lastbyte %s µs: %s" % (
-            n, fmt_us(pk["tap"]),
-            "every final frame in one segment" if pk["tap"] == 0 else "%d connections" % (
-                (n + 99) // 100),
-            fmt_us(lb["tap"]), "%.0f× tighter" % ratio if pk["tap"] else "no finite ratio")
-        if n == 100:
-            line += " — target ≤ 100 µs: %s; ≥ 10× tighter: %s" % (
-                "met" if pk["tap"] <= 100000 else "not met", "met" if ratio >= 10 else "not met")
-        line += "; duplicates median %.1f vs %.1f via the proxy, %.1f for lastbyte direct" % (
-            pk["dup_median"], lb["dup_median"], lbd["dup_median"])
-        out.append(line)
+        for pk, lb, what in (("packet-node", "lastbyte-node", "Node service, direct"),
+                             ("packet-proxy", "lastbyte-proxy", "C fixture via nghttpx")):
+            p, l = get(n, pk), get(n, lb)
+            if p["tap"] is None or l["tap"] is None:
+                continue
+            if p["tap"]:
+                ratio = l["tap"] / p["tap"]
+                rs = "%.0f× tighter" % ratio
+            else:
+                ratio, rs = float("inf"), "no finite ratio (one segment)"
+            line = "- N=%d, %s: packet %s µs, lastbyte %s µs: %s" % (
+                n, what, fmt_us(p["tap"]), fmt_us(l["tap"]), rs)
+            if n == 100:
+                line += " (≤ 100 µs: %s; ≥ 10×: %s)" % (
+                    "met" if p["tap"] <= 100000 else "NOT met",
+                    "met" if ratio >= 10 else "NOT met")
+            line += "; duplicates median %.1f vs %.1f: %s" % (
+                p["dup_median"], l["dup_median"],
+                "met" if p["dup_median"] >= l["dup_median"] else "NOT met")
+            if pk == "packet-proxy":
+                d = get(n, "lastbyte")
+                line += "; vs lastbyte straight at the fixture %.1f: %s" % (
+                    d["dup_median"], "met" if p["dup_median"] >= d["dup_median"] else "NOT met")
+            out.append(line)
     out.append("")
 
     text = ""
