@@ -238,6 +238,14 @@ static void handshake_error(struct rf_tls *t, char *err, size_t errlen)
 {
     char why[256];
     long vr = SSL_get_verify_result(t->ssl);
+    if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        /* A trusted certificate for another name: --cacert would not help. */
+        ERR_clear_error();
+        rf_errf(err, errlen,
+                "TLS: certificate does not name %s (%s): use a host it names, or --insecure",
+                t->host, X509_verify_cert_error_string(vr));
+        return;
+    }
     if (vr != X509_V_OK) {
         ERR_clear_error();
         rf_errf(err, errlen,

@@ -19,6 +19,7 @@
 
 void test_probetls_handshake_and_record(void);
 void test_probetls_untrusted(void);
+void test_probetls_name_mismatch(void);
 void test_probetls_cacert_errors(void);
 
 struct server {
@@ -140,6 +141,23 @@ void test_probetls_handshake_and_record(void)
     SSL_shutdown(s.ssl);
     CHECK_INT(rf_tls_recv(t, s.fd[0], buf, sizeof(buf), err, sizeof(err)), 0);
     CHECK_STR(rf_tls_alpn(t), "");
+    rf_tls_free(t);
+    rf_tls_ctx_free(x);
+    server_stop(&s);
+}
+
+/* The CA is trusted but the certificate names 127.0.0.1 only. */
+void test_probetls_name_mismatch(void)
+{
+    struct server s;
+    char err[256] = "";
+    CHECK_INT(server_start(&s), 0);
+    struct rf_tls_ctx *x = rf_tls_ctx_new(s.pem, 0, RF_TLS_ALPN_HTTP1, err, sizeof(err));
+    CHECK(x != NULL);
+    struct rf_tls *t = rf_tls_new(x, "localhost", err, sizeof(err));
+    CHECK(t != NULL);
+    CHECK_INT(handshake(&s, t, err, sizeof(err)), -1);
+    CHECK(strstr(err, "does not name localhost") && strstr(err, "hostname mismatch"));
     rf_tls_free(t);
     rf_tls_ctx_free(x);
     server_stop(&s);
