@@ -3,8 +3,10 @@
 #   make probe-unit      the probe CLI unit tests alone (also under valgrind: probe-unit-valgrind)
 #   (its fuzz targets are built and run by mk/fuzz.mk)
 #   make probe-bench     arrival-spread benchmark -> bench/probe/RESULTS.md
+#   make probe-bench-packet  --sync packet (h2c via nghttpx) beside lastbyte and
+#                        Promise.all -> its section of bench/probe/RESULTS.md (root)
 
-.PHONY: probe-test probe-unit probe-unit-valgrind probe-bench
+.PHONY: probe-test probe-unit probe-unit-valgrind probe-bench probe-bench-packet
 
 # The fixture is the test's instrument, not code under test: always built
 # optimised and without sanitizers, whose slow thread start-up would blur
@@ -38,3 +40,6 @@ probe-test: $(BUILD)/racefree $(BUILD)/probe-fixture
 
 probe-bench: $(BUILD)/racefree $(BUILD)/probe-fixture
 	python3 bench/probe/spread.py --bin ./$(BUILD)/racefree --fixture ./$(BUILD)/probe-fixture
+
+probe-bench-packet: $(BUILD)/racefree $(BUILD)/probe-fixture
+	python3 bench/probe/packet.py --bin ./$(BUILD)/racefree --fixture ./$(BUILD)/probe-fixture

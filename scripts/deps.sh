@@ -7,6 +7,8 @@ PACKAGES=(
     # build
     build-essential pkg-config
     libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libpq-dev
+    # racefree probe: https:// (OpenSSL) and HTTP/2 framing (nghttp2)
+    libssl-dev libnghttp2-dev
     # tests: sqlite shell, PostgreSQL server (started per test run), valgrind,
     # clang + libFuzzer for the fuzz targets
     sqlite3 postgresql valgrind clang libfuzzer-14-dev libclang-rt-14-dev
@@ -14,6 +16,9 @@ PACKAGES=(
     curl ca-certificates unicode-data jq python3 python3-jsonschema
     # tests: headless browser that renders the probe's HTML race report
     chromium
+    # tests: the probe over TLS and HTTP/2 (openssl makes the test certificate,
+    # nghttpx fronts the fixture with h2, h2c and HTTP/1.1 over TLS)
+    openssl nghttp2-proxy
     # benchmarks (bench/run): HTTP load generator, the nginx reference
     wrk nginx-light
 )

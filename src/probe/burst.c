@@ -1,5 +1,7 @@
 #include "core/util.h"
 #include "probe/burst.h"
+#include "probe/h2.h"
+#include "probe/tls.h"
 
 #include <errno.h>
 #include <linux/sockios.h>
@@ -26,11 +28,12 @@
 
 enum phase {
     PH_CONNECTING,
-    PH_SENDING,  /* writing the request (LASTBYTE: all but its final byte) */
-    PH_HELD,     /* LASTBYTE: everything but the final byte is written */
-    PH_LAST,     /* LASTBYTE: final byte hit a full send buffer; waiting for room */
-    PH_READING,  /* request fully written */
-    PH_FINISHED, /* socket closed; res holds the outcome */
+    PH_HANDSHAKE, /* TLS: connected, handshake under way */
+    PH_SENDING,   /* writing the request (LASTBYTE: all but its final byte) */
+    PH_HELD,      /* LASTBYTE: everything but the final byte is written */
+    PH_LAST,      /* LASTBYTE: final byte hit a full send buffer; waiting for room */
+    PH_READING,   /* request fully written */
+    PH_FINISHED,  /* socket closed; res holds the outcome */
 };
 
 struct conn {
@@ -39,6 +42,7 @@ struct conn {
     int unready;     /* counted in burst.unready */
     uint32_t events; /* current epoll interest */
     size_t sent;
+    struct rf_tls *tls; /* https only */
 };
 
 struct burst {
@@ -48,6 +52,7 @@ struct burst {
     size_t n;
     int ep;
     enum rf_burst_sync sync;
+    struct rf_tls_ctx *tls;
     size_t unready;     /* LASTBYTE: connections still connecting or sending their prefix */
     size_t active;      /* connections not finished */
     size_t settle_next; /* first connection not yet known to have its prefix acked */
@@ -72,6 +77,8 @@ static void finish(struct burst *b, size_t i)
         (void)close(c->fd);
         c->fd = -1;
     }
+    rf_tls_free(c->tls);
+    c->tls = NULL;
     if (c->unready) {
         c->unready = 0;
         b->unready--;
@@ -163,6 +170,20 @@ static int send_upto(struct burst *b, size_t i, size_t limit)
 {
     struct conn *c = &b->c[i];
     const char *d = b->reqs[i].data;
+    if (c->tls) {
+        char e[160];
+        int en = 0, st;
+        if (c->sent < limit &&
+            rf_tls_encrypt(c->tls, d + c->sent, limit - c->sent, e, sizeof(e)) < 0) {
+            fail(b, i, RF_BURST_ERR_PROTO, "%s", e);
+            return -1;
+        }
+        c->sent = limit;
+        st = rf_tls_flush(c->tls, c->fd, &en);
+        if (st < 0)
+            fail(b, i, en, "send: %s", strerror(en));
+        return st;
+    }
     while (c->sent < limit) {
         ssize_t w = send(c->fd, d + c->sent, limit - c->sent, MSG_NOSIGNAL);
         if (w > 0) {
@@ -177,6 +198,33 @@ static int send_upto(struct burst *b, size_t i, size_t limit)
             return -1;
         }
     }
+    return 1;
+}
+
+/* Returns 1 once the handshake is done, else 0 (waiting, or failed). */
+static int handshake(struct burst *b, size_t i)
+{
+    struct conn *c = &b->c[i];
+    char e[sizeof(b->res[i].err_msg)];
+    int want_write = 0;
+    if (!c->tls) {
+        c->tls = rf_tls_new(b->tls, b->reqs[i].host ? b->reqs[i].host : "", e, sizeof(e));
+        if (!c->tls) {
+            fail(b, i, RF_BURST_ERR_PROTO, "%s", e);
+            return 0;
+        }
+    }
+    int st = rf_tls_handshake(c->tls, c->fd, &want_write, e, sizeof(e));
+    if (st < 0) {
+        fail(b, i, RF_BURST_ERR_TLS, "%s", e);
+        return 0;
+    }
+    if (st == 0) {
+        set_events(b, i, want_write ? EPOLLIN | EPOLLOUT : EPOLLIN);
+        return 0;
+    }
+    c->phase = PH_SENDING;
+    set_events(b, i, EPOLLIN | EPOLLOUT);
     return 1;
 }
 
@@ -199,13 +247,23 @@ static void on_writable(struct burst *b, size_t i)
             return;
         }
         r->t_connected_ns = rf_burst_now_ns();
-        c->phase = PH_SENDING;
+        c->phase = b->tls ? PH_HANDSHAKE : PH_SENDING;
     }
+    if (c->phase == PH_HANDSHAKE && !handshake(b, i))
+        return;
     if (c->phase == PH_SENDING) {
         int lastbyte = b->sync == RF_BURST_LASTBYTE;
         int st = send_upto(b, i, lastbyte ? len - 1 : len);
         if (st <= 0)
             return;
+        /* The final byte becomes a finished record now, so the release
+         * sends bytes that are ready, as for plain TCP. */
+        if (lastbyte && c->tls &&
+            rf_tls_encrypt(c->tls, b->reqs[i].data + len - 1, 1, r->err_msg, sizeof(r->err_msg)) <
+                0) {
+            fail(b, i, RF_BURST_ERR_PROTO, "%s", r->err_msg);
+            return;
+        }
         if (lastbyte) {
             c->phase = PH_HELD;
             c->unready = 0;
@@ -218,7 +276,7 @@ static void on_writable(struct burst *b, size_t i)
         return;
     }
     if (c->phase == PH_LAST) {
-        if (send_upto(b, i, len) <= 0)
+        if (send_upto(b, i, c->tls ? len - 1 : len) <= 0)
             return;
         r->t_lastbyte_ns = rf_burst_now_ns();
         c->phase = PH_READING;
@@ -233,7 +291,18 @@ static void on_readable(struct burst *b, size_t i)
     char buf[READ_CHUNK];
 
     while (c->phase != PH_FINISHED && c->phase != PH_CONNECTING) {
-        ssize_t got = recv(c->fd, buf, sizeof(buf), 0);
+        ssize_t got;
+        if (c->tls) {
+            got = rf_tls_recv(c->tls, c->fd, buf, sizeof(buf), r->err_msg, sizeof(r->err_msg));
+            if (got == -1)
+                return;
+            if (got == -2) {
+                fail(b, i, RF_BURST_ERR_PROTO, "%s", r->err_msg);
+                return;
+            }
+        } else {
+            got = recv(c->fd, buf, sizeof(buf), 0);
+        }
         if (got > 0) {
             if (!r->t_firstbyte_ns)
                 r->t_firstbyte_ns = rf_burst_now_ns();
@@ -286,7 +355,16 @@ static void release(struct burst *b)
         struct conn *c = &b->c[i];
         if (c->phase != PH_HELD)
             continue;
-        ssize_t w = send(c->fd, b->reqs[i].data + b->reqs[i].len - 1, 1, MSG_NOSIGNAL);
+        ssize_t w;
+        int en = 0;
+        if (c->tls) {
+            /* One send of the record encrypted in the connection phase. */
+            int st = rf_tls_flush(c->tls, c->fd, &en);
+            w = st > 0 ? 1 : st == 0 ? -1 : -2;
+            errno = st == 0 ? EAGAIN : en;
+        } else {
+            w = send(c->fd, b->reqs[i].data + b->reqs[i].len - 1, 1, MSG_NOSIGNAL);
+        }
         uint64_t t = rf_burst_now_ns();
         if (w == 1) {
             c->sent++;
@@ -305,6 +383,12 @@ static void release(struct burst *b)
 static void on_event(struct burst *b, size_t i, uint32_t ev)
 {
     enum phase ph = b->c[i].phase;
+    if (ph == PH_HANDSHAKE) {
+        on_writable(b, i);
+        ph = b->c[i].phase;
+        if (ph == PH_HANDSHAKE || ph == PH_FINISHED)
+            return;
+    }
     if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) &&
         (ph == PH_CONNECTING || ph == PH_SENDING || ph == PH_LAST))
         on_writable(b, i);
@@ -318,6 +402,8 @@ static const char *timeout_what(enum phase ph)
     switch (ph) {
     case PH_CONNECTING:
         return "connecting";
+    case PH_HANDSHAKE:
+        return "in the TLS handshake";
     case PH_SENDING:
     case PH_LAST:
         return "sending the request";
@@ -407,6 +493,8 @@ int rf_burst_run(const struct rf_burst_req *reqs, size_t n, const struct rf_burs
         rf_errf(errbuf, errlen, "too many requests: %zu (max %d)", n, RF_BURST_MAX);
         return -1;
     }
+    if (o->sync == RF_BURST_PACKET)
+        return rf_h2_run(reqs, n, o, res, errbuf, errlen);
     if (o->sync != RF_BURST_LASTBYTE && o->sync != RF_BURST_NONE) {
         rf_errf(errbuf, errlen, "unknown sync mode %d", (int)o->sync);
         return -1;
@@ -446,6 +534,7 @@ int rf_burst_run(const struct rf_burst_req *reqs, size_t n, const struct rf_burs
     uint64_t timeout_ns =
         (uint64_t)(o->timeout_ms ? o->timeout_ms : RF_BURST_DEFAULT_TIMEOUT_MS) * 1000000ull;
     b.sync = o->sync;
+    b.tls = o->tls;
     b.active = n;
     b.unready = b.sync == RF_BURST_LASTBYTE ? n : 0;
     for (size_t i = 0; i < n; i++) {

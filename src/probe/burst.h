@@ -23,12 +23,19 @@ enum rf_burst_sync {
     RF_BURST_LASTBYTE = 0,
     /* Send each request whole as soon as its connection is up. */
     RF_BURST_NONE = 1,
+    /* HTTP/2 single-packet (probe/h2.h): the requests share a few
+     * connections; every final frame of a connection leaves in one write. */
+    RF_BURST_PACKET = 2,
 };
+
+struct rf_tls_ctx;
 
 /* rf_burst_res.err values that are not errno codes. */
 enum rf_burst_err {
     RF_BURST_ERR_PROTO = -1,     /* response malformed or over max_response */
     RF_BURST_ERR_TRUNCATED = -2, /* peer closed before the response was complete */
+    RF_BURST_ERR_TLS = -3,       /* TLS handshake failed: certificate, protocol, ALPN */
+    RF_BURST_ERR_RESET = -4,     /* HTTP/2: stream reset (RST_STREAM) or refused (GOAWAY) */
 };
 
 struct rf_burst_req {
@@ -37,6 +44,9 @@ struct rf_burst_req {
     const char *data; /* complete raw request bytes */
     size_t len;       /* >= 1; 0 fails that request with EINVAL */
     int head_request; /* response has no body */
+    /* With rf_burst_opts.tls: the name the certificate must match, sent as
+     * SNI; must outlive the run. */
+    const char *host;
 };
 
 struct rf_burst_res {
@@ -55,6 +65,9 @@ struct rf_burst_opts {
     enum rf_burst_sync sync;
     int timeout_ms;      /* whole burst, from its start; 0 = RF_BURST_DEFAULT_TIMEOUT_MS */
     size_t max_response; /* per response; 0 = RF_HTTPRES_DEFAULT_MAX */
+    /* Non-NULL: every connection is TLS (probe/tls.h), its handshake part of
+     * the connection phase; the run does not own it. */
+    struct rf_tls_ctx *tls;
 };
 
 /* Runs the burst; res must have n entries. o may be NULL for defaults.

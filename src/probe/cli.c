@@ -18,6 +18,7 @@
 #include "probe/report_html.h"
 #include "probe/request.h"
 #include "probe/template.h"
+#include "probe/tls.h"
 
 #define DEFAULT_N 20
 #define MAX_ROUNDS 10000
@@ -48,14 +49,17 @@ enum {
     OPT_PER_REQUEST,
     OPT_RT,
     OPT_REPORT,
+    OPT_CACERT,
+    OPT_INSECURE,
+    OPT_H2C,
 };
 
 static const char usage_text[] =
     "usage: racefree probe [options] URL\n"
     "\n"
     "Fires N requests at URL so that they reach the server at the same instant,\n"
-    "then checks what the server made of them. Works against any HTTP/1.1 server;\n"
-    "http:// only (host, IPv4, [IPv6] or a name, optional :port).\n"
+    "then checks what the server made of them. Works against any HTTP/1.1 or HTTP/2\n"
+    "server; http:// or https:// (host, IPv4, [IPv6] or a name, optional :port).\n"
     "\n"
     "Request:\n"
     "  -X, --method METHOD     HTTP method (default GET, or POST when -d is given)\n"
@@ -75,17 +79,32 @@ static const char usage_text[] =
     "\n"
     "Burst:\n"
     "  -n N                    requests per burst, 1..10000 (default 20); one connection each\n"
+    "                          (--sync packet: up to 100 streams per connection)\n"
     "      --rounds R          bursts fired one after another, 1..10000 (default 1)\n"
     "      --timeout MS        limit for each burst, first connect to last response\n"
     "                          (default 10000)\n"
     "      --sync MODE         lastbyte (default): send every request but its final byte,\n"
     "                          wait until all are written and acknowledged, then release the\n"
     "                          final bytes together. none: send each request whole as soon\n"
-    "                          as its connection is up (a naive client, for comparison)\n"
+    "                          as its connection is up (a naive client, for comparison).\n"
+    "                          packet: HTTP/2 single-packet: the requests share connections\n"
+    "                          (as many streams each as the server allows, at most 100);\n"
+    "                          every request but its END_STREAM is sent, a PING round trip\n"
+    "                          confirms it, then each connection's final frames leave in\n"
+    "                          one write. Needs h2: an https:// server that picks h2 by\n"
+    "                          ALPN, or --h2c\n"
+    "      --h2c               HTTP/2 without TLS (prior knowledge) on an http:// URL;\n"
+    "                          implies --sync packet\n"
     "      --rt                run each burst at real-time priority (SCHED_FIFO 1) when\n"
     "                          allowed (root, CAP_SYS_NICE or RLIMIT_RTPRIO), so that server\n"
     "                          threads woken by the first final bytes cannot preempt the\n"
     "                          release of the others; a warning, not an error, if refused\n"
+    "\n"
+    "TLS (https:// URLs; the handshake is part of the connection phase):\n"
+    "      --cacert FILE       trust the CA certificates in FILE (PEM) instead of the\n"
+    "                          system's\n"
+    "      --insecure          do not verify the server's certificate or name\n"
+    "  The certificate is verified by default; one that fails is exit 2.\n"
     "\n"
     "Expectations, checked in every round (exit 1 when one fails):\n"
     "  --expect-status CODE=COUNT      exactly COUNT responses had status CODE; CODE may be\n"
@@ -115,7 +134,8 @@ static const char usage_text[] =
     "expectation with PASS or FAIL.\n"
     "\n"
     "Exit status: 0 every expectation held in every round; 1 an expectation failed;\n"
-    "2 usage error, or a request got no response (refused, reset, timed out, malformed).\n"
+    "2 usage error, or a request got no response (refused, reset, timed out, malformed,\n"
+    "a certificate that failed verification, an HTTP/2 stream reset by the server).\n"
     "\n"
     "Example: 64 simultaneous creates of one user must make one 201, 63 200s, one id:\n"
     "  racefree probe -n 64 -X POST -H \"Authorization: Bearer $KEY\" \\\n"
@@ -135,6 +155,8 @@ struct opts {
     enum rf_burst_sync sync;
     int json, per_request, rt;
     const char *report; /* --report FILE */
+    const char *cacert; /* --cacert FILE */
+    int insecure, h2c, sync_set;
     const char *headers[RF_PROBE_HEADERS_MAX];
     size_t nheaders;
     const char *vars[RF_PROBE_VARS_MAX];
@@ -170,6 +192,9 @@ struct run {
     unsigned rounds_done;
     json_t *jrounds;            /* --json: one object per round */
     struct rf_probe_html *html; /* --report */
+    int tls;                    /* the URL is https:// */
+    struct rf_tls_ctx *tls_burst; /* https: for the burst (ALPN h2 with --sync packet) */
+    struct rf_tls_ctx *tls_h1;    /* https: for HTTP/1.1 (--verify, and the burst otherwise) */
     char errmsg[512];
 };
 
@@ -232,6 +257,9 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
         {"per-request", no_argument, NULL, OPT_PER_REQUEST},
         {"rt", no_argument, NULL, OPT_RT},
         {"report", required_argument, NULL, OPT_REPORT},
+        {"cacert", required_argument, NULL, OPT_CACERT},
+        {"insecure", no_argument, NULL, OPT_INSECURE},
+        {"h2c", no_argument, NULL, OPT_H2C},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -299,10 +327,22 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
                 o->sync = RF_BURST_LASTBYTE;
             } else if (!strcmp(optarg, "none")) {
                 o->sync = RF_BURST_NONE;
+            } else if (!strcmp(optarg, "packet")) {
+                o->sync = RF_BURST_PACKET;
             } else {
-                msg(err, "--sync wants lastbyte or none, got \"%.20s\"", optarg);
+                msg(err, "--sync wants lastbyte, none or packet, got \"%.20s\"", optarg);
                 return 2;
             }
+            o->sync_set = 1;
+            break;
+        case OPT_CACERT:
+            o->cacert = optarg;
+            break;
+        case OPT_INSECURE:
+            o->insecure = 1;
+            break;
+        case OPT_H2C:
+            o->h2c = 1;
             break;
         case OPT_EXPECT_STATUS:
             kind = RF_PROBE_EXP_STATUS;
@@ -362,6 +402,12 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
         return 2;
     }
     o->url = argv[optind];
+    if (o->h2c && !o->sync_set)
+        o->sync = RF_BURST_PACKET;
+    if (o->h2c && o->sync != RF_BURST_PACKET) {
+        msg(err, "--h2c works with --sync packet only");
+        return 2;
+    }
     if ((size_t)o->rounds * o->n > MAX_TOTAL_REQUESTS) {
         msg(err, "-n × --rounds is limited to %d requests", MAX_TOTAL_REQUESTS);
         return 2;
@@ -380,6 +426,34 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
             msg(err, "--expect-%s %s: count %ld is impossible with -n %zu",
                 rf_probe_exp_kind_name(x->kind), x->spec, want, o->n);
             return 2;
+        }
+    }
+    return 0;
+}
+
+static const char *sync_name(enum rf_burst_sync s)
+{
+    return s == RF_BURST_LASTBYTE ? "lastbyte" : s == RF_BURST_PACKET ? "packet" : "none";
+}
+
+/* One context per ALPN offer: h2 only for a --sync packet burst, since
+ * HTTP/1.1 bytes cannot go down a connection the server made h2. */
+static int tls_contexts(struct run *r, int burst)
+{
+    struct opts *o = r->o;
+    char e[384];
+    if (!r->tls_h1) {
+        r->tls_h1 = rf_tls_ctx_new(o->cacert, o->insecure, RF_TLS_ALPN_HTTP1, e, sizeof(e));
+        if (!r->tls_h1) {
+            msg(r->err, "%s", e);
+            return -1;
+        }
+    }
+    if (burst && o->sync == RF_BURST_PACKET && !r->tls_burst) {
+        r->tls_burst = rf_tls_ctx_new(o->cacert, o->insecure, RF_TLS_ALPN_H2, e, sizeof(e));
+        if (!r->tls_burst) {
+            msg(r->err, "%s", e);
+            return -1;
         }
     }
     return 0;
@@ -457,6 +531,19 @@ static int prepare(struct run *r)
             msg(r->err, "%s%s", k ? "--verify: " : "", e);
             return -1;
         }
+        if (k == 0)
+            r->tls = u.tls;
+        if (u.tls && tls_contexts(r, k == 0) < 0)
+            return -1;
+    }
+    if (o->sync == RF_BURST_PACKET && !r->tls && !o->h2c) {
+        msg(r->err, "--sync packet needs HTTP/2: an https:// URL (h2 by ALPN), or --h2c for "
+                    "HTTP/2 without TLS");
+        return -1;
+    }
+    if (o->h2c && r->tls) {
+        msg(r->err, "--h2c is for http:// URLs; https:// negotiates h2 by ALPN");
+        return -1;
     }
     snprintf(r->method, sizeof(r->method), "%s", o->method ? o->method : o->data ? "POST" : "GET");
     r->dynamic = r->spec.url.dynamic || (r->spec.has_body && r->spec.body.dynamic);
@@ -595,6 +682,8 @@ struct round_data {
     json_t *vbody;
     int have_vres;
     size_t n;
+    char (*hosts)[256]; /* https: each request's certificate name */
+    char vhost[256];
 };
 
 static void round_free(struct round_data *d)
@@ -614,6 +703,7 @@ static void round_free(struct round_data *d)
     free(d->reqs);
     free(d->res);
     free(d->bodies);
+    free(d->hosts);
 }
 
 /* Builds every request of one round; only the first when they are all the
@@ -645,6 +735,17 @@ static int build_round(struct run *r, unsigned rnd, struct round_data *d)
         q->data = d->bufs[i].p;
         q->len = d->bufs[i].len;
         q->head_request = !strcmp(r->method, "HEAD");
+        if (u.tls != r->tls) {
+            snprintf(r->errmsg, sizeof(r->errmsg),
+                     "request %zu: every request of a burst must "
+                     "use the URL's scheme",
+                     i);
+            goto out;
+        }
+        if (u.tls) {
+            snprintf(d->hosts[i], sizeof(d->hosts[i]), "%s", u.host);
+            q->host = d->hosts[i];
+        }
         total += q->len;
         if (total > BURST_BYTES_MAX) {
             snprintf(r->errmsg, sizeof(r->errmsg), "the requests of one burst exceed %zu bytes",
@@ -672,8 +773,12 @@ static int run_verify(struct run *r, unsigned rnd, struct round_data *d)
         return -1;
     d->vreq.data = d->vbuf.p;
     d->vreq.len = d->vbuf.len;
-    struct rf_burst_opts bo = {
-        .sync = RF_BURST_NONE, .timeout_ms = r->o->timeout_ms, .max_response = RESPONSE_MAX};
+    snprintf(d->vhost, sizeof(d->vhost), "%s", u.host);
+    d->vreq.host = d->vhost;
+    struct rf_burst_opts bo = {.sync = RF_BURST_NONE,
+                               .timeout_ms = r->o->timeout_ms,
+                               .max_response = RESPONSE_MAX,
+                               .tls = u.tls ? r->tls_h1 : NULL};
     if (rf_burst_run(&d->vreq, 1, &bo, &d->vres, e, sizeof(e)) < 0) {
         snprintf(r->errmsg, sizeof(r->errmsg), "--verify: %s", e);
         return -1;
@@ -732,7 +837,9 @@ static int run_round(struct run *r, unsigned rnd)
     d.reqs = calloc(n, sizeof(*d.reqs));
     d.res = calloc(n, sizeof(*d.res));
     d.bodies = calloc(n, sizeof(*d.bodies));
-    if (!d.bufs || !d.reqs || !d.res || !d.bodies) {
+    if (r->tls)
+        d.hosts = calloc(n, sizeof(*d.hosts));
+    if (!d.bufs || !d.reqs || !d.res || !d.bodies || (r->tls && !d.hosts)) {
         snprintf(r->errmsg, sizeof(r->errmsg), "out of memory for %zu requests", n);
         goto out;
     }
@@ -740,6 +847,8 @@ static int run_round(struct run *r, unsigned rnd)
         goto out;
     struct rf_burst_opts bo = {
         .sync = o->sync, .timeout_ms = o->timeout_ms, .max_response = r->max_response};
+    if (r->tls)
+        bo.tls = o->sync == RF_BURST_PACKET ? r->tls_burst : r->tls_h1;
     int policy = SCHED_OTHER;
     struct sched_param saved = {0};
     int rt = rt_enter(r, &policy, &saved);
@@ -895,8 +1004,7 @@ static int finish(struct run *r, int setup_failed)
         json_object_set_new(doc, "target",
                             json_pack("{s:s, s:s, s:I, s:I, s:s, s:i, s:b}", "method", r->method,
                                       "url", o->url, "n", (json_int_t)o->n, "rounds",
-                                      (json_int_t)o->rounds, "sync",
-                                      o->sync == RF_BURST_LASTBYTE ? "lastbyte" : "none",
+                                      (json_int_t)o->rounds, "sync", sync_name(o->sync),
                                       "timeout_ms", o->timeout_ms, "realtime", r->rt_state > 0));
         json_object_set(doc, "rounds", r->jrounds);
         json_t *tot = rf_probe_stats_json(&r->total, 1);
@@ -985,7 +1093,7 @@ int rf_probe_run(int argc, char **argv, FILE *out, FILE *err)
                                          .url = o->url,
                                          .n = o->n,
                                          .rounds = o->rounds,
-                                         .sync = o->sync == RF_BURST_LASTBYTE ? "lastbyte" : "none",
+                                         .sync = sync_name(o->sync),
                                          .timeout_ms = o->timeout_ms};
         r->html = rf_probe_html_open(o->report, &t, e, sizeof(e));
         if (!r->html) {
@@ -995,8 +1103,8 @@ int rf_probe_run(int argc, char **argv, FILE *out, FILE *err)
     }
     if (!o->json) {
         fprintf(out, "racefree probe: %zu × %s %s, %u round%s, sync %s, timeout %d ms\n", o->n,
-                r->method, o->url, o->rounds, o->rounds == 1 ? "" : "s",
-                o->sync == RF_BURST_LASTBYTE ? "lastbyte" : "none", o->timeout_ms);
+                r->method, o->url, o->rounds, o->rounds == 1 ? "" : "s", sync_name(o->sync),
+                o->timeout_ms);
         fflush(out);
     }
     int setup_failed = 0;
@@ -1019,6 +1127,8 @@ out:
     if (r->has_verify)
         rf_probe_tpl_free(&r->verify);
     rf_probe_vars_free(&r->vars);
+    rf_tls_ctx_free(r->tls_burst);
+    rf_tls_ctx_free(r->tls_h1);
     rf_probe_stats_free(&r->total);
     json_decref(r->jrounds);
     free(o);

@@ -19,16 +19,12 @@ int rf_probe_url_parse(const char *url, struct rf_probe_url *u, char *err, size_
 {
     memset(u, 0, sizeof(*u));
     if (strncasecmp(url, "https://", 8) == 0) {
-        rf_errf(err, errlen,
-             "https is not supported: the burst needs raw sockets; aim at the plain-HTTP "
-             "port (e.g. behind the TLS proxy)");
+        u->tls = 1;
+    } else if (strncasecmp(url, "http://", 7) != 0) {
+        rf_errf(err, errlen, "URL must start with http:// or https:// (got \"%.60s\")", url);
         return -1;
     }
-    if (strncasecmp(url, "http://", 7) != 0) {
-        rf_errf(err, errlen, "URL must start with http:// (got \"%.60s\")", url);
-        return -1;
-    }
-    const char *a = url + 7;
+    const char *a = url + (u->tls ? 8 : 7);
     size_t al = strcspn(a, "/?#");
     const char *rest = a + al;
     if (memchr(a, '@', al)) {
@@ -91,7 +87,7 @@ int rf_probe_url_parse(const char *url, struct rf_probe_url *u, char *err, size_
         }
         snprintf(u->port, sizeof(u->port), "%lu", pv);
     } else {
-        snprintf(u->port, sizeof(u->port), "80");
+        snprintf(u->port, sizeof(u->port), "%s", u->tls ? "443" : "80");
     }
     u->path = rest;
     u->path_len = strcspn(rest, "#");

@@ -1,7 +1,7 @@
 /* Turning the command line into raw HTTP/1.1 request bytes for the burst
- * engine: URL parsing, name resolution, and the request head. Plain http://
- * only: the burst works on raw sockets, and a TLS handshake per connection
- * would dwarf the synchronisation it exists for. */
+ * engine: URL parsing, name resolution, and the request head. For https://
+ * the engine encrypts these same bytes (probe/tls.h); for HTTP/2 it turns
+ * them into frames (probe/h2.h). */
 #ifndef RF_PROBE_REQUEST_H
 #define RF_PROBE_REQUEST_H
 
@@ -17,13 +17,14 @@
 
 struct rf_probe_url {
     char host[256];      /* name or address, IPv6 without brackets */
-    char port[6];        /* decimal, "80" when absent */
+    char port[6];        /* decimal, "80" (https: "443") when absent */
     char authority[270]; /* host[:port] as written, for the Host header */
     const char *path;    /* into the parsed string: "/..." with query, no fragment */
     size_t path_len;     /* 0 means "/" */
+    int tls;             /* https:// */
 };
 
-/* Parses "http://host[:port][/path][?query][#fragment]"; u->path points into
+/* Parses "http[s]://host[:port][/path][?query][#fragment]"; u->path points into
  * url, which must outlive u. Returns 0, or -1 with err filled. */
 int rf_probe_url_parse(const char *url, struct rf_probe_url *u, char *err, size_t errlen);
 

@@ -140,7 +140,8 @@ run usage-bad-count 2 "bad count" -- --expect-status 200=N+1 "$FX/"
 run usage-bad-path 2 "must start with '.'" -- --expect-distinct user.id=1 "$FX/"
 run usage-verify-count-alone 2 "needs --verify" -- --expect-verify-count .data=1 "$FX/"
 run usage-unknown-placeholder 2 "unknown placeholder {{nope}}" -- -d '{"a":"{{nope}}"}' "$FX/"
-run usage-https 2 "https is not supported" -- https://127.0.0.1/
+run usage-packet-needs-h2 2 "--sync packet needs HTTP/2" -- --sync packet "$FX/"
+run usage-h2c-https 2 "--h2c is for http://" -- --h2c https://127.0.0.1/
 run usage-missing-var-file 2 "cannot open" -- --var id=@$TMP/none.txt "$FX/"
 run usage-content-length 2 "frames the body" -- -H "Content-Length: 3" "$FX/"
 run usage-header-injection 2 "line break" -- --var "x=a"$'\r\n'"Evil: 1" -H 'X: {{var.x}}' "$FX/"
@@ -241,6 +242,146 @@ else
         "$RF/v1/users"
     run racefree-unauthorised 1 "FAIL  status 201=1" "401 ×8" -- -n 8 \
         -d '{"email":"x@example.com"}' --expect-status 201=1 "$RF/v1/users"
+fi
+
+# ---- https and HTTP/2: the same servers behind nghttpx ---------------------------
+# nghttpx (Debian's nghttp2-proxy) terminates TLS (h2 or HTTP/1.1 by ALPN) on
+# one port and speaks h2c (or HTTP/1.1) on another, and forwards HTTP/1.1 to
+# the server behind it. The certificate is made here, for localhost and
+# 127.0.0.1, and trusted only through --cacert.
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_proxy LOG BACKEND_PORT: sets TLSPORT and H2CPORT once both accept.
+start_proxy() {
+    local log=$1 back=$2
+    TLSPORT=$(free_port)
+    H2CPORT=$(free_port)
+    timeout 600 nghttpx --conf=/dev/null --workers=1 --no-ocsp \
+        -f"127.0.0.1,$TLSPORT" -f"127.0.0.1,$H2CPORT;no-tls" -b"127.0.0.1,$back" \
+        --errorlog-file="$log" --accesslog-file=/dev/null "$TMP/key.pem" "$TMP/cert.pem" \
+        >/dev/null 2>&1 &
+    PIDS+=("$!")
+    for _ in $(seq 50); do
+        if python3 -c 'import socket,sys
+for p in sys.argv[1:]: socket.create_connection(("127.0.0.1", int(p)), 0.2).close()' \
+            "$TLSPORT" "$H2CPORT" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "!! nghttpx did not start" >&2
+    cat "$log" >&2
+    return 1
+}
+
+# dup_check NAME BASE_URL probe-args...: the users race on the fixture must
+# be caught (exit 1, the verify count failing) in at least 9 of 10 bursts of
+# 32, as the plain-HTTP lastbyte check above must in 19 of 20.
+dup_check() {
+    local name=$1 base=$2 caught=0 rc
+    shift 2
+    if [ -n "$ONLY" ] && [[ $name != *"$ONLY"* ]]; then return; fi
+    for k in $(seq 10); do
+        PROBE -n 32 "$@" -d "{\"email\":\"$name-$k@example.com\"}" "${USERS_EXPECT[@]}" \
+            --verify "$base/v1/users?email=$name-$k@example.com" --expect-verify-count .data=1 \
+            "$base/v1/users" >"$TMP/out" 2>"$TMP/err"
+        rc=$?
+        if [ $rc -eq 1 ] && grep -q "FAIL  verify-count .data=1" "$TMP/out"; then
+            caught=$((caught + 1))
+        else
+            echo "    $name missed run $k: exit $rc; $(grep -E '^  (status|spread|no reply)' "$TMP/out" | tr -s ' ' | tr '\n' ';')"
+        fi
+    done
+    if [ "$caught" -ge 9 ]; then ok "$name ($caught of 10 runs caught)"; else bad "$name" "caught $caught of 10"; fi
+}
+
+CERT_SUBJ=(-x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1")
+if ! timeout 60 openssl req "${CERT_SUBJ[@]}" -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
+    2>"$TMP/openssl.log" ||
+    ! timeout 60 openssl req "${CERT_SUBJ[@]}" -keyout "$TMP/other-key.pem" \
+        -out "$TMP/other.pem" 2>>"$TMP/openssl.log"; then
+    bad tls-certificate "openssl req failed: $(head -3 "$TMP/openssl.log")"
+elif ! start_proxy "$TMP/nghttpx-fixture.log" "$FPORT"; then
+    bad nghttpx-fixture "nghttpx in front of the fixture did not start"
+else
+    FXS=https://127.0.0.1:$TLSPORT
+    FXC=http://127.0.0.1:$H2CPORT
+    CA=(--cacert "$TMP/cert.pem")
+
+    run tls-cacert 0 "PASS" -- -n 4 "${CA[@]}" --expect-status 404=N "$FXS/nothing"
+    run tls-name-localhost 0 "PASS" -- -n 4 "${CA[@]}" --expect-status 404=N \
+        "https://localhost:$TLSPORT/nothing"
+    run tls-untrusted 2 "not trusted" "self-signed certificate" "--cacert FILE" -- -n 2 \
+        "$FXS/nothing"
+    run tls-wrong-ca 2 "not trusted" -- -n 2 --cacert "$TMP/other.pem" "$FXS/nothing"
+    run tls-cacert-missing 2 "--cacert $TMP/none.pem" -- -n 2 --cacert "$TMP/none.pem" \
+        "$FXS/nothing"
+    run tls-cacert-not-pem 2 "no PEM certificate" -- -n 2 --cacert "$TMP/ids.txt" "$FXS/nothing"
+    run tls-insecure 0 "PASS" -- -n 4 --insecure --expect-status 404=N "$FXS/nothing"
+    # The fixture waits for a request line that a ClientHello never ends;
+    # racefree answers it with an HTTP error, which is not TLS.
+    run tls-plain-fixture 2 "timed out after 500 ms in the TLS handshake" -- -n 2 --timeout 500 \
+        "https://127.0.0.1:$FPORT/nothing"
+    [ -n "$RPORT" ] && run tls-plain-server 2 "a plain-HTTP server? use http://" -- -n 2 \
+        "https://127.0.0.1:$RPORT/nothing"
+    run tls-sync-none 0 "sync none" "PASS" -- -n 8 --sync none "${CA[@]}" \
+        -d '{"email":"tls-none-{{i}}@x"}' --expect-status 201=N "$FXS/v1/users"
+    run h2-packet-distinct 0 "sync packet" "PASS" -- -n 16 --sync packet "${CA[@]}" \
+        -d '{"email":"h2-{{i}}@x"}' --expect-status 201=N --expect-distinct .user.id=N \
+        "$FXS/v1/users"
+    run h2-packet-get 0 "PASS" -- -n 8 --sync packet "${CA[@]}" --expect-status 404=N \
+        "$FXS/nothing"
+    # nghttpx allows 100 streams per connection: 250 requests need three.
+    run h2c-packet-250 0 "PASS" -- -n 250 --h2c -d '{"email":"h2c-{{i}}@x"}' \
+        --expect-status 201=N "$FXC/v1/users"
+    run h2-packet-untrusted 2 "not trusted" -- -n 2 --sync packet "$FXS/nothing"
+    run h2c-against-http1 2 "HTTP/2" -- -n 2 --h2c --timeout 3000 "$FX/nothing"
+
+    dup_check tls-lastbyte-duplicates "$FXS" "${CA[@]}"
+    dup_check h2-packet-duplicates "$FXS" "${CA[@]}" --sync packet
+    dup_check h2c-packet-duplicates "$FXC" --h2c
+
+    if [ -z "$ONLY" ] || [[ h2-packet-json == *"$ONLY"* ]]; then
+        rm -f "$TMP/out" "$TMP/err"
+        PROBE -n 6 --sync packet "${CA[@]}" --json --per-request --report "$TMP/h2.html" \
+            -d '{"email":"h2json@x"}' --expect-distinct .user.id=1 "$FXS/v1/users" \
+            >"$TMP/out" 2>"$TMP/err"
+        rc=$?
+        if [ $rc -eq 1 ] && jq -e '.target.sync == "packet" and .rounds[0].requests == 6
+              and (.rounds[0].per_request | length) == 6
+              and all(.rounds[0].per_request[]; .status == 201 and .lastbyte_us != null
+                      and .firstbyte_us != null and .done_us >= .lastbyte_us
+                      and (.body | fromjson | .user.email) == "h2json@x")' \
+            "$TMP/out" >/dev/null && grep -q 'data-rows="6"' "$TMP/h2.html"; then
+            ok h2-packet-json
+        else
+            bad h2-packet-json "exit $rc, or the JSON document or HTML report not as expected"
+        fi
+    fi
+fi
+
+if [ -n "$RPORT" ] && [ -f "$TMP/cert.pem" ] && start_proxy "$TMP/nghttpx-serve.log" "$RPORT"; then
+    RFS=https://127.0.0.1:$TLSPORT
+    RFC=http://127.0.0.1:$H2CPORT
+    run racefree-tls-lastbyte 0 "PASS: every expectation held" -- -n 32 --cacert "$TMP/cert.pem" \
+        -H "$AUTH" -d '{"email":"tls-{{round}}@example.com"}' --rounds 2 "${USERS_EXPECT[@]}" \
+        --expect-no-5xx --verify "$RFS/v1/users?email=tls-{{round}}@example.com" \
+        --expect-verify-count .data=1 "$RFS/v1/users"
+    run racefree-h2-packet 0 "PASS: every expectation held" -- -n 32 --sync packet \
+        --cacert "$TMP/cert.pem" -H "$AUTH" -d '{"email":"h2-{{round}}@example.com"}' \
+        --rounds 2 "${USERS_EXPECT[@]}" --expect-no-5xx \
+        --verify "$RFS/v1/users?email=h2-{{round}}@example.com" --expect-verify-count .data=1 \
+        "$RFS/v1/users"
+    run racefree-h2c-packet 0 "PASS: every expectation held" -- -n 150 --h2c -H "$AUTH" \
+        -d '{"email":"h2c-{{round}}@example.com"}' --rounds 2 "${USERS_EXPECT[@]}" \
+        --expect-no-5xx --verify "$RFC/v1/users?email=h2c-{{round}}@example.com" \
+        --expect-verify-count .data=1 "$RFC/v1/users"
+elif [ -n "$RPORT" ]; then
+    bad nghttpx-racefree "nghttpx in front of racefree serve did not start"
 fi
 
 kill -TERM "$WATCHDOG" 2>/dev/null

@@ -19,6 +19,7 @@ UNIT(test_route_match)
 #include "list.slug.h"
 #include "list.pg.h"
 #include "list.probecli.h"
+#include "list.probeh2.h"
 #include "list.metrics.h"
 #include "list.groupcommit.h"
 #include "list.probehtml.h"

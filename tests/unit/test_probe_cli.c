@@ -433,10 +433,18 @@ void test_probecli_url_parse(void)
     CHECK_INT(rf_probe_url_parse("http://h?q=1", &u, err, sizeof(err)), 0);
     CHECK_STR(u.host, "h");
     CHECK(u.path[0] == '?');
+    CHECK_INT(u.tls, 0);
+    CHECK_INT(rf_probe_url_parse("https://example.com/x", &u, err, sizeof(err)), 0);
+    CHECK_INT(u.tls, 1);
+    CHECK_STR(u.port, "443");
+    CHECK_STR(u.authority, "example.com");
+    CHECK_INT(rf_probe_url_parse("HTTPS://[::1]:8443", &u, err, sizeof(err)), 0);
+    CHECK_INT(u.tls, 1);
+    CHECK_STR(u.port, "8443");
     struct {
         const char *url, *why;
     } bad[] = {
-        {"https://x/", "https is not supported"},
+        {"https:///", "no host"},
         {"ftp://x/", "must start with http://"},
         {"x:80/", "must start with http://"},
         {"http:///p", "no host"},
@@ -739,7 +747,10 @@ void test_probecli_usage_errors(void)
         {{"probe", "-d", "{{x}}", "http://h/", NULL}, "unknown placeholder"},
         {{"probe", "-d", "@/nonexistent/body", "http://h/", NULL}, "cannot open"},
         {{"probe", "-X", "GE T", "http://h/", NULL}, "bad method"},
-        {{"probe", "https://h/", NULL}, "https is not supported"},
+        {{"probe", "--sync", "packet", "http://h/", NULL}, "--sync packet needs HTTP/2"},
+        {{"probe", "--h2c", "https://h/", NULL}, "--h2c is for http://"},
+        {{"probe", "--h2c", "--sync", "lastbyte", "http://h/", NULL}, "--sync packet only"},
+        {{"probe", "--cacert", "/nonexistent/ca.pem", "https://h/", NULL}, "--cacert"},
         {{"probe", "--verify", "ftp://h/", "http://h/", NULL}, "--verify: URL must start"},
         {{"probe", "-H", "Content-Length: 1", "http://h/", NULL}, "frames the body"},
         {{"probe", "-n", "200", "--rounds", "10000", "http://h/", NULL}, "limited to"},
