@@ -27,6 +27,7 @@ struct rf_resp {
     int retry_after;      /* seconds; 0 = no header */
     const char *allow;    /* 405: Allow header */
     int replayed;         /* Idempotent-Replayed: true */
+    const char *etag;     /* ETag header (quoted), or NULL; stored for replays too */
 };
 
 struct rf_req {
@@ -36,6 +37,9 @@ struct rf_req {
     const char *params[RF_MAX_PATH_PARAMS]; /* {name} segments, in order (arena) */
     int nparams;
     const char *ws;                        /* authenticated workspace id, or NULL */
+    /* Every If-Match field line, joined with ", " as RFC 9110 §5.3 allows
+     * (arena), or NULL when the request has none. */
+    const char *if_match;
     json_t *body;                          /* parsed JSON object, or NULL; owned by server.c */
     /* Query string lookup (libmicrohttpd behind it); NULL when absent. */
     const char *(*query)(const struct rf_req *r, const char *name);

@@ -4,10 +4,10 @@
 #include "core/util.h"
 #include "store/store.h"
 
-#define IDENTITY_COLS "id, external_id, meta, created_at"
+#define IDENTITY_COLS "id, external_id, meta, created_at, version"
 #define KEY_SELECT                                                                                 \
     "SELECT k.id, k.start, k.name, k.enabled, k.remaining, k.expires, k.meta, k.created_at,"       \
-    " k.updated_at, i.id, i.external_id, i.meta, i.created_at"                                     \
+    " k.updated_at, i.id, i.external_id, i.meta, i.created_at, i.version, k.version"               \
     " FROM api_keys k LEFT JOIN identities i ON i.id = k.identity_id"
 
 static void identity_from_row(const struct rf_db_rows *r, int row, int col,
@@ -17,6 +17,7 @@ static void identity_from_row(const struct rf_db_rows *r, int row, int col,
     idn->external_id = rf_db_cell(r, row, col + 1);
     idn->meta = rf_db_cell(r, row, col + 2);
     idn->created_at = rf_db_cell(r, row, col + 3);
+    idn->version = atoll(rf_db_cell(r, row, col + 4) ? rf_db_cell(r, row, col + 4) : "0");
 }
 
 static void key_from_row(const struct rf_db_rows *r, int row, struct rf_key *k)
@@ -43,6 +44,7 @@ static void key_from_row(const struct rf_db_rows *r, int row, struct rf_key *k)
         k->has_identity = 1;
         identity_from_row(r, row, 9, &k->identity);
     }
+    k->version = atoll(rf_db_cell(r, row, 14) ? rf_db_cell(r, row, 14) : "0");
 }
 
 /* ---- identities ---- */
@@ -111,6 +113,134 @@ int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
     return rc;
 }
 
+int rf_store_identity_list(struct rf_db *db, struct rf_arena *a, const char *ws,
+                           const char *after_created, const char *after_id, int limit,
+                           struct rf_identity **out, int *n, int *more, struct rf_db_error *e)
+{
+    struct rf_db_rows rows;
+    *n = 0;
+    int rc = rf_store_page(db, a,
+                           "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?"
+                           " ORDER BY created_at, id LIMIT ?",
+                           "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?"
+                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
+                           " ORDER BY created_at, id LIMIT ?",
+                           ws, after_created, after_id, limit, &rows, more, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
+    if (!*out)
+        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    for (int i = 0; i < rows.nrows; i++)
+        identity_from_row(&rows, i, 0, &(*out)[i]);
+    *n = rows.nrows;
+    return RF_DB_OK;
+}
+
+struct identity_update_ctx {
+    struct rf_arena *a;
+    const char *ws, *external_id, *meta, *if_versions;
+    struct rf_identity *out;
+    int found;
+};
+
+/* One conditional UPDATE (If-Match in its WHERE), then the identity's keys
+ * get a new version: a key's representation embeds its identity's meta, so
+ * its ETag must change with it (RFC 9110 strong validators). */
+static int identity_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct identity_update_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    ctx->found = RF_STORE_MISSING;
+    struct rf_db_param p[] = {RF_TEXT(ctx->meta), RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id),
+                              RF_TEXT(ctx->if_versions), RF_TEXT(ctx->if_versions)};
+    int rc = rf_db_exec(c,
+                        "UPDATE identities SET meta = ?, version = version + 1"
+                        " WHERE workspace_id = ? AND external_id = ?" RF_IF_VERSION_SQL
+                        " RETURNING " IDENTITY_COLS,
+                        p, 5, ctx->a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    if (rows.nrows == 0) {
+        if (!ctx->if_versions)
+            return RF_DB_OK;
+        struct rf_db_param k[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
+        rc = rf_db_exec(c, "SELECT id FROM identities WHERE workspace_id = ? AND external_id = ?",
+                        k, 2, ctx->a, &rows, e);
+        if (rc == RF_DB_OK && rows.nrows == 1)
+            ctx->found = RF_STORE_STALE;
+        return rc;
+    }
+    identity_from_row(&rows, 0, 0, ctx->out);
+    ctx->found = RF_STORE_FOUND;
+    struct rf_db_param q[] = {RF_TEXT(ctx->out->id)};
+    return rf_db_exec(c, "UPDATE api_keys SET version = version + 1 WHERE identity_id = ?", q, 1,
+                      NULL, NULL, e);
+}
+
+int rf_store_identity_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a,
+                             const char *ws, const char *external_id, const char *meta,
+                             const char *if_versions, struct rf_identity *out, int *found,
+                             struct rf_db_error *e)
+{
+    struct identity_update_ctx ctx = {a, ws, external_id, meta, if_versions, out, 0};
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, identity_update_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
+}
+
+struct identity_delete_ctx {
+    const char *ws, *external_id;
+    int found;
+};
+
+/* Detach, then delete, in one transaction; the foreign key from api_keys
+ * is what makes it race-free. A key that a concurrent transaction attached
+ * to this identity after the detach (it read the identity before the
+ * delete) makes the DELETE fail its foreign-key check, or makes that
+ * transaction's own write fail it if the DELETE came first: the loser runs
+ * again (RF_DB_FOREIGN → RETRY), this one then detaching the newcomer, that
+ * one then creating a fresh identity. On PostgreSQL the foreign-key check
+ * locks the identity row, so the two wait for each other rather than pass;
+ * SQLite runs write transactions one at a time. */
+static int identity_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct identity_delete_ctx *ctx = arg;
+    char now[RF_TIME_MAX];
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    rf_now_rfc3339(now);
+    rf_arena_init(&a, 0);
+    ctx->found = 0;
+    struct rf_db_param d[] = {RF_TEXT(now), RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
+    int rc = rf_db_exec(c,
+                        "UPDATE api_keys SET identity_id = NULL, updated_at = ?,"
+                        " version = version + 1 WHERE identity_id ="
+                        " (SELECT id FROM identities WHERE workspace_id = ? AND external_id = ?)",
+                        d, 3, NULL, NULL, e);
+    if (rc == RF_DB_OK) {
+        struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
+        rc = rf_db_exec(c,
+                        "DELETE FROM identities WHERE workspace_id = ? AND external_id = ?"
+                        " RETURNING id",
+                        p, 2, &a, &rows, e);
+        ctx->found = rc == RF_DB_OK && rows.nrows == 1;
+    }
+    rf_arena_free(&a);
+    if (rc == RF_DB_FOREIGN)
+        return rf_db_fail(e, RF_DB_RETRY, "a key was attached to the identity meanwhile");
+    return rc;
+}
+
+int rf_store_identity_delete(struct rf_db *db, const char *ws, const char *external_id, int *found,
+                             struct rf_db_error *e)
+{
+    struct identity_delete_ctx ctx = {ws, external_id, 0};
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, identity_delete_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
+}
+
 /* Seed 003 done right: get-or-create inside the caller's transaction. The
  * insert does nothing when the identity exists (or a concurrent request just
  * made it: PostgreSQL waits for that transaction and then sees the row
@@ -146,6 +276,17 @@ static int identity_get_or_create(struct rf_db_conn *c, struct rf_arena *a, cons
     }
     *id_out = rf_db_cell(&rows, 0, 0);
     return RF_DB_OK;
+}
+
+/* The identity found above was deleted before this transaction wrote its
+ * reference to it (DELETE /v1/identities commits first, and the foreign key
+ * refuses the write): run the transaction again, which finds or creates a
+ * live identity. */
+static int identity_gone_retry(int rc, struct rf_db_error *e)
+{
+    if (rc == RF_DB_FOREIGN)
+        return rf_db_fail(e, RF_DB_RETRY, "identity deleted by a concurrent transaction");
+    return rc;
 }
 
 /* ---- keys ---- */
@@ -191,11 +332,12 @@ static int key_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         RF_TEXT(now),
         RF_TEXT(now),
     };
-    return rf_db_exec(c,
-                      "INSERT INTO api_keys (id, workspace_id, key_hash, start, name, enabled,"
-                      " remaining, expires, meta, identity_id, created_at, updated_at)"
-                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      p, 12, NULL, NULL, e);
+    rc = rf_db_exec(c,
+                    "INSERT INTO api_keys (id, workspace_id, key_hash, start, name, enabled,"
+                    " remaining, expires, meta, identity_id, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    p, 12, NULL, NULL, e);
+    return identity_gone_retry(rc, e);
 }
 
 int rf_store_key_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
@@ -234,14 +376,22 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
      * an identity behind. One statement for every combination of fields:
      * CASE keeps what the patch leaves alone. */
     struct rf_db_param p[] = {
-        RF_INT(in->set_name),      RF_TEXT(in->name),
-        RF_INT(in->set_meta),      RF_TEXT(in->meta),
-        RF_INT(in->set_remaining), in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
-        RF_INT(in->set_expires),   in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
-        RF_INT(in->set_enabled),   RF_INT(in->enabled),
+        RF_INT(in->set_name),
+        RF_TEXT(in->name),
+        RF_INT(in->set_meta),
+        RF_TEXT(in->meta),
+        RF_INT(in->set_remaining),
+        in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
+        RF_INT(in->set_expires),
+        in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
+        RF_INT(in->set_enabled),
+        RF_INT(in->enabled),
         RF_INT(in->set_external_id && !in->external_id),
-        RF_TEXT(now),              RF_TEXT(ctx->ws),
+        RF_TEXT(now),
+        RF_TEXT(ctx->ws),
         RF_TEXT(ctx->key_id),
+        RF_TEXT(in->if_versions),
+        RF_TEXT(in->if_versions),
     };
     rc = rf_db_exec(c,
                     "UPDATE api_keys SET"
@@ -251,9 +401,19 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
                     " expires = CASE WHEN ? = 1 THEN ? ELSE expires END,"
                     " enabled = CASE WHEN ? = 1 THEN ? ELSE enabled END,"
                     " identity_id = CASE WHEN ? = 1 THEN NULL ELSE identity_id END,"
-                    " updated_at = ?"
-                    " WHERE workspace_id = ? AND id = ? RETURNING id",
-                    p, 14, ctx->a, &rows, e);
+                    " updated_at = ?, version = version + 1"
+                    " WHERE workspace_id = ? AND id = ?" RF_IF_VERSION_SQL " RETURNING id",
+                    p, 16, ctx->a, &rows, e);
+    if (rc == RF_DB_OK && rows.nrows == 0 && in->if_versions) {
+        /* Missing (404) or its version moved on (412): the UPDATE decided,
+         * this read only names why. */
+        struct rf_db_param k[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
+        rc = rf_db_exec(c, "SELECT id FROM api_keys WHERE workspace_id = ? AND id = ?", k, 2,
+                        ctx->a, &rows, e);
+        if (rc == RF_DB_OK && rows.nrows == 1)
+            ctx->found = RF_STORE_STALE;
+        return rc;
+    }
     if (rc != RF_DB_OK || rows.nrows == 0)
         return rc;
     if (in->set_external_id && in->external_id) {
@@ -265,7 +425,7 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         rc = rf_db_exec(c, "UPDATE api_keys SET identity_id = ? WHERE id = ?", q, 2, NULL, NULL,
                         e);
         if (rc != RF_DB_OK)
-            return rc;
+            return identity_gone_retry(rc, e);
     }
     return key_read(c, ctx, e);
 }
@@ -346,7 +506,7 @@ static int key_verify_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     struct rf_key *k = ctx->out;
     struct rf_db_param u[] = {RF_TEXT(k->id), RF_INT(ctx->now_ms)};
     rc = rf_db_exec(c,
-                    "UPDATE api_keys SET remaining = remaining - 1"
+                    "UPDATE api_keys SET remaining = remaining - 1, version = version + 1"
                     " WHERE id = ? AND remaining > 0 AND enabled = 1"
                     " AND (expires IS NULL OR expires > ?) RETURNING remaining",
                     u, 2, ctx->a, &rows, e);
@@ -382,4 +542,33 @@ int rf_store_key_verify(struct rf_db *db, struct rf_tx *outer, struct rf_arena *
         rc = rf_tx_run(db, outer, RF_TX_AUTOCOMMIT, key_verify_tx, &ctx, e);
     *code = ctx.code;
     return rc;
+}
+
+int rf_store_key_list(struct rf_db *db, struct rf_arena *a, const char *ws, const char *external_id,
+                      const char *after_created, const char *after_id, int limit,
+                      struct rf_key **out, int *n, int *more, struct rf_db_error *e)
+{
+    struct rf_db_rows rows;
+    *n = 0;
+    /* The identity's id by its unique (workspace, external id), then one
+     * range of api_keys_identity_page. */
+    int rc =
+        rf_store_page_by(db, a,
+                         KEY_SELECT " WHERE k.identity_id = (SELECT id FROM identities"
+                                    " WHERE workspace_id = ? AND external_id = ?)"
+                                    " ORDER BY k.created_at, k.id LIMIT ?",
+                         KEY_SELECT " WHERE k.identity_id = (SELECT id FROM identities"
+                                    " WHERE workspace_id = ? AND external_id = ?)"
+                                    " AND (k.created_at > ? OR (k.created_at = ? AND k.id > ?))"
+                                    " ORDER BY k.created_at, k.id LIMIT ?",
+                         ws, external_id, after_created, after_id, limit, &rows, more, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
+    if (!*out)
+        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    for (int i = 0; i < rows.nrows; i++)
+        key_from_row(&rows, i, &(*out)[i]);
+    *n = rows.nrows;
+    return RF_DB_OK;
 }
