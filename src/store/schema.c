@@ -166,9 +166,16 @@ static const char *const m5[] = {
     NULL,
 };
 
+/* One migration a line, so that appending one is a one-line change. */
+/* clang-format off */
 static const struct migration migrations[] = {
-    {1, m1}, {2, m2}, {3, m3}, {4, m4}, {5, m5},
+    {1, m1},
+    {2, m2},
+    {3, m3},
+    {4, m4},
+    {5, m5},
 };
+/* clang-format on */
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 struct migrate_ctx {
