@@ -1,6 +1,8 @@
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/hooks.h"
 #include "core/util.h"
 #include "store/store.h"
 
@@ -45,6 +47,16 @@ static void key_from_row(const struct rf_db_rows *r, int row, struct rf_key *k)
         identity_from_row(r, row, 9, &k->identity);
     }
     k->version = atoll(rf_db_cell(r, row, 14) ? rf_db_cell(r, row, 14) : "0");
+}
+
+/* Test builds: widen the window between reading a row and writing what
+ * depends on it, so that races the tests check for happen every time. */
+static void fault_pause(const char *name)
+{
+    if (rf_fault(name)) {
+        struct timespec ts = {0, 30 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* ---- identities ---- */
@@ -219,6 +231,7 @@ static int identity_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_erro
                         " (SELECT id FROM identities WHERE workspace_id = ? AND external_id = ?)",
                         d, 3, NULL, NULL, e);
     if (rc == RF_DB_OK) {
+        fault_pause("identities.slow_delete");
         struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
         rc = rf_db_exec(c,
                         "DELETE FROM identities WHERE workspace_id = ? AND external_id = ?"
@@ -314,6 +327,7 @@ static int key_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         rc = identity_get_or_create(c, ctx->a, ctx->ws, in->external_id, &ctx->identity_id, e);
         if (rc != RF_DB_OK)
             return rc;
+        fault_pause("keys.slow_attach");
     }
     if (rf_id_new(ctx->id_out, 64, "key_", 16))
         return rf_db_fail(e, RF_DB_ERROR, "id generation failed");

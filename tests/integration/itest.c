@@ -2440,6 +2440,20 @@ static void t_race_identity_delete_multi(void)
 {
     race_identity_delete(MULTI);
 }
+/* The same with both windows held open (test builds): a key create pauses
+ * between finding the identity and inserting the key that references it,
+ * the delete between detaching keys and deleting the identity. On
+ * PostgreSQL the foreign key then refuses the loser's write every time,
+ * which must be a retry (a new identity, or one more detach), never a 500.
+ * SQLite runs write transactions one at a time: the pauses only wait. */
+static void t_race_identity_delete_paused(void)
+{
+    faults = "keys.slow_attach=1"; /* the delete commits inside a create's pause */
+    race_identity_delete(MULTI);
+    faults = "identities.slow_delete=1"; /* creates commit inside the delete's */
+    race_identity_delete(MULTI);
+    faults = NULL;
+}
 
 /* Deleting a user frees its email and username at once: a DELETE fired
  * with M creates of its email and M claims of its username by others.
@@ -3137,6 +3151,7 @@ static const struct {
     {"race_list_cursor_multi", t_race_list_cursor_multi, 1, ANY},
     {"race_identity_delete_1srv", t_race_identity_delete_1srv, 1, ANY},
     {"race_identity_delete_multi", t_race_identity_delete_multi, 1, ANY},
+    {"race_identity_delete_paused", t_race_identity_delete_paused, 1, ANY},
     {"race_user_delete_1srv", t_race_user_delete_1srv, 1, ANY},
     {"race_user_delete_multi", t_race_user_delete_multi, 1, ANY},
     {"race_event_delete_1srv", t_race_event_delete_1srv, 1, ANY},
