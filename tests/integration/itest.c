@@ -3012,8 +3012,23 @@ static void t_tenancy_all_routes(void)
         EXPECT((before[i] = snapshot(&e, e.key, p[i])) != NULL, "snapshot");
     }
 
+    /* Every write to A's rows bumps a version: B's attempts must move none. */
+    static const char *const versions_sql =
+        "SELECT (SELECT SUM(version) FROM users WHERE workspace_id = x.w)"
+        " + (SELECT SUM(version) FROM api_keys WHERE workspace_id = x.w)"
+        " + (SELECT SUM(version) FROM identities WHERE workspace_id = x.w)"
+        " + (SELECT SUM(version) FROM events WHERE workspace_id = x.w)"
+        " + (SELECT SUM(version) FROM resources WHERE workspace_id = x.w)"
+        " FROM (SELECT workspace_id AS w FROM users WHERE id = ?) x";
+    long versions_before = db_count(&e, versions_sql, uid, NULL);
+    EXPECT(versions_before > 0, "A's versions");
+
     /* B against A's objects. */
     NOT_THEIRS("GET", p[0], "/v1/users/usr_NoSuchUser1234567890", NULL);
+    NOT_THEIRS("DELETE", p[0], "/v1/users/usr_NoSuchUser1234567890", NULL);
+    NOT_THEIRS("DELETE", p[2], "/v1/events/no-such-slug", NULL);
+    NOT_THEIRS("PATCH", "/v1/identities/ext-a", "/v1/identities/ext-never", "{\"meta\":{\"b\":1}}");
+    NOT_THEIRS("DELETE", "/v1/identities/ext-a", "/v1/identities/ext-never", NULL);
     NOT_THEIRS("PATCH", p[0], "/v1/users/usr_NoSuchUser1234567890",
                "{\"username\":\"stolen\",\"name\":\"B\"}");
     NOT_THEIRS("GET", p[2], "/v1/events/no-such-slug", NULL);
@@ -3036,8 +3051,15 @@ static void t_tenancy_all_routes(void)
     json_decref(j);
     j = NULL;
     /* Lists and lookups show none of A's rows. */
-    const char *lists[] = {"/v1/users?email=a%40example.com", "/v1/events", "/v1/resources",
-                           "/v1/events?limit=1&cursor=", "/v1/resources?limit=100"};
+    const char *lists[] = {"/v1/users?email=a%40example.com",
+                           "/v1/events",
+                           "/v1/resources",
+                           "/v1/events?limit=1&cursor=",
+                           "/v1/resources?limit=100",
+                           "/v1/users",
+                           "/v1/users?limit=100",
+                           "/v1/identities",
+                           "/v1/keys?externalId=ext-a"};
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
         char lp[700];
         snprintf(lp, sizeof(lp), "%s%s", lists[i], i == 3 ? cursor : "");
@@ -3045,8 +3067,9 @@ static void t_tenancy_all_routes(void)
         char *s = NULL;
         EXPECT(http1(&e, &l, &j) == 200 && json_is_array(json_object_get(j, "data")), "B: %s", lp);
         s = json_dumps(j, JSON_COMPACT);
-        int leak = !s || strstr(s, uid) || strstr(s, eid) || strstr(s, rid) ||
-                   strstr(s, "a@example.com") || strstr(s, "Launch");
+        int leak = !s || strstr(s, uid) || strstr(s, eid) || strstr(s, rid) || strstr(s, idn) ||
+                   strstr(s, kid) || strstr(s, "a@example.com") || strstr(s, "Launch") ||
+                   strstr(s, "ext-a");
         json_decref(j);
         j = NULL;
         EXPECT(!leak, "B's %s shows A's rows: %s", lp, s ? s : "");
@@ -3087,7 +3110,9 @@ static void t_tenancy_all_routes(void)
     json_decref(j);
     j = NULL;
 
-    /* A's objects are as they were. */
+    /* A's objects are as they were, down to their versions. */
+    EXPECT(db_count(&e, versions_sql, uid, NULL) == versions_before,
+           "B's requests moved a version of A's objects");
     for (int i = 0; i < 9; i++) {
         EXPECT((after = snapshot(&e, e.key, p[i])) != NULL, "snapshot");
         EXPECT(!strcmp(before[i], after), "A's %s changed:\n    before %s\n    after  %s", p[i],
