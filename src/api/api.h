@@ -37,6 +37,9 @@ void rf_api_etag(struct rf_req *r, int64_t version);
  * entity-tag list, 428 precondition_required when it is absent and the
  * server requires it, and returns -1 then. */
 int rf_api_if_match(struct rf_req *r, const char **versions);
+/* The parser behind it: 0 and *versions (arena; NULL for "*"), or -1 when
+ * h is malformed. Public for tests/unit. */
+int rf_api_if_match_parse(struct rf_arena *a, const char *h, const char **versions);
 /* The answer to a conditional write the store reported RF_STORE_STALE. */
 void rf_api_precondition_failed(struct rf_req *r);
 

@@ -124,14 +124,13 @@ static int is_ows(char c)
 /* RFC 9110: If-Match = "*" / #entity-tag; entity-tag = [ "W/" ] DQUOTE
  * *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text. List elements are
  * separated by commas and optional whitespace; empty elements are allowed
- * (§5.6.1), but a value with no tag at all is not. Returns -1 if
- * malformed; *star when it is "*". */
-static int if_match_parse(struct rf_arena *a, const char *h, const char **versions, int *star)
+ * (§5.6.1), but a value with no tag at all is not. */
+int rf_api_if_match_parse(struct rf_arena *a, const char *h, const char **versions)
 {
     size_t n = strlen(h), o = 1;
     char *out = rf_arena_alloc(a, n + 2);
     int tags = 0;
-    *star = 0;
+    *versions = NULL;
     if (!out)
         return -1;
     out[0] = ',';
@@ -143,8 +142,6 @@ static int if_match_parse(struct rf_arena *a, const char *h, const char **versio
             ;
         if (*p)
             return -1; /* "*" stands alone */
-        *star = 1;
-        *versions = NULL;
         return 0;
     }
     for (;;) {
@@ -196,7 +193,6 @@ static int if_match_parse(struct rf_arena *a, const char *h, const char **versio
 
 int rf_api_if_match(struct rf_req *r, const char **versions)
 {
-    int star;
     *versions = NULL;
     if (!r->if_match) {
         if (r->app->require_if_match) {
@@ -207,7 +203,7 @@ int rf_api_if_match(struct rf_req *r, const char **versions)
         }
         return 0;
     }
-    if (if_match_parse(r->a, r->if_match, versions, &star) != 0) {
+    if (rf_api_if_match_parse(r->a, r->if_match, versions) != 0) {
         rf_reply_problem(r, 400, "invalid_if_match",
                          "If-Match is * or a list of entity tags, e.g. \"3\".");
         return -1;
