@@ -389,24 +389,19 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     /* The key first: a PATCH of a key that does not exist must not leave
      * an identity behind. One statement for every combination of fields:
      * CASE keeps what the patch leaves alone. */
+    /* clang-format off */
     struct rf_db_param p[] = {
-        RF_INT(in->set_name),
-        RF_TEXT(in->name),
-        RF_INT(in->set_meta),
-        RF_TEXT(in->meta),
-        RF_INT(in->set_remaining),
-        in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
-        RF_INT(in->set_expires),
-        in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
-        RF_INT(in->set_enabled),
-        RF_INT(in->enabled),
+        RF_INT(in->set_name),      RF_TEXT(in->name),
+        RF_INT(in->set_meta),      RF_TEXT(in->meta),
+        RF_INT(in->set_remaining), in->has_remaining ? RF_INT(in->remaining) : RF_TEXT(NULL),
+        RF_INT(in->set_expires),   in->has_expires ? RF_INT(in->expires) : RF_TEXT(NULL),
+        RF_INT(in->set_enabled),   RF_INT(in->enabled),
         RF_INT(in->set_external_id && !in->external_id),
-        RF_TEXT(now),
-        RF_TEXT(ctx->ws),
+        RF_TEXT(now),              RF_TEXT(ctx->ws),
         RF_TEXT(ctx->key_id),
-        RF_TEXT(in->if_versions),
-        RF_TEXT(in->if_versions),
+        RF_TEXT(in->if_versions),  RF_TEXT(in->if_versions), /* If-Match */
     };
+    /* clang-format on */
     rc = rf_db_exec(c,
                     "UPDATE api_keys SET"
                     " name = CASE WHEN ? = 1 THEN ? ELSE name END,"
