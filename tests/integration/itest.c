@@ -2168,6 +2168,80 @@ static void t_race_if_match_multi(void)
     race_if_match(MULTI);
 }
 
+/* The issue's lost update: a client reads `remaining`, then PATCHes it back
+ * raised while verifies spend credits. With If-Match nothing is lost: a
+ * verify that spent a credit moved the key's version, so the PATCH either
+ * came first (200; every VALID verify spent from the new value) or is
+ * refused (412): final remaining = (200 ? r + 10 : r) - VALID verifies. */
+#define RACE_IFV 16
+
+static void race_if_match_verify(int nsrv)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_IFV + 1];
+    char kid[64], key[128], kpath[128], vbody[200], pbody[64], ifm[160];
+    int patched = 0;
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < 10; round++) {
+        struct reqspec c = {"POST", "/v1/keys", e.key, "{\"remaining\":1000}", NULL, 0};
+        json_t *j = NULL;
+        EXPECT(http1(&e, &c, &j) == 201 && jstr(j, "keyId", NULL), "key");
+        snprintf(kid, sizeof(kid), "%s", jstr(j, "keyId", NULL));
+        snprintf(key, sizeof(key), "%s", jstr(j, "key", NULL));
+        json_decref(j);
+        snprintf(kpath, sizeof(kpath), "/v1/keys/%s", kid);
+        snprintf(vbody, sizeof(vbody), "{\"key\":\"%s\"}", key);
+        /* A verify or two first, so the ETag read is not simply "1". */
+        struct reqspec v = {"POST", "/v1/keys/verify", e.key, vbody, NULL, 0};
+        for (int i = 0; i < round % 3; i++)
+            EXPECT(http1(&e, &v, NULL) == 200, "verify");
+        struct reqspec g = {"GET", kpath, e.key, NULL, NULL, 0};
+        burst_free(&b);
+        EXPECT(burst_fire(&e, &g, 1, &b) == 0 && b.res[0].http.status == 200 && hdr(&b, 0, "ETag"),
+               "GET key");
+        snprintf(ifm, sizeof(ifm), "If-Match: %s\r\n", hdr(&b, 0, "ETag"));
+        j = res_json(&b, 0);
+        long r = (long)json_integer_value(json_object_get(json_object_get(j, "key"), "remaining"));
+        json_decref(j);
+        snprintf(pbody, sizeof(pbody), "{\"remaining\":%ld}", r + 10);
+        int at = round % (RACE_IFV + 1);
+        for (int i = 0; i <= RACE_IFV; i++)
+            q[i] = i == at ? (struct reqspec){"PATCH", kpath, e.key, pbody, ifm, i}
+                           : (struct reqspec){"POST", "/v1/keys/verify", e.key, vbody, NULL, i};
+        burst_free(&b);
+        EXPECT(burst_fire(&e, q, RACE_IFV + 1, &b) == 0, "burst");
+        int n5xx = 0, nvalid = 0, pst = b.res[at].http.status;
+        for (int i = 0; i <= RACE_IFV; i++) {
+            if (i == at)
+                continue;
+            json_t *vj = res_json(&b, (size_t)i);
+            nvalid += json_is_true(json_object_get(vj, "valid"));
+            n5xx += b.res[i].http.status != 200;
+            json_decref(vj);
+        }
+        EXPECT(n5xx == 0 && (pst == 200 || pst == 412), "verifies not 200: %d; PATCH %d", n5xx,
+               pst);
+        patched += pst == 200;
+        char want[32];
+        snprintf(want, sizeof(want), "%ld", (pst == 200 ? r + 10 : r) - nvalid);
+        EXPECT(db_count(
+                   &e, "SELECT COUNT(*) FROM api_keys WHERE id = ? AND CAST(remaining AS TEXT) = ?",
+                   kid, want) == 1,
+               "remaining is not %s (read %ld, PATCH %d, %d VALID): a credit was lost", want, r,
+               pst, nvalid);
+    }
+    fprintf(stderr, "  PATCH with If-Match racing verifies: %d of 10 applied\n", patched);
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_if_match_verify(void)
+{
+    race_if_match_verify(MULTI);
+}
+
 /* A cursor list read page by page while, in the same bursts as each page,
  * writers create new rows and delete others (rows made before the paging
  * and rows made during it). Keyset pagination must show every row that
@@ -3173,6 +3247,7 @@ static const struct {
     {"race_resource_delete", t_race_resource_delete, 1, ANY},
     {"race_if_match_1srv", t_race_if_match_1srv, 1, ANY},
     {"race_if_match_multi", t_race_if_match_multi, 1, ANY},
+    {"race_if_match_verify", t_race_if_match_verify, 1, ANY},
     {"race_list_cursor_1srv", t_race_list_cursor_1srv, 1, ANY},
     {"race_list_cursor_multi", t_race_list_cursor_multi, 1, ANY},
     {"race_identity_delete_1srv", t_race_identity_delete_1srv, 1, ANY},
