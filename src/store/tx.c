@@ -163,8 +163,9 @@ static int page_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         p[n++] = RF_TEXT(ctx->after_id);
     }
     p[n++] = RF_INT(ctx->limit + 1);
-    return rf_db_exec(c, ctx->after_created ? ctx->sql_after : ctx->sql_first, p, n, ctx->a,
-                      ctx->rows, e);
+    if (!ctx->after_created)
+        return rf_db_exec(c, ctx->sql_first, p, n, ctx->a, ctx->rows, e);
+    return rf_db_exec(c, ctx->sql_after, p, n, ctx->a, ctx->rows, e);
 }
 
 int rf_store_page_by(struct rf_db *db, struct rf_arena *a, const char *sql_first,
