@@ -25,6 +25,7 @@ struct config {
     int threads;
     int provision_delay_ms, fingerprint_window_s, idempotency_lease_s, idempotency_ttl_s;
     long long resource_quota;
+    int require_if_match;
     int max_connections, max_connections_per_ip;
     int header_timeout_s, body_timeout_s, idle_timeout_s;
     int max_header_bytes;
@@ -80,6 +81,7 @@ static void usage_serve(FILE *f)
           "                              slowest handler (default 60)\n"
           "  --idempotency-ttl S         finished keys are replayed for S s (default 86400)\n"
           "  --resource-quota N          resources per workspace (default 0: unlimited)\n"
+          "  --require-if-match          a PATCH without If-Match is answered 428\n"
           "\n"
           "Connection limits (README, \"Limits\"):\n"
           "  --max-connections N         open connections (default 1024); one more closes\n"
@@ -182,6 +184,7 @@ enum {
     OPT_HEADER_BYTES,
     OPT_OLD_KEY,
     OPT_EXPIRATION,
+    OPT_REQUIRE_IF_MATCH,
 };
 
 static const struct option common_opts[] = {
@@ -211,6 +214,7 @@ static const struct option serve_opts[] = {
     {"idempotency-lease", required_argument, NULL, OPT_LEASE},
     {"idempotency-ttl", required_argument, NULL, OPT_TTL},
     {"resource-quota", required_argument, NULL, OPT_QUOTA},
+    {"require-if-match", no_argument, NULL, OPT_REQUIRE_IF_MATCH},
     {"max-connections", required_argument, NULL, OPT_MAXCONN},
     {"max-connections-per-ip", required_argument, NULL, OPT_MAXCONN_IP},
     {"header-timeout", required_argument, NULL, OPT_HEADER_TO},
@@ -259,6 +263,7 @@ static int parse_opts(int argc, char **argv, struct config *c, const struct opti
     c->idempotency_lease_s = 60;
     c->idempotency_ttl_s = 86400;
     c->resource_quota = 0;
+    c->require_if_match = 0;
     c->max_connections = 1024;
     c->max_connections_per_ip = 0;
     c->header_timeout_s = 10;
@@ -299,6 +304,9 @@ static int parse_opts(int argc, char **argv, struct config *c, const struct opti
         case OPT_EXPIRATION:
             if (int_arg("--expiration", optarg, 0, 2592000000LL, &c->expiration_ms))
                 return -1;
+            break;
+        case OPT_REQUIRE_IF_MATCH:
+            c->require_if_match = 1;
             break;
         case OPT_LOG:
             if (!strcmp(optarg, "debug"))
@@ -477,6 +485,7 @@ static int cmd_serve(int argc, char **argv)
         .idempotency_lease_s = c.idempotency_lease_s,
         .idempotency_ttl_s = c.idempotency_ttl_s,
         .resource_quota = c.resource_quota,
+        .require_if_match = c.require_if_match,
     };
     struct rf_server_opts so = {
         .listen = c.listen,

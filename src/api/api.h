@@ -13,6 +13,7 @@ struct rf_app {
     int idempotency_lease_s;     /* in-flight reservation lease */
     int idempotency_ttl_s;       /* how long finished keys are replayed */
     long long resource_quota;    /* per workspace; 0 = unlimited */
+    int require_if_match;        /* a PATCH without If-Match is 428 */
 };
 
 extern const struct rf_route rf_routes[];
@@ -24,6 +25,23 @@ int rf_api_page_params(struct rf_req *r, int *limit, const char **after_created,
                        const char **after_id);
 /* The opaque cursor for the item after which the next page starts. */
 const char *rf_api_cursor(struct rf_arena *a, const char *created, const char *id);
+
+/* Sets the response's ETag: the object's version as a strong entity tag,
+ * "<version>" (docs/API.md). */
+void rf_api_etag(struct rf_req *r, int64_t version);
+/* Reads If-Match for a conditional write (RFC 9110 §13.1.1) into
+ * *versions, the form RF_IF_VERSION_SQL takes (store.h): NULL when absent
+ * or "*" (any existing object), else ",v1,v2," of the strong tags that can
+ * be ours (weak tags never match If-Match; tags of another form match no
+ * version: ","). Replies 400 invalid_if_match for a value that is not an
+ * entity-tag list, 428 precondition_required when it is absent and the
+ * server requires it, and returns -1 then. */
+int rf_api_if_match(struct rf_req *r, const char **versions);
+/* The parser behind it: 0 and *versions (arena; NULL for "*"), or -1 when
+ * h is malformed. Public for tests/unit. */
+int rf_api_if_match_parse(struct rf_arena *a, const char *h, const char **versions);
+/* The answer to a conditional write the store reported RF_STORE_STALE. */
+void rf_api_precondition_failed(struct rf_req *r);
 
 /* Validates an optional "name" member (1-200 bytes, no control
  * characters); replies 422 invalid_name and returns -1 if bad. */
@@ -74,13 +92,19 @@ void rf_api_user_create(struct rf_req *r);
 void rf_api_user_get(struct rf_req *r);
 void rf_api_user_list(struct rf_req *r);
 void rf_api_user_patch(struct rf_req *r);
+void rf_api_user_delete(struct rf_req *r);
 void rf_api_event_create(struct rf_req *r);
 void rf_api_event_get(struct rf_req *r);
 void rf_api_event_list(struct rf_req *r);
+void rf_api_event_delete(struct rf_req *r);
 void rf_api_identity_create(struct rf_req *r);
 void rf_api_identity_get(struct rf_req *r);
+void rf_api_identity_list(struct rf_req *r);
+void rf_api_identity_patch(struct rf_req *r);
+void rf_api_identity_delete(struct rf_req *r);
 void rf_api_key_create(struct rf_req *r);
 void rf_api_key_get(struct rf_req *r);
+void rf_api_key_list(struct rf_req *r);
 void rf_api_key_patch(struct rf_req *r);
 void rf_api_key_verify(struct rf_req *r);
 void rf_api_key_delete(struct rf_req *r);

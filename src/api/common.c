@@ -1,9 +1,12 @@
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "core/rules.h"
 #include "db/db.h"
+#include "store/store.h"
 
 #define PAGE_DEFAULT 20
 #define PAGE_MAX 100
@@ -104,4 +107,112 @@ int rf_api_lookup_failed(struct rf_req *r, int rc, const char *detail, int found
         return 1;
     }
     return 0;
+}
+
+void rf_api_etag(struct rf_req *r, int64_t version)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "\"%" PRId64 "\"", version);
+    r->resp.etag = rf_arena_strdup(r->a, buf);
+}
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* RFC 9110: If-Match = "*" / #entity-tag; entity-tag = [ "W/" ] DQUOTE
+ * *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text. List elements are
+ * separated by commas and optional whitespace; empty elements are allowed
+ * (§5.6.1), but a value with no tag at all is not. */
+int rf_api_if_match_parse(struct rf_arena *a, const char *h, const char **versions)
+{
+    size_t n = strlen(h), o = 1;
+    char *out = rf_arena_alloc(a, n + 2);
+    int tags = 0;
+    *versions = NULL;
+    if (!out)
+        return -1;
+    out[0] = ',';
+    const char *p = h;
+    while (is_ows(*p))
+        p++;
+    if (*p == '*') {
+        for (p++; is_ows(*p); p++)
+            ;
+        if (*p)
+            return -1; /* "*" stands alone */
+        return 0;
+    }
+    for (;;) {
+        while (is_ows(*p) || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        int weak = 0;
+        if (p[0] == 'W' && p[1] == '/') {
+            weak = 1;
+            p += 2;
+        }
+        if (*p != '"')
+            return -1;
+        const char *t = ++p;
+        while (*p && *p != '"') {
+            unsigned char c = (unsigned char)*p;
+            if (c < 0x21 || c == 0x7f)
+                return -1;
+            p++;
+        }
+        if (*p != '"')
+            return -1;
+        size_t tl = (size_t)(p - t);
+        p++;
+        while (is_ows(*p))
+            p++;
+        if (*p && *p != ',')
+            return -1;
+        tags++;
+        /* Ours are decimal versions without leading zeros. A weak tag never
+         * matches (If-Match compares strongly); any other tag matches no
+         * version, and keeping it out keeps ',' a safe separator. */
+        int ours = !weak && tl > 0 && tl <= 19 && !(t[0] == '0');
+        for (size_t i = 0; ours && i < tl; i++)
+            ours = t[i] >= '0' && t[i] <= '9';
+        if (ours) {
+            memcpy(out + o, t, tl);
+            o += tl;
+            out[o++] = ',';
+        }
+    }
+    if (tags == 0)
+        return -1;
+    out[o] = '\0';
+    *versions = out;
+    return 0;
+}
+
+int rf_api_if_match(struct rf_req *r, const char **versions)
+{
+    *versions = NULL;
+    if (!r->if_match) {
+        if (r->app->require_if_match) {
+            rf_reply_problem(r, 428, "precondition_required",
+                             "This server requires If-Match on PATCH: send the ETag of the "
+                             "object you read (or *).");
+            return -1;
+        }
+        return 0;
+    }
+    if (rf_api_if_match_parse(r->a, r->if_match, versions) != 0) {
+        rf_reply_problem(r, 400, "invalid_if_match",
+                         "If-Match is * or a list of entity tags, e.g. \"3\".");
+        return -1;
+    }
+    return 0;
+}
+
+void rf_api_precondition_failed(struct rf_req *r)
+{
+    rf_reply_problem(r, 412, "precondition_failed",
+                     "The object changed since the ETag in If-Match: read it again.");
 }

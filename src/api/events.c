@@ -7,7 +7,6 @@
 #include "core/util.h"
 #include "store/store.h"
 
-
 static json_t *event_json(const struct rf_event *ev)
 {
     return json_pack("{s:s, s:s, s:s, s:s?, s:s}", "id", ev->id, "name", ev->name, "slug",
@@ -61,6 +60,17 @@ void rf_api_event_get(struct rf_req *r)
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No event with this slug."))
         return;
     rf_reply_json(r, 200, json_pack("{s:o}", "event", event_json(&ev)));
+    rf_api_etag(r, ev.version);
+}
+
+void rf_api_event_delete(struct rf_req *r)
+{
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_event_delete(r->app->db, r->ws, r->params[0], &found, &e);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No event with this slug."))
+        return;
+    rf_reply_empty(r, 204);
 }
 
 void rf_api_event_list(struct rf_req *r)

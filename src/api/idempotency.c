@@ -5,12 +5,20 @@
  *           (or answer: replay, 409 in progress, 422 reused); open the
  *           request's transaction (r->tx), which the handler's store
  *           writes join instead of committing.
- *   finish: a storable response (2xx, 4xx but 409/429) is written into
- *           the reservation row in the handler's own transaction and
- *           committed with it: after a crash at any point a retry either
- *           replays or runs a handler whose earlier run left nothing. Any
- *           other response rolls the handler's writes back and releases
- *           the reservation, so an immediate retry runs anew. */
+ *   finish: a storable response is written into the reservation row in
+ *           the handler's own transaction and committed with it: after a
+ *           crash at any point a retry either replays or runs a handler
+ *           whose earlier run left nothing. Any other response rolls the
+ *           handler's writes back and releases the reservation, so an
+ *           immediate retry runs anew.
+ *
+ * Storable (Stripe: "results are only saved if an API endpoint started
+ * executing"): every 2xx, and a 4xx other than 409/429 once the handler
+ * has begun its database transaction (its first write joined r->tx). A
+ * 4xx before that — a field the handler refused, 428 — was decided from
+ * the request alone, ran nothing, and is not stored: the client's
+ * corrected retry with the same key runs. (415, 400 invalid_json and 400
+ * for a bad or repeated key are answered before a reservation is taken.) */
 #include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -71,6 +79,14 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
     crypto_hash_sha256_update(&st, (const unsigned char *)r->method, strlen(r->method) + 1);
     crypto_hash_sha256_update(&st, (const unsigned char *)r->path, strlen(r->path) + 1);
     crypto_hash_sha256_update(&st, (const unsigned char *)body, len);
+    /* A precondition is part of the request: a retry with another If-Match
+     * is another request (422 reused), never the replay of a 412 or 200
+     * decided under the first one. Absent, it adds nothing, so fingerprints
+     * of requests without it are as before. */
+    if (r->if_match) {
+        crypto_hash_sha256_update(&st, (const unsigned char *)"\0If-Match\0", 10);
+        crypto_hash_sha256_update(&st, (const unsigned char *)r->if_match, strlen(r->if_match));
+    }
     unsigned char h[32];
     crypto_hash_sha256_final(&st, h);
     sodium_bin2hex(fp, sizeof(fp), h, sizeof(h));
@@ -126,6 +142,7 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
         r->resp.body = k->body;
         r->resp.body_len = k->body ? strlen(k->body) : 0;
         r->resp.replayed = 1;
+        r->resp.etag = k->etag;
         return 1;
     case RF_IDEM_IN_PROGRESS:
         rf_reply_problem(r, 409, "idempotency_key_in_progress",
@@ -184,7 +201,9 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
     if (!k)
         return 0;
     int st = r->resp.status;
-    int storable = st >= 200 && st < 500 && st != 409 && st != 429;
+    int began = r->tx && r->tx->c;
+    int storable =
+        (st >= 200 && st < 300) || (st >= 400 && st < 500 && st != 409 && st != 429 && began);
     if (storable) {
         int64_t keep_s =
             strcmp(k->kind, "fp") == 0 ? r->app->fingerprint_window_s : r->app->idempotency_ttl_s;
@@ -194,7 +213,8 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
             rf_tx_end(r->tx, NULL, NULL, 0, &e); /* rolls the handler's writes back */
             rc = rf_db_fail(&e, RF_DB_ERROR, "out of memory storing the response");
         } else {
-            struct rf_idem_done d = {k, st, r->resp.ctype, body, rf_now_ms() + keep_s * 1000};
+            struct rf_idem_done d = {k,    st,           r->resp.ctype,
+                                     body, r->resp.etag, rf_now_ms() + keep_s * 1000};
             rc = rf_tx_end(r->tx, rf_store_idem_complete_tx, &d, 1, &e);
         }
         if (rc == RF_DB_OK) {
@@ -232,7 +252,8 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
         rf_tx_end(r->tx, NULL, NULL, 0, &e);
         r->tx = NULL;
     }
-    /* 5xx, 409, 429, or a failed completion: free the key for a retry. */
+    /* 5xx, 409, 429, a 4xx before any write, or a failed completion: free
+     * the key for a retry. */
     if (rf_store_idem_release(r->app->db, k, &e) == RF_DB_OK)
         rf_metrics_idem(RF_METRICS_IDEM_RELEASED);
     else

@@ -133,6 +133,68 @@ void rf_api_identity_get(struct rf_req *r)
     if (j)
         json_object_set_new(j, "ratelimits", rf_api_ratelimits_json(&rl));
     rf_reply_json(r, 200, json_pack("{s:o}", "identity", j));
+    rf_api_etag(r, idn.version);
+}
+
+void rf_api_identity_list(struct rf_req *r)
+{
+    int limit, n, more;
+    const char *after_created, *after_id;
+    struct rf_identity *ids;
+    struct rf_db_error e;
+    if (rf_api_page_params(r, &limit, &after_created, &after_id))
+        return;
+    int rc = rf_store_identity_list(r->app->db, r->a, r->ws, after_created, after_id, limit, &ids,
+                                    &n, &more, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(data, identity_json(&ids[i], 1));
+    const char *next = more ? rf_api_cursor(r->a, ids[n - 1].created_at, ids[n - 1].id) : NULL;
+    rf_reply_json(r, 200, json_pack("{s:o, s:s?}", "data", data, "cursor", next));
+}
+
+void rf_api_identity_patch(struct rf_req *r)
+{
+    static const struct rf_field fields[] = {{"meta", RF_F_OBJECT_OR_NULL, 0},
+                                             {"ratelimits", RF_F_ARRAY, 0}};
+    const char *versions, *meta;
+    struct rf_ratelimits rl;
+    json_t *jrl;
+    if (rf_api_if_match(r, &versions) || rf_input_require(r, fields, RF_NFIELDS(fields)) ||
+        meta_text(r, json_object_get(r->body, "meta"), &meta) ||
+        ((jrl = json_object_get(r->body, "ratelimits")) && rf_api_ratelimits_parse(r, jrl, &rl)))
+        return;
+    struct rf_identity idn;
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_identity_update(r->app->db, r->tx, r->a, r->ws, r->params[0],
+                                      json_object_get(r->body, "meta") != NULL, meta,
+                                      jrl ? &rl : NULL, versions, &idn, &found, &e);
+    if (rc == RF_DB_OK && found == RF_STORE_STALE) {
+        rf_api_precondition_failed(r);
+        return;
+    }
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No identity with this externalId."))
+        return;
+    json_t *j = identity_json(&idn, 1);
+    if (j && jrl) /* shown when set; GET shows them always */
+        json_object_set_new(j, "ratelimits", rf_api_ratelimits_json(&rl));
+    rf_reply_json(r, 200, json_pack("{s:o}", "identity", j));
+    rf_api_etag(r, idn.version);
+}
+
+void rf_api_identity_delete(struct rf_req *r)
+{
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_identity_delete(r->app->db, r->ws, r->params[0], &found, &e);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No identity with this externalId."))
+        return;
+    rf_reply_empty(r, 204);
 }
 
 /* Reads the key fields shared by create and patch into in. patch allows
@@ -237,21 +299,29 @@ void rf_api_key_patch(struct rf_req *r)
         {"ratelimits", RF_F_ARRAY, 0},      {"refill", RF_F_OBJECT_OR_NULL, 0},
     };
     struct rf_key_input in;
-    if (rf_input_require(r, fields, RF_NFIELDS(fields)) || key_input(r, 1, &in))
+    const char *versions;
+    if (rf_api_if_match(r, &versions) || rf_input_require(r, fields, RF_NFIELDS(fields)) ||
+        key_input(r, 1, &in))
         return;
+    in.if_versions = versions;
     struct rf_key k;
     struct rf_db_error e;
     int found;
     int rc = rf_store_key_update(r->app->db, r->tx, r->a, r->ws, r->params[0], &in, &k, &found, &e);
+    if (rc == RF_DB_OK && found == RF_STORE_STALE) {
+        rf_api_precondition_failed(r);
+        return;
+    }
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such key."))
         return;
-    if (found < 0) {
+    if (found == RF_STORE_REROLLED) {
         rf_reply_problem(r, 409, "key_rerolled",
                          "This key was rerolled: it follows its successor until it expires; "
                          "change the successor, or DELETE this key to end it now.");
         return;
     }
     rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
+    rf_api_etag(r, k.version);
 }
 
 void rf_api_key_get(struct rf_req *r)
@@ -263,6 +333,36 @@ void rf_api_key_get(struct rf_req *r)
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such key."))
         return;
     rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
+    rf_api_etag(r, k.version);
+}
+
+/* GET /v1/keys?externalId=: the keys of one identity, a keyset page at a
+ * time. An externalId no identity has lists nothing. */
+void rf_api_key_list(struct rf_req *r)
+{
+    int limit, n, more;
+    const char *after_created, *after_id;
+    struct rf_key *ks;
+    struct rf_db_error e;
+    const char *xid = r->query(r, "externalId");
+    if (!xid || !*xid) {
+        rf_reply_problem_field(r, 422, "invalid_query", "externalId",
+                               "Give ?externalId= to list the keys of an identity.");
+        return;
+    }
+    if (rf_api_page_params(r, &limit, &after_created, &after_id))
+        return;
+    int rc = rf_store_key_list(r->app->db, r->a, r->ws, xid, after_created, after_id, limit, &ks,
+                               &n, &more, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(data, key_json(&ks[i]));
+    const char *next = more ? rf_api_cursor(r->a, ks[n - 1].created_at, ks[n - 1].id) : NULL;
+    rf_reply_json(r, 200, json_pack("{s:o, s:s?}", "data", data, "cursor", next));
 }
 
 /* "ratelimits": [{"name", "cost"?}] and "credits": {"cost"} of a verify. */

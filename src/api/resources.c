@@ -79,6 +79,7 @@ void rf_api_resource_get(struct rf_req *r)
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such resource."))
         return;
     rf_reply_json(r, 200, json_pack("{s:o}", "resource", resource_json(&o)));
+    rf_api_etag(r, o.version);
 }
 
 void rf_api_resource_delete(struct rf_req *r)

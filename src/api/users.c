@@ -101,6 +101,29 @@ void rf_api_user_get(struct rf_req *r)
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such user."))
         return;
     rf_reply_json(r, 200, json_pack("{s:o}", "user", user_json(&u)));
+    rf_api_etag(r, u.version);
+}
+
+/* Without ?email=: every user, a keyset page at a time. */
+static void user_page(struct rf_req *r)
+{
+    int limit, n, more;
+    const char *after_created, *after_id;
+    struct rf_user *us;
+    struct rf_db_error e;
+    if (rf_api_page_params(r, &limit, &after_created, &after_id))
+        return;
+    int rc = rf_store_user_list(r->app->db, r->a, r->ws, after_created, after_id, limit, &us, &n,
+                                &more, &e);
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, e.detail);
+        return;
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(data, user_json(&us[i]));
+    const char *next = more ? rf_api_cursor(r->a, us[n - 1].created_at, us[n - 1].id) : NULL;
+    rf_reply_json(r, 200, json_pack("{s:o, s:s?}", "data", data, "cursor", next));
 }
 
 void rf_api_user_list(struct rf_req *r)
@@ -108,8 +131,7 @@ void rf_api_user_list(struct rf_req *r)
     const char *q = r->query(r, "email");
     char email[RF_EMAIL_MAX + 1];
     if (!q) {
-        rf_reply_problem_field(r, 422, "invalid_query", "email",
-                               "Give ?email= to look a user up; listing all users is not offered.");
+        user_page(r);
         return;
     }
     json_t *data = json_array();
@@ -136,11 +158,11 @@ void rf_api_user_patch(struct rf_req *r)
         {"username", RF_F_STRING_OR_NULL, 0},
         {"name", RF_F_STRING, 0},
     };
-    if (rf_input_require(r, fields, RF_NFIELDS(fields)))
+    struct rf_user_patch p = {0};
+    if (rf_api_if_match(r, &p.if_versions) || rf_input_require(r, fields, RF_NFIELDS(fields)))
         return;
     json_t *jname = json_object_get(r->body, "name");
     json_t *juser = json_object_get(r->body, "username");
-    struct rf_user_patch p = {0};
     if (rf_api_check_name(r, jname))
         return;
     p.name = jname ? json_string_value(jname) : NULL;
@@ -176,7 +198,22 @@ void rf_api_user_patch(struct rf_req *r)
                                "Another user already has this username.");
         return;
     }
+    if (rc == RF_DB_OK && found == RF_STORE_STALE) {
+        rf_api_precondition_failed(r);
+        return;
+    }
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such user."))
         return;
     rf_reply_json(r, 200, json_pack("{s:o}", "user", user_json(&u)));
+    rf_api_etag(r, u.version);
+}
+
+void rf_api_user_delete(struct rf_req *r)
+{
+    struct rf_db_error e;
+    int found;
+    int rc = rf_store_user_delete(r->app->db, r->ws, r->params[0], &found, &e);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, "No such user."))
+        return;
+    rf_reply_empty(r, 204);
 }

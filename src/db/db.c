@@ -19,6 +19,8 @@ const char *rf_db_strerror(enum rf_db_err e)
         return "database storage full";
     case RF_DB_ERROR:
         return "database error";
+    case RF_DB_FOREIGN:
+        return "foreign key violation";
     }
     return "unknown";
 }

@@ -20,6 +20,11 @@ enum rf_db_err {
     RF_DB_UNAVAILABLE, /* cannot reach or open the database */
     RF_DB_FULL,        /* disk or quota full: waits for an operator, not a retry */
     RF_DB_ERROR,       /* anything else: a bug or corrupt state */
+    /* A foreign key was violated. Only a race explains one in this schema
+     * (a referenced row deleted by a concurrent transaction), so the store
+     * code that can meet it turns it into RF_DB_RETRY; anywhere else it is
+     * a bug, answered like RF_DB_ERROR. */
+    RF_DB_FOREIGN,
 };
 
 struct rf_db_error {

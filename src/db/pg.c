@@ -70,6 +70,8 @@ enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok)
         return RF_DB_OK;
     if (strcmp(sqlstate, "23505") == 0)
         return RF_DB_UNIQUE;
+    if (strcmp(sqlstate, "23503") == 0)
+        return RF_DB_FOREIGN;
     if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
         strcmp(sqlstate, "55P03") == 0) /* lock_timeout / NOWAIT: like SQLITE_BUSY */
         return RF_DB_RETRY;

@@ -89,6 +89,8 @@ enum rf_db_err rf_sqlite_classify(int rc)
     case SQLITE_CONSTRAINT_UNIQUE:
     case SQLITE_CONSTRAINT_PRIMARYKEY:
         return RF_DB_UNIQUE;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return RF_DB_FOREIGN;
     }
     switch (rc & 0xff) {
     case SQLITE_BUSY:

@@ -29,6 +29,7 @@ struct rf_resp {
     const char *allow;    /* 405: Allow header */
     int replayed;         /* Idempotent-Replayed: true */
     int secret_key;       /* body's "key" is a new key's plaintext: never stored */
+    const char *etag;     /* ETag header (quoted), or NULL; stored for replays too */
 };
 
 struct rf_req {
@@ -39,6 +40,9 @@ struct rf_req {
     int nparams;
     const char *ws;                        /* authenticated workspace id, or NULL */
     uint64_t auth_until; /* CLOCK_MONOTONIC ns: ws stands until then, then asks again */
+    /* Every If-Match field line, joined with ", " as RFC 9110 §5.3 allows
+     * (arena), or NULL when the request has none. */
+    const char *if_match;
     json_t *body;                          /* parsed JSON object, or NULL; owned by server.c */
     /* Query string lookup (libmicrohttpd behind it); NULL when absent. */
     const char *(*query)(const struct rf_req *r, const char *name);

@@ -52,6 +52,7 @@ struct conn_req {
      * body sent slowly cannot outlive a rotation of its key. */
     const char *cached_token;
     const char *idem_header;
+    int idem_headers; /* how many Idempotency-Key lines: more than one is 400 */
     int bad_ctype;    /* 415, answered once the key is known to be valid */
     rf_handler stage; /* the part of the handler to run next; NULL: not begun */
     int attempt;      /* of the idempotency layer's whole-handler retry */
@@ -271,14 +272,24 @@ static int begin_request(struct conn_req *cr)
         return 1;
     }
     int idem = (cr->route->flags & RF_ROUTE_IDEMPOTENT) && opts->idem_begin;
-    if (idem && opts->idem_begin(r, cr->idem_header, cr->body ? cr->body : "", cr->body_len))
+    if (idem && cr->idem_headers > 1) {
+        /* Which one would the client mean? Neither is guessed. */
+        rf_reply_problem(r, 400, "invalid_idempotency_key", "Send one Idempotency-Key header.");
         return 1;
+    }
+    /* The body is parsed before a key is reserved: a request refused as
+     * invalid JSON never ran, so it takes no reservation and a corrected
+     * retry with the same key runs (docs/API.md, Idempotency). */
     if (cr->route->flags & RF_ROUTE_JSON) {
         char err[256];
         r->body = rf_json_parse_object(cr->body, cr->body_len, err, sizeof(err));
-        if (!r->body)
+        if (!r->body) {
             rf_reply_problem(r, 400, "invalid_json", "Invalid JSON: %s.", err);
+            return 1;
+        }
     }
+    if (idem && opts->idem_begin(r, cr->idem_header, cr->body ? cr->body : "", cr->body_len))
+        return 1;
     return 0;
 }
 
@@ -342,6 +353,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *c
         MHD_add_response_header(m, "Allow", rs->allow);
     if (rs->replayed)
         MHD_add_response_header(m, "Idempotent-Replayed", "true");
+    if (rs->etag)
+        MHD_add_response_header(m, "ETag", rs->etag);
     if (rs->status == 401)
         MHD_add_response_header(m, "WWW-Authenticate", "Bearer");
     if (atomic_load(&draining) != DRAIN_NONE)
@@ -354,6 +367,42 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_req *c
                            rs->status, rf_mono_ns() - cr->t0);
     MHD_destroy_response(m);
     return ret;
+}
+
+/* Collects every field line of one name, joined with ", " (RFC 9110 §5.3:
+ * the same as one line with a comma-separated list), and counts them; n is
+ * -1 when the arena ran out. */
+struct hdr_join {
+    struct rf_arena *a;
+    const char *name;
+    char *out;
+    int n;
+};
+
+static enum MHD_Result join_values(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct hdr_join *hj = cls;
+    (void)kind;
+    if (hj->n < 0 || !key || strcasecmp(key, hj->name) != 0)
+        return MHD_YES;
+    if (!value)
+        value = "";
+    size_t ol = hj->out ? strlen(hj->out) : 0, vl = strlen(value);
+    char *s = rf_arena_alloc(hj->a, ol + 2 + vl + 1);
+    if (!s) {
+        hj->n = -1;
+        return MHD_NO;
+    }
+    if (hj->out) {
+        memcpy(s, hj->out, ol);
+        memcpy(s + ol, ", ", 2);
+        ol += 2;
+    }
+    memcpy(s + ol, value, vl + 1);
+    hj->out = s;
+    hj->n++;
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -410,6 +459,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
             if (h && !(cr->idem_header = rf_arena_strdup(&cr->arena, h)))
                 return MHD_NO;
+            struct hdr_join hj = {&cr->arena, "Idempotency-Key", NULL, 0};
+            MHD_get_connection_values(conn, MHD_HEADER_KIND, join_values, &hj);
+            cr->idem_headers = hj.n;
+        }
+        if (cr->route) {
+            struct hdr_join hj = {&cr->arena, "If-Match", NULL, 0};
+            MHD_get_connection_values(conn, MHD_HEADER_KIND, join_values, &hj);
+            if (hj.n < 0)
+                return MHD_NO;
+            cr->r.if_match = hj.out;
         }
         return MHD_YES;
     }

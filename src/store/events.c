@@ -5,7 +5,7 @@
 #include "core/util.h"
 #include "store/store.h"
 
-#define EVENT_COLS "id, name, slug, starts_at, created_at"
+#define EVENT_COLS "id, name, slug, starts_at, created_at, version"
 #define SLUG_MAX 64
 /* Counter values tried before a random suffix: a literal slug collides
  * with a handed-out suffix only by a name like "Launch Party 7", and many in
@@ -21,6 +21,7 @@ static void event_from_row(const struct rf_db_rows *r, int row, struct rf_event 
     ev->slug = rf_db_cell(r, row, 2);
     ev->starts_at = rf_db_cell(r, row, 3);
     ev->created_at = rf_db_cell(r, row, 4);
+    ev->version = atoll(rf_db_cell(r, row, 5) ? rf_db_cell(r, row, 5) : "0");
 }
 
 struct event_ctx {
@@ -116,7 +117,9 @@ static int event_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     struct event_get_ctx *ctx = arg;
     struct rf_db_rows rows;
     struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->slug)};
-    int rc = rf_db_exec(c, "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ? AND slug = ?",
+    int rc = rf_db_exec(c,
+                        "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ? AND slug = ?"
+                        " AND deleted_at IS NULL",
                         p, 2, ctx->a, &rows, e);
     ctx->found = rc == RF_DB_OK && rows.nrows == 1;
     if (ctx->found)
@@ -141,10 +144,10 @@ int rf_store_event_list(struct rf_db *db, struct rf_arena *a, const char *ws,
     *n = 0;
     int rc = rf_store_page(db, a,
                            "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
-                           " ORDER BY created_at, id LIMIT ?",
+                           " AND deleted_at IS NULL ORDER BY created_at, id LIMIT ?",
                            "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
                            " AND (created_at > ? OR (created_at = ? AND id > ?))"
-                           " ORDER BY created_at, id LIMIT ?",
+                           " AND deleted_at IS NULL ORDER BY created_at, id LIMIT ?",
                            ws, after_created, after_id, limit, &rows, more, e);
     if (rc != RF_DB_OK)
         return rc;
@@ -155,4 +158,43 @@ int rf_store_event_list(struct rf_db *db, struct rf_arena *a, const char *ws,
         event_from_row(&rows, i, &(*out)[i]);
     *n = rows.nrows;
     return RF_DB_OK;
+}
+
+struct event_delete_ctx {
+    const char *ws, *slug;
+    int found;
+};
+
+/* Seed 000's promise outlives a delete: the row stays as a tombstone, so
+ * the unique constraint keeps its slug taken and neither the counter nor a
+ * literal name can hand it to another event (a link to a deleted event
+ * never starts showing a different one). The name and start are cleared;
+ * the slug and id stay. One conditional UPDATE: of simultaneous deletes
+ * exactly one matches a live row. */
+static int event_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct event_delete_ctx *ctx = arg;
+    char now[RF_TIME_MAX];
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    rf_now_rfc3339(now);
+    rf_arena_init(&a, 0);
+    struct rf_db_param p[] = {RF_TEXT(now), RF_TEXT(ctx->ws), RF_TEXT(ctx->slug)};
+    int rc = rf_db_exec(c,
+                        "UPDATE events SET deleted_at = ?, name = '', starts_at = NULL,"
+                        " version = version + 1"
+                        " WHERE workspace_id = ? AND slug = ? AND deleted_at IS NULL RETURNING id",
+                        p, 3, &a, &rows, e);
+    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
+    rf_arena_free(&a);
+    return rc;
+}
+
+int rf_store_event_delete(struct rf_db *db, const char *ws, const char *slug, int *found,
+                          struct rf_db_error *e)
+{
+    struct event_delete_ctx ctx = {ws, slug, 0};
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, event_delete_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
 }

@@ -44,7 +44,7 @@ static int reserve_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     struct rf_db_param sel[] = {RF_TEXT(k->ws), RF_TEXT(k->kind), RF_TEXT(k->key)};
     rc = rf_db_exec(c,
                     "SELECT fingerprint, state, owner, lease_expires, status, resp_ctype,"
-                    " resp_body, expires_at FROM idempotency_keys WHERE " IDEM_WHERE,
+                    " resp_body, expires_at, resp_etag FROM idempotency_keys WHERE " IDEM_WHERE,
                     sel, 3, ctx->a, &rows, e);
     if (rc != RF_DB_OK)
         return rc;
@@ -66,6 +66,7 @@ static int reserve_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         k->status = atoi(rf_db_cell(&rows, 0, 4));
         k->ctype = rf_db_cell(&rows, 0, 5);
         k->body = rf_db_cell(&rows, 0, 6);
+        k->etag = rf_db_cell(&rows, 0, 8);
         return RF_DB_OK;
     }
     if (!dead) {
@@ -78,7 +79,7 @@ static int reserve_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     rc = rf_db_exec(c,
                     "UPDATE idempotency_keys SET fingerprint = ?, state = 'in_flight', owner = ?,"
                     " lease_expires = ?, created_at = ?, status = NULL, resp_ctype = NULL,"
-                    " resp_body = NULL, expires_at = NULL"
+                    " resp_body = NULL, resp_etag = NULL, expires_at = NULL"
                     " WHERE " IDEM_WHERE " AND owner = ? AND state = ? RETURNING owner",
                     up, 9, ctx->a, &rows, e);
     if (rc != RF_DB_OK)
@@ -110,15 +111,15 @@ int rf_store_idem_complete_tx(struct rf_db_conn *c, void *arg, struct rf_db_erro
     rf_arena_init(&a, 0);
     /* The owner token in the WHERE clause: a request completes only the
      * reservation it took itself, never one taken over from it. */
-    struct rf_db_param p[] = {RF_INT(d->status), RF_TEXT(d->ctype),  RF_TEXT(d->body),
-                              RF_INT(d->expires_ms), RF_TEXT(k->ws), RF_TEXT(k->kind),
-                              RF_TEXT(k->key),   RF_TEXT(k->owner)};
+    struct rf_db_param p[] = {RF_INT(d->status), RF_TEXT(d->ctype),     RF_TEXT(d->body),
+                              RF_TEXT(d->etag),  RF_INT(d->expires_ms), RF_TEXT(k->ws),
+                              RF_TEXT(k->kind),  RF_TEXT(k->key),       RF_TEXT(k->owner)};
     int rc = rf_db_exec(c,
                         "UPDATE idempotency_keys SET state = 'done', status = ?, resp_ctype = ?,"
-                        " resp_body = ?, expires_at = ?"
+                        " resp_body = ?, resp_etag = ?, expires_at = ?"
                         " WHERE " IDEM_WHERE " AND owner = ? AND state = 'in_flight'"
                         " RETURNING owner",
-                        p, 8, &a, &rows, e);
+                        p, 9, &a, &rows, e);
     if (rc == RF_DB_OK && rows.nrows == 0)
         rc = rf_db_fail(e, RF_DB_UNIQUE, "reservation no longer ours (lease taken over)");
     rf_arena_free(&a);

@@ -2,16 +2,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/hooks.h"
 #include "core/util.h"
 #include "store/store.h"
 
-#define IDENTITY_COLS "id, external_id, meta, created_at"
+#define IDENTITY_COLS "id, external_id, meta, created_at, version"
 #define KEY_COLS                                                                                   \
     "k.id, k.start, k.name, k.enabled, k.remaining, k.expires, k.meta, k.created_at,"              \
     " k.updated_at, k.refill_interval, k.refill_amount, k.refill_day, k.last_refill,"              \
-    " k.rerolled_to, COALESCE(k.limits_owner, k.id), i.id, i.external_id, i.meta, i.created_at"
-#define KEY_NCOLS 19
+    " k.rerolled_to, COALESCE(k.limits_owner, k.id), i.id, i.external_id, i.meta, i.created_at,"   \
+    " i.version, k.version"
+#define KEY_NCOLS 21
 #define KEY_IDENTITY_COL 15
+#define KEY_VERSION_COL 20
 #define KEY_SELECT                                                                                 \
     "SELECT " KEY_COLS " FROM api_keys k LEFT JOIN identities i ON i.id = k.identity_id"
 
@@ -22,6 +25,7 @@ static void identity_from_row(const struct rf_db_rows *r, int row, int col,
     idn->external_id = rf_db_cell(r, row, col + 1);
     idn->meta = rf_db_cell(r, row, col + 2);
     idn->created_at = rf_db_cell(r, row, col + 3);
+    idn->version = atoll(rf_db_cell(r, row, col + 4) ? rf_db_cell(r, row, col + 4) : "0");
 }
 
 static int64_t cell_int(const struct rf_db_rows *r, int row, int col, int *has)
@@ -106,6 +110,17 @@ static void key_from_row(const struct rf_db_rows *r, int row, struct rf_key *k, 
         k->has_remaining = 1;
         k->remaining = k->refill_amount;
     }
+    k->version = cell_int(r, row, KEY_VERSION_COL, NULL);
+}
+
+/* Test builds: widen the window between reading a row and writing what
+ * depends on it, so that races the tests check for happen every time. */
+static void fault_pause(const char *name)
+{
+    if (rf_fault(name)) {
+        struct timespec ts = {0, 30 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* ---- identities ---- */
@@ -185,6 +200,145 @@ int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
     return rc;
 }
 
+int rf_store_identity_list(struct rf_db *db, struct rf_arena *a, const char *ws,
+                           const char *after_created, const char *after_id, int limit,
+                           struct rf_identity **out, int *n, int *more, struct rf_db_error *e)
+{
+    struct rf_db_rows rows;
+    *n = 0;
+    int rc = rf_store_page(db, a,
+                           "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?"
+                           " ORDER BY created_at, id LIMIT ?",
+                           "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?"
+                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
+                           " ORDER BY created_at, id LIMIT ?",
+                           ws, after_created, after_id, limit, &rows, more, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
+    if (!*out)
+        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    for (int i = 0; i < rows.nrows; i++)
+        identity_from_row(&rows, i, 0, &(*out)[i]);
+    *n = rows.nrows;
+    return RF_DB_OK;
+}
+
+struct identity_update_ctx {
+    struct rf_arena *a;
+    const char *ws, *external_id, *meta, *if_versions;
+    int set_meta;
+    const struct rf_ratelimits *rl;
+    struct rf_identity *out;
+    int found;
+};
+
+/* One conditional UPDATE (If-Match in its WHERE), then the identity's keys
+ * get a new version: a key's representation embeds its identity's meta, so
+ * its ETag must change with it (RFC 9110 strong validators). */
+static int identity_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct identity_update_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    ctx->found = RF_STORE_MISSING;
+    struct rf_db_param p[] = {RF_INT(ctx->set_meta),     RF_TEXT(ctx->meta),
+                              RF_TEXT(ctx->ws),          RF_TEXT(ctx->external_id),
+                              RF_TEXT(ctx->if_versions), RF_TEXT(ctx->if_versions)};
+    int rc = rf_db_exec(c,
+                        "UPDATE identities SET meta = CASE WHEN ? = 1 THEN ? ELSE meta END,"
+                        " version = version + 1"
+                        " WHERE workspace_id = ? AND external_id = ?" RF_IF_VERSION_SQL
+                        " RETURNING " IDENTITY_COLS,
+                        p, 6, ctx->a, &rows, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    if (rows.nrows == 0) {
+        if (!ctx->if_versions)
+            return RF_DB_OK;
+        struct rf_db_param k[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
+        rc = rf_db_exec(c, "SELECT id FROM identities WHERE workspace_id = ? AND external_id = ?",
+                        k, 2, ctx->a, &rows, e);
+        if (rc == RF_DB_OK && rows.nrows == 1)
+            ctx->found = RF_STORE_STALE;
+        return rc;
+    }
+    identity_from_row(&rows, 0, 0, ctx->out);
+    ctx->found = RF_STORE_FOUND;
+    if (ctx->rl && (rc = rf_store_ratelimits_set(c, ctx->ws, ctx->out->id, ctx->rl, e)))
+        return rc;
+    struct rf_db_param q[] = {RF_TEXT(ctx->out->id)};
+    return rf_db_exec(c, "UPDATE api_keys SET version = version + 1 WHERE identity_id = ?", q, 1,
+                      NULL, NULL, e);
+}
+
+int rf_store_identity_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a,
+                             const char *ws, const char *external_id, int set_meta,
+                             const char *meta, const struct rf_ratelimits *rl,
+                             const char *if_versions, struct rf_identity *out, int *found,
+                             struct rf_db_error *e)
+{
+    struct identity_update_ctx ctx = {a, ws, external_id, meta, if_versions, set_meta, rl, out, 0};
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, identity_update_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
+}
+
+struct identity_delete_ctx {
+    const char *ws, *external_id;
+    int found;
+};
+
+/* Detach, then delete, in one transaction; the foreign key from api_keys
+ * is what makes it race-free. A key that a concurrent transaction attached
+ * to this identity after the detach (it read the identity before the
+ * delete) makes the DELETE fail its foreign-key check, or makes that
+ * transaction's own write fail it if the DELETE came first: the loser runs
+ * again (RF_DB_FOREIGN → RETRY), this one then detaching the newcomer, that
+ * one then creating a fresh identity. On PostgreSQL the foreign-key check
+ * locks the identity row, so the two wait for each other rather than pass;
+ * SQLite runs write transactions one at a time. */
+static int identity_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct identity_delete_ctx *ctx = arg;
+    char now[RF_TIME_MAX];
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    rf_now_rfc3339(now);
+    rf_arena_init(&a, 0);
+    ctx->found = 0;
+    struct rf_db_param d[] = {RF_TEXT(now), RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
+    int rc = rf_db_exec(c,
+                        "UPDATE api_keys SET identity_id = NULL, updated_at = ?,"
+                        " version = version + 1 WHERE identity_id ="
+                        " (SELECT id FROM identities WHERE workspace_id = ? AND external_id = ?)",
+                        d, 3, NULL, NULL, e);
+    if (rc == RF_DB_OK) {
+        fault_pause("identities.slow_delete");
+        struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
+        rc = rf_db_exec(c,
+                        "DELETE FROM identities WHERE workspace_id = ? AND external_id = ?"
+                        " RETURNING id",
+                        p, 2, &a, &rows, e);
+        ctx->found = rc == RF_DB_OK && rows.nrows == 1;
+        /* Its limits go with it: counters shared by keys it no longer has. */
+        if (ctx->found)
+            rc = rf_store_ratelimits_drop(c, rf_db_cell(&rows, 0, 0), e);
+    }
+    rf_arena_free(&a);
+    if (rc == RF_DB_FOREIGN)
+        return rf_db_fail(e, RF_DB_RETRY, "a key was attached to the identity meanwhile");
+    return rc;
+}
+
+int rf_store_identity_delete(struct rf_db *db, const char *ws, const char *external_id, int *found,
+                             struct rf_db_error *e)
+{
+    struct identity_delete_ctx ctx = {ws, external_id, 0};
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, identity_delete_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
+}
+
 /* Seed 003 done right: get-or-create inside the caller's transaction. The
  * insert does nothing when the identity exists (or a concurrent request just
  * made it: PostgreSQL waits for that transaction and then sees the row
@@ -222,6 +376,17 @@ static int identity_get_or_create(struct rf_db_conn *c, struct rf_arena *a, cons
     return RF_DB_OK;
 }
 
+/* The identity found above was deleted before this transaction wrote its
+ * reference to it (DELETE /v1/identities commits first, and the foreign key
+ * refuses the write): run the transaction again, which finds or creates a
+ * live identity. */
+static int identity_gone_retry(int rc, struct rf_db_error *e)
+{
+    if (rc == RF_DB_FOREIGN)
+        return rf_db_fail(e, RF_DB_RETRY, "identity deleted by a concurrent transaction");
+    return rc;
+}
+
 /* ---- keys ---- */
 
 struct key_ctx {
@@ -254,6 +419,7 @@ static int key_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         rc = identity_get_or_create(c, ctx->a, ctx->ws, in->external_id, &ctx->identity_id, e);
         if (rc != RF_DB_OK)
             return rc;
+        fault_pause("keys.slow_attach");
     }
     if (rf_id_new(ctx->id_out, 64, "key_", 16))
         return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
@@ -288,7 +454,7 @@ static int key_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
                     p, 16, NULL, NULL, e);
     if (rc == RF_DB_OK && in->set_ratelimits && in->ratelimits.n)
         rc = rf_store_ratelimits_set(c, ctx->ws, ctx->id_out, &in->ratelimits, e);
-    return rc;
+    return identity_gone_retry(rc, e);
 }
 
 int rf_store_key_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
@@ -325,11 +491,12 @@ static int refill_apply(struct rf_db_conn *c, const char *key_id, int64_t period
                         struct rf_db_error *e)
 {
     struct rf_db_param p[] = {RF_INT(period), RF_TEXT(key_id), RF_INT(period)};
-    return rf_db_exec(c,
-                      "UPDATE api_keys SET remaining = refill_amount, last_refill = ?"
-                      " WHERE id = ? AND refill_interval IS NOT NULL"
-                      " AND (last_refill IS NULL OR last_refill < ?)",
-                      p, 3, NULL, NULL, e);
+    return rf_db_exec(
+        c,
+        "UPDATE api_keys SET remaining = refill_amount, last_refill = ?, version = version + 1"
+        " WHERE id = ? AND refill_interval IS NOT NULL"
+        " AND (last_refill IS NULL OR last_refill < ?)",
+        p, 3, NULL, NULL, e);
 }
 
 /* The refill due on a key (by id), in c's transaction, before an operation
@@ -369,12 +536,13 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     if ((rc = refill_if_due(c, ctx->a, ctx->ws, ctx->key_id, &state, e)) != RF_DB_OK)
         return rc;
     if (state <= 0) { /* absent, or an alias: its state is its successor's */
-        ctx->found = state;
+        ctx->found = state < 0 ? RF_STORE_REROLLED : RF_STORE_MISSING;
         return RF_DB_OK;
     }
     /* The key first: a PATCH of a key that does not exist must not leave
      * an identity behind. One statement for every combination of fields:
      * CASE keeps what the patch leaves alone. */
+    /* clang-format off */
     struct rf_db_param p[] = {
         RF_INT(in->set_name),
         RF_TEXT(in->name),
@@ -398,7 +566,9 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         RF_TEXT(now),
         RF_TEXT(ctx->ws),
         RF_TEXT(ctx->key_id),
+        RF_TEXT(in->if_versions),  RF_TEXT(in->if_versions), /* If-Match */
     };
+    /* clang-format on */
     rc = rf_db_exec(c,
                     "UPDATE api_keys SET"
                     " name = CASE WHEN ? = 1 THEN ? ELSE name END,"
@@ -411,10 +581,20 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
                     " refill_amount = CASE WHEN ? = 1 THEN ? ELSE refill_amount END,"
                     " refill_day = CASE WHEN ? = 1 THEN ? ELSE refill_day END,"
                     " last_refill = CASE WHEN ? = 1 THEN ? ELSE last_refill END,"
-                    " updated_at = ?"
-                    " WHERE workspace_id = ? AND id = ? AND rerolled_to IS NULL"
+                    " updated_at = ?, version = version + 1"
+                    " WHERE workspace_id = ? AND id = ? AND rerolled_to IS NULL" RF_IF_VERSION_SQL
                     " RETURNING COALESCE(limits_owner, id)",
-                    p, 22, ctx->a, &rows, e);
+                    p, 24, ctx->a, &rows, e);
+    if (rc == RF_DB_OK && rows.nrows == 0 && in->if_versions) {
+        /* Missing (404) or its version moved on (412): the UPDATE decided,
+         * this read only names why. */
+        struct rf_db_param k[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
+        rc = rf_db_exec(c, "SELECT id FROM api_keys WHERE workspace_id = ? AND id = ?", k, 2,
+                        ctx->a, &rows, e);
+        if (rc == RF_DB_OK && rows.nrows == 1)
+            ctx->found = RF_STORE_STALE;
+        return rc;
+    }
     if (rc != RF_DB_OK || rows.nrows == 0)
         return rc;
     if (in->set_ratelimits) {
@@ -431,7 +611,7 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         rc = rf_db_exec(c, "UPDATE api_keys SET identity_id = ? WHERE id = ?", q, 2, NULL, NULL,
                         e);
         if (rc != RF_DB_OK)
-            return rc;
+            return identity_gone_retry(rc, e);
     }
     return key_read(c, ctx, e);
 }
@@ -531,7 +711,7 @@ static int credits_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     /* One statement each: the arithmetic happens in the row, under its
      * lock, so no verify or other operation in between is lost. */
     static const char *const sql[] = {
-        [RF_CREDITS_SET] = "UPDATE api_keys SET remaining = ?"
+        [RF_CREDITS_SET] = "UPDATE api_keys SET remaining = ?, version = version + 1"
                            " WHERE workspace_id = ? AND id = ? AND rerolled_to IS NULL"
                            " RETURNING remaining",
         /* Saturates at 2^53 - 1 (exact in every JSON client) instead of
@@ -539,11 +719,11 @@ static int credits_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
          * balance into a float. */
         [RF_CREDITS_INCREMENT] = "UPDATE api_keys SET remaining = CASE WHEN remaining >"
                                  " 9007199254740991 - ? THEN 9007199254740991"
-                                 " ELSE remaining + ? END"
+                                 " ELSE remaining + ? END, version = version + 1"
                                  " WHERE workspace_id = ? AND id = ? AND remaining IS NOT NULL"
                                  " AND rerolled_to IS NULL RETURNING remaining",
         [RF_CREDITS_DECREMENT] = "UPDATE api_keys SET remaining = CASE WHEN remaining > ?"
-                                 " THEN remaining - ? ELSE 0 END"
+                                 " THEN remaining - ? ELSE 0 END, version = version + 1"
                                  " WHERE workspace_id = ? AND id = ? AND remaining IS NOT NULL"
                                  " AND rerolled_to IS NULL RETURNING remaining",
     };
@@ -611,7 +791,7 @@ static int reroll_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     struct rf_db_param p[] = {RF_TEXT(ctx->new_id), RF_TEXT(now), RF_TEXT(ctx->ws),
                               RF_TEXT(ctx->key_id)};
     rc = rf_db_exec(c,
-                    "UPDATE api_keys SET rerolled_to = ?, updated_at = ?"
+                    "UPDATE api_keys SET rerolled_to = ?, updated_at = ?, version = version + 1"
                     " WHERE workspace_id = ? AND id = ? AND rerolled_to IS NULL"
                     " RETURNING name, enabled, remaining, expires, meta, identity_id,"
                     " refill_interval, refill_amount, refill_day, last_refill,"
@@ -670,9 +850,10 @@ static int reroll_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     if (rc != RF_DB_OK)
         return rc;
     struct rf_db_param f[] = {RF_TEXT(ctx->new_id), RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
-    rc = rf_db_exec(
-        c, "UPDATE api_keys SET rerolled_to = ? WHERE workspace_id = ? AND rerolled_to = ?", f, 3,
-        NULL, NULL, e);
+    rc = rf_db_exec(c,
+                    "UPDATE api_keys SET rerolled_to = ?, version = version + 1"
+                    " WHERE workspace_id = ? AND rerolled_to = ?",
+                    f, 3, NULL, NULL, e);
     if (rc == RF_DB_OK)
         ctx->res = RF_REROLL_OK;
     return rc;
@@ -833,7 +1014,7 @@ static int verify_spend_credits(struct rf_db_conn *c, struct verify_ctx *ctx, in
     struct rf_db_param u[] = {RF_INT(cost), RF_TEXT(ctx->head_id), RF_INT(cost),
                               RF_INT(ctx->in->now_ms)};
     int rc = rf_db_exec(c,
-                        "UPDATE api_keys SET remaining = remaining - ?"
+                        "UPDATE api_keys SET remaining = remaining - ?, version = version + 1"
                         " WHERE id = ? AND remaining >= ? AND enabled = 1 AND rerolled_to IS NULL"
                         " AND (expires IS NULL OR expires > ?) RETURNING remaining",
                         u, 4, ctx->a, &rows, e);
@@ -948,4 +1129,54 @@ int rf_store_key_verify(struct rf_db *db, struct rf_tx *outer, struct rf_arena *
         rc = rf_tx_run(db, outer, RF_TX_WRITE, verify_tx, &ctx, e);
     }
     return rc;
+}
+
+struct list_limits_ctx {
+    struct rf_arena *a;
+    struct rf_key *keys;
+    const char **owners;
+    int n;
+};
+
+/* The limits of every key of a page, on one read connection. */
+static int list_limits_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct list_limits_ctx *l = arg;
+    int rc = RF_DB_OK;
+    for (int i = 0; rc == RF_DB_OK && i < l->n; i++)
+        rc = rf_store_ratelimits_get(c, l->a, l->owners[i], &l->keys[i].ratelimits, e);
+    return rc;
+}
+
+int rf_store_key_list(struct rf_db *db, struct rf_arena *a, const char *ws, const char *external_id,
+                      const char *after_created, const char *after_id, int limit,
+                      struct rf_key **out, int *n, int *more, struct rf_db_error *e)
+{
+    struct rf_db_rows rows;
+    *n = 0;
+    /* The identity's id by its unique (workspace, external id), then one
+     * range of api_keys_identity_page. */
+    int rc =
+        rf_store_page_by(db, a,
+                         KEY_SELECT " WHERE k.identity_id = (SELECT id FROM identities"
+                                    " WHERE workspace_id = ? AND external_id = ?)"
+                                    " ORDER BY k.created_at, k.id LIMIT ?",
+                         KEY_SELECT " WHERE k.identity_id = (SELECT id FROM identities"
+                                    " WHERE workspace_id = ? AND external_id = ?)"
+                                    " AND (k.created_at > ? OR (k.created_at = ? AND k.id > ?))"
+                                    " ORDER BY k.created_at, k.id LIMIT ?",
+                         ws, external_id, after_created, after_id, limit, &rows, more, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    struct list_limits_ctx l = {a, rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows + 1)),
+                                rf_arena_alloc(a, sizeof(char *) * (size_t)(rows.nrows + 1)),
+                                rows.nrows};
+    if (!l.keys || !l.owners)
+        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    int64_t now = rf_now_ms();
+    for (int i = 0; i < rows.nrows; i++)
+        key_from_row(&rows, i, &l.keys[i], now, &l.owners[i]);
+    *out = l.keys;
+    *n = rows.nrows;
+    return rows.nrows ? rf_tx_run(db, NULL, RF_TX_READ, list_limits_tx, &l, e) : RF_DB_OK;
 }

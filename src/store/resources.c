@@ -5,7 +5,7 @@
 #include "core/util.h"
 #include "store/store.h"
 
-#define RES_COLS "id, type, name, status, created_at"
+#define RES_COLS "id, type, name, status, created_at, version"
 
 static void res_from_row(const struct rf_db_rows *r, int row, struct rf_resource *o)
 {
@@ -14,6 +14,7 @@ static void res_from_row(const struct rf_db_rows *r, int row, struct rf_resource
     o->name = rf_db_cell(r, row, 2);
     o->status = rf_db_cell(r, row, 3);
     o->created_at = rf_db_cell(r, row, 4);
+    o->version = atoll(rf_db_cell(r, row, 5) ? rf_db_cell(r, row, 5) : "0");
 }
 
 struct res_ctx {

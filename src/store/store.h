@@ -89,6 +89,33 @@ int rf_store_page(struct rf_db *db, struct rf_arena *a, const char *sql_first,
                   const char *sql_after, const char *ws, const char *after_created,
                   const char *after_id, int limit, struct rf_db_rows *rows, int *more,
                   struct rf_db_error *e);
+/* The same with one more filter parameter after ws (e.g. an external id):
+ * params (ws, filter, limit) or (ws, filter, created, created, id, limit). */
+int rf_store_page_by(struct rf_db *db, struct rf_arena *a, const char *sql_first,
+                     const char *sql_after, const char *ws, const char *filter,
+                     const char *after_created, const char *after_id, int limit,
+                     struct rf_db_rows *rows, int *more, struct rf_db_error *e);
+
+/* ---- optimistic concurrency ---- */
+
+/* Every object has a version, 1 when created, bumped by every write to its
+ * row; it is the object's ETag. A conditional write (If-Match) passes the
+ * versions it accepts as text ",3," or ",3,7," (NULL: unconditional; also
+ * for "*", which any existing row meets) and the UPDATE checks them in its
+ * WHERE clause with RF_IF_VERSION_SQL (two parameters, both that text):
+ * never a read first. When the row exists but its version is not among
+ * them, nothing is written and the call reports RF_STORE_STALE through its
+ * found flag. */
+#define RF_IF_VERSION_SQL                                                                          \
+    " AND (CAST(? AS TEXT) IS NULL"                                                                \
+    " OR CAST(? AS TEXT) LIKE ('%,' || CAST(version AS TEXT) || ',%'))"
+enum {
+    RF_STORE_MISSING = 0,
+    RF_STORE_FOUND = 1,
+    RF_STORE_STALE = 2,
+    RF_STORE_REROLLED =
+        3, /* keys: an alias of a rerolled key, changed only through its successor */
+};
 
 /* ---- schema ---- */
 
@@ -129,6 +156,7 @@ int rf_store_root_key_rotate(struct rf_db *db, const char *name, const char *old
 
 struct rf_user {
     const char *id, *email, *name, *username, *created_at, *updated_at;
+    int64_t version;
 };
 
 /* Create-if-missing by (workspace, email): *created=1 if this call inserted. */
@@ -157,14 +185,25 @@ int rf_store_user_get(struct rf_db *db, struct rf_arena *a, const char *ws, cons
 int rf_store_user_by_email(struct rf_db *db, struct rf_arena *a, const char *ws,
                            const char *email, struct rf_user *out, int *found,
                            struct rf_db_error *e);
+/* A keyset page of the workspace's users in creation order, as
+ * rf_store_event_list. */
+int rf_store_user_list(struct rf_db *db, struct rf_arena *a, const char *ws,
+                       const char *after_created, const char *after_id, int limit,
+                       struct rf_user **out, int *n, int *more, struct rf_db_error *e);
+/* Deletes the user; its email and username are free once it commits.
+ * *found=0 when absent. */
+int rf_store_user_delete(struct rf_db *db, const char *ws, const char *id, int *found,
+                         struct rf_db_error *e);
 
 struct rf_user_patch {
     const char *name;     /* NULL: keep */
     int set_username;     /* 0: keep */
     const char *username; /* with set_username: NULL releases */
+    const char *if_versions; /* If-Match, RF_IF_VERSION_SQL; NULL: unconditional */
 };
 /* RF_DB_UNIQUE when another user of the workspace holds the username
- * (case-insensitively); re-claiming one's own is not a conflict. */
+ * (case-insensitively); re-claiming one's own is not a conflict. *found is
+ * RF_STORE_STALE when p->if_versions does not accept the user's version. */
 int rf_store_user_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
                          const char *id, const struct rf_user_patch *p, struct rf_user *out,
                          int *found, struct rf_db_error *e);
@@ -173,6 +212,7 @@ int rf_store_user_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena 
 
 struct rf_event {
     const char *id, *name, *slug, *starts_at, *created_at;
+    int64_t version;
 };
 
 /* Inserts an event under a unique slug derived from base (already
@@ -188,11 +228,17 @@ int rf_store_event_get(struct rf_db *db, struct rf_arena *a, const char *ws, con
 int rf_store_event_list(struct rf_db *db, struct rf_arena *a, const char *ws,
                         const char *after_created, const char *after_id, int limit,
                         struct rf_event **out, int *n, int *more, struct rf_db_error *e);
+/* Deletes an event, leaving a tombstone that keeps its slug taken (no
+ * later event gets it, from the counter or literally); gets and lists no
+ * longer show it. *found=0 when absent or already deleted. */
+int rf_store_event_delete(struct rf_db *db, const char *ws, const char *slug, int *found,
+                          struct rf_db_error *e);
 
 /* ---- identities and keys ---- */
 
 struct rf_identity {
     const char *id, *external_id, *meta, *created_at; /* meta: JSON text or NULL */
+    int64_t version;
 };
 
 struct rf_ratelimits;
@@ -206,6 +252,24 @@ int rf_store_identity_create(struct rf_db *db, struct rf_tx *outer, struct rf_ar
 int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
                           const char *external_id, struct rf_identity *out,
                           struct rf_ratelimits *rl, int *found, struct rf_db_error *e);
+int rf_store_identity_list(struct rf_db *db, struct rf_arena *a, const char *ws,
+                           const char *after_created, const char *after_id, int limit,
+                           struct rf_identity **out, int *n, int *more, struct rf_db_error *e);
+/* Sets meta (JSON text or NULL; set_meta 0 keeps it) and, when rl is not
+ * NULL, replaces its ratelimits, under the If-Match versions (NULL:
+ * unconditional); *found as rf_store_user_update. The identity's keys get a
+ * new version too: their representation embeds the identity. */
+int rf_store_identity_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a,
+                             const char *ws, const char *external_id, int set_meta,
+                             const char *meta, const struct rf_ratelimits *rl,
+                             const char *if_versions, struct rf_identity *out, int *found,
+                             struct rf_db_error *e);
+/* Deletes the identity and, in the same transaction, detaches its keys
+ * (identity_id NULL, a new version each): a key created meanwhile with its
+ * externalId ends up attached to a new identity or detached, never to a
+ * deleted one. *found=0 when absent. */
+int rf_store_identity_delete(struct rf_db *db, const char *ws, const char *external_id, int *found,
+                             struct rf_db_error *e);
 
 /* ---- ratelimits (store/ratelimits.c) ---- */
 
@@ -275,6 +339,7 @@ struct rf_key {
     int has_identity;
     struct rf_identity identity;
     struct rf_ratelimits ratelimits; /* filled by get and update */
+    int64_t version;
 };
 
 /* Which fields a create or patch sets. For strings NULL means SQL NULL. */
@@ -288,6 +353,7 @@ struct rf_key_input {
     struct rf_ratelimits ratelimits;
     enum rf_refill refill; /* with set_refill: NONE clears */
     int64_t refill_amount, refill_day;
+    const char *if_versions; /* PATCH: If-Match, RF_IF_VERSION_SQL; NULL: unconditional */
 };
 
 /* Creates a key (hash and start of the plaintext given) and, with an
@@ -295,9 +361,10 @@ struct rf_key_input {
 int rf_store_key_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
                         const char *key_hash, const char *start, const struct rf_key_input *in,
                         char key_id[64], const char **identity_id, struct rf_db_error *e);
-/* *found: 1 updated, 0 absent, -1 an alias of a rerolled key (its state
- * is its successor's: nothing changed; DELETE ends it early). A refill
- * that is due is made first, so a new remaining is not overwritten by it. */
+/* *found: RF_STORE_FOUND, _MISSING, _STALE (If-Match), or _REROLLED: an
+ * alias of a rerolled key (its state is its successor's: nothing changed;
+ * DELETE ends it early). A refill that is due is made first, so a new
+ * remaining is not overwritten by it. */
 int rf_store_key_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
                         const char *key_id, const struct rf_key_input *in, struct rf_key *out,
                         int *found, struct rf_db_error *e);
@@ -332,6 +399,11 @@ int rf_store_key_reroll(struct rf_db *db, struct rf_tx *outer, struct rf_arena *
                         const char *key_id, const char *key_hash, const char *start,
                         int64_t overlap_ms, char new_id[64], int64_t *old_expires,
                         enum rf_reroll_result *res, struct rf_db_error *e);
+/* A keyset page of the keys of one identity (by external id), in creation
+ * order; an unknown external id has none. */
+int rf_store_key_list(struct rf_db *db, struct rf_arena *a, const char *ws, const char *external_id,
+                      const char *after_created, const char *after_id, int limit,
+                      struct rf_key **out, int *n, int *more, struct rf_db_error *e);
 
 enum rf_verify_code {
     RF_VERIFY_VALID,
@@ -384,7 +456,7 @@ struct rf_idem {
     char owner[RF_ID_MAX]; /* token of this request's reservation */
     /* replay: */
     int status;
-    const char *ctype, *body; /* arena */
+    const char *ctype, *body, *etag; /* arena */
 };
 
 /* Takes the reservation (a unique insert) or says why not, in one write
@@ -399,7 +471,7 @@ int rf_store_idem_reserve(struct rf_db *db, struct rf_arena *a, struct rf_idem *
 struct rf_idem_done {
     const struct rf_idem *k;
     int status;
-    const char *ctype, *body;
+    const char *ctype, *body, *etag;
     int64_t expires_ms;
 };
 int rf_store_idem_complete_tx(struct rf_db_conn *c, void *done, struct rf_db_error *e);
@@ -414,6 +486,7 @@ int rf_store_idem_purge(struct rf_db *db, int64_t now_ms, int64_t grace_ms, int 
 
 struct rf_resource {
     const char *id, *type, *name, *status, *created_at;
+    int64_t version;
 };
 
 /* quota 0 = unlimited; *over=1 (RF_DB_OK, nothing written) when full. */

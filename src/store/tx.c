@@ -139,7 +139,7 @@ int rf_tx_run(struct rf_db *db, struct rf_tx *outer, enum rf_tx_mode mode, rf_tx
 
 struct page_ctx {
     struct rf_arena *a;
-    const char *sql_first, *sql_after, *ws, *after_created, *after_id;
+    const char *sql_first, *sql_after, *ws, *filter, *after_created, *after_id;
     int limit;
     struct rf_db_rows *rows;
 };
@@ -147,24 +147,34 @@ struct page_ctx {
 static int page_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct page_ctx *ctx = arg;
-    /* Keyset pagination on (created_at, id): stable under inserts, and
-     * each page is one index range scan however deep it is. */
-    if (!ctx->after_created) {
-        struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_INT(ctx->limit + 1)};
-        return rf_db_exec(c, ctx->sql_first, p, 2, ctx->a, ctx->rows, e);
+    /* Keyset pagination on (created_at, id): a page starts strictly after
+     * the last row shown, by value, so rows inserted or deleted meanwhile
+     * never shift a row into a page twice or out of every page (as an
+     * OFFSET would); and each page is one index range scan however deep
+     * it is. */
+    struct rf_db_param p[6];
+    int n = 0;
+    p[n++] = RF_TEXT(ctx->ws);
+    if (ctx->filter)
+        p[n++] = RF_TEXT(ctx->filter);
+    if (ctx->after_created) {
+        p[n++] = RF_TEXT(ctx->after_created);
+        p[n++] = RF_TEXT(ctx->after_created);
+        p[n++] = RF_TEXT(ctx->after_id);
     }
-    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->after_created),
-                              RF_TEXT(ctx->after_created), RF_TEXT(ctx->after_id),
-                              RF_INT(ctx->limit + 1)};
-    return rf_db_exec(c, ctx->sql_after, p, 5, ctx->a, ctx->rows, e);
+    p[n++] = RF_INT(ctx->limit + 1);
+    if (!ctx->after_created)
+        return rf_db_exec(c, ctx->sql_first, p, n, ctx->a, ctx->rows, e);
+    return rf_db_exec(c, ctx->sql_after, p, n, ctx->a, ctx->rows, e);
 }
 
-int rf_store_page(struct rf_db *db, struct rf_arena *a, const char *sql_first,
-                  const char *sql_after, const char *ws, const char *after_created,
-                  const char *after_id, int limit, struct rf_db_rows *rows, int *more,
-                  struct rf_db_error *e)
+int rf_store_page_by(struct rf_db *db, struct rf_arena *a, const char *sql_first,
+                     const char *sql_after, const char *ws, const char *filter,
+                     const char *after_created, const char *after_id, int limit,
+                     struct rf_db_rows *rows, int *more, struct rf_db_error *e)
 {
-    struct page_ctx ctx = {a, sql_first, sql_after, ws, after_created, after_id, limit, rows};
+    struct page_ctx ctx = {a,        sql_first, sql_after, ws, filter, after_created,
+                           after_id, limit,     rows};
     *more = 0;
     int rc = rf_tx_run(db, NULL, RF_TX_READ, page_tx, &ctx, e);
     if (rc == RF_DB_OK && rows->nrows > limit) {
@@ -172,4 +182,13 @@ int rf_store_page(struct rf_db *db, struct rf_arena *a, const char *sql_first,
         *more = 1;
     }
     return rc;
+}
+
+int rf_store_page(struct rf_db *db, struct rf_arena *a, const char *sql_first,
+                  const char *sql_after, const char *ws, const char *after_created,
+                  const char *after_id, int limit, struct rf_db_rows *rows, int *more,
+                  struct rf_db_error *e)
+{
+    return rf_store_page_by(db, a, sql_first, sql_after, ws, NULL, after_created, after_id, limit,
+                            rows, more, e);
 }

@@ -9,7 +9,7 @@
 #include "core/util.h"
 #include "store/store.h"
 
-#define USER_COLS "id, email, name, username, created_at, updated_at"
+#define USER_COLS "id, email, name, username, created_at, updated_at, version"
 
 static void user_from_row(const struct rf_db_rows *r, int row, struct rf_user *u)
 {
@@ -19,6 +19,7 @@ static void user_from_row(const struct rf_db_rows *r, int row, struct rf_user *u
     u->username = rf_db_cell(r, row, 3);
     u->created_at = rf_db_cell(r, row, 4);
     u->updated_at = rf_db_cell(r, row, 5);
+    u->version = atoll(rf_db_cell(r, row, 6) ? rf_db_cell(r, row, 6) : "0");
 }
 
 struct user_ctx {
@@ -185,6 +186,7 @@ static void copy_user(struct ucreate *u, const struct rf_db_rows *r, int row)
     u->out->username = tmp.username ? rf_arena_strdup(u->a, tmp.username) : NULL;
     u->out->created_at = rf_arena_strdup(u->a, tmp.created_at);
     u->out->updated_at = rf_arena_strdup(u->a, tmp.updated_at);
+    u->out->version = tmp.version;
     u->resolved = 1;
 }
 
@@ -247,7 +249,7 @@ static int ubatch_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     for (int i = 0; i < left; i++)
         for (int r = 0; r < rows.nrows; r++)
             if (!strcmp(open[i]->email, rf_db_cell(&rows, r, 1)) &&
-                !strcmp(open[i]->ws, rf_db_cell(&rows, r, 6))) {
+                !strcmp(open[i]->ws, rf_db_cell(&rows, r, 7))) {
                 copy_user(open[i], &rows, r);
                 break;
             }
@@ -559,18 +561,29 @@ static int user_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e
         RF_TEXT(now),
         RF_TEXT(ctx->ws),
         RF_TEXT(ctx->id),
+        RF_TEXT(p->if_versions),
+        RF_TEXT(p->if_versions),
     };
-    int rc = rf_db_exec(c,
-                        "UPDATE users SET"
-                        " name = CASE WHEN ? = 1 THEN ? ELSE name END,"
-                        " username = CASE WHEN ? = 1 THEN ? ELSE username END,"
-                        " username_key = CASE WHEN ? = 1 THEN ? ELSE username_key END,"
-                        " updated_at = ?"
-                        " WHERE workspace_id = ? AND id = ? RETURNING " USER_COLS,
-                        q, 9, ctx->a, &rows, e);
+    int rc =
+        rf_db_exec(c,
+                   "UPDATE users SET"
+                   " name = CASE WHEN ? = 1 THEN ? ELSE name END,"
+                   " username = CASE WHEN ? = 1 THEN ? ELSE username END,"
+                   " username_key = CASE WHEN ? = 1 THEN ? ELSE username_key END,"
+                   " updated_at = ?, version = version + 1"
+                   " WHERE workspace_id = ? AND id = ?" RF_IF_VERSION_SQL " RETURNING " USER_COLS,
+                   q, 11, ctx->a, &rows, e);
     if (rc == RF_DB_OK && rows.nrows == 1) {
         user_from_row(&rows, 0, ctx->out);
-        ctx->found = 1;
+        ctx->found = RF_STORE_FOUND;
+    } else if (rc == RF_DB_OK && p->if_versions) {
+        /* Nothing matched: a missing user (404) or one whose version moved
+         * on (412). The write above already decided; this only names why. */
+        struct rf_db_param k[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
+        rc = rf_db_exec(c, "SELECT id FROM users WHERE workspace_id = ? AND id = ?", k, 2, ctx->a,
+                        &rows, e);
+        if (rc == RF_DB_OK && rows.nrows == 1)
+            ctx->found = RF_STORE_STALE;
     }
     return rc;
 }
@@ -581,6 +594,63 @@ int rf_store_user_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena 
 {
     struct user_ctx ctx = {.a = a, .ws = ws, .id = id, .patch = p, .out = out};
     int rc = rf_tx_run(db, outer, RF_TX_WRITE, user_update_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
+}
+
+int rf_store_user_list(struct rf_db *db, struct rf_arena *a, const char *ws,
+                       const char *after_created, const char *after_id, int limit,
+                       struct rf_user **out, int *n, int *more, struct rf_db_error *e)
+{
+    struct rf_db_rows rows;
+    *n = 0;
+    int rc = rf_store_page(db, a,
+                           "SELECT " USER_COLS " FROM users WHERE workspace_id = ?"
+                           " ORDER BY created_at, id LIMIT ?",
+                           "SELECT " USER_COLS " FROM users WHERE workspace_id = ?"
+                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
+                           " ORDER BY created_at, id LIMIT ?",
+                           ws, after_created, after_id, limit, &rows, more, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
+    if (!*out)
+        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    for (int i = 0; i < rows.nrows; i++)
+        user_from_row(&rows, i, &(*out)[i]);
+    *n = rows.nrows;
+    return RF_DB_OK;
+}
+
+struct user_delete_ctx {
+    const char *ws, *id;
+    int found;
+};
+
+/* One DELETE: the row, and with it the (workspace, email) and (workspace,
+ * username_key) entries of the unique constraints, go at commit. A create
+ * with that email or a claim of that username racing it waits for this
+ * transaction on PostgreSQL (the index entry is locked) and on SQLite for
+ * the write lock, so of several claimants exactly one gets the freed value. */
+static int user_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct user_delete_ctx *ctx = arg;
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    rf_arena_init(&a, 0);
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
+    int rc = rf_db_exec(c, "DELETE FROM users WHERE workspace_id = ? AND id = ? RETURNING id", p, 2,
+                        &a, &rows, e);
+    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
+    rf_arena_free(&a);
+    return rc;
+}
+
+int rf_store_user_delete(struct rf_db *db, const char *ws, const char *id, int *found,
+                         struct rf_db_error *e)
+{
+    struct user_delete_ctx ctx = {ws, id, 0};
+    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, user_delete_tx, &ctx, e);
     *found = ctx.found;
     return rc;
 }

@@ -846,7 +846,9 @@ def sqlite_full_test(ctx):
         # last writes that fit and the first that fail may land in any
         # statement of a request, not only in its first.
         ballast = os.path.join(mnt, "ballast")
-        with open(ballast, "wb") as f:
+        # Unbuffered: a write that the full disk cuts short leaves nothing
+        # behind for close() to flush (and fail on) again.
+        with open(ballast, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 16384)

@@ -792,9 +792,43 @@ static void t_bad_input(void)
         {{"PATCH", "/v1/users/usr_missing", e.key, "{\"username\":\"ok\"}", NULL, 0},
          404,
          "not_found"},
-        {{"DELETE", path, e.key, NULL, NULL, 0}, 405, "method_not_allowed"},
+        {{"PUT", path, e.key, NULL, NULL, 0}, 405, "method_not_allowed"},
         {{"GET", "/v1/nothing", e.key, NULL, NULL, 0}, 404, "not_found"},
-        {{"GET", "/v1/users", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"GET", "/v1/users?limit=0", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"GET", "/v1/users?limit=101", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"GET", "/v1/users?cursor=zz", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        /* If-Match (RFC 9110 §13.1.1): a list of quoted entity tags or "*". */
+        {{"PATCH", path, e.key, "{\"name\":\"x\"}", "If-Match: 1\r\n", 0}, 400, "invalid_if_match"},
+        {{"PATCH", path, e.key, "{\"name\":\"x\"}", "If-Match: \"1\" \"2\"\r\n", 0},
+         400,
+         "invalid_if_match"},
+        {{"PATCH", path, e.key, "{\"name\":\"x\"}", "If-Match: *, \"1\"\r\n", 0},
+         400,
+         "invalid_if_match"},
+        {{"PATCH", path, e.key, "{\"name\":\"x\"}", "If-Match: ,\r\n", 0}, 400, "invalid_if_match"},
+        {{"PATCH", path, e.key, "{\"name\":\"x\"}", "If-Match: \"1\r\n", 0},
+         400,
+         "invalid_if_match"},
+        /* Valid but never ours: a weak tag (If-Match compares strongly), a
+         * version that is not the user's, a tag of another form. */
+        {{"PATCH", path, e.key, "{\"name\":\"x\"}", "If-Match: W/\"1\"\r\n", 0},
+         412,
+         "precondition_failed"},
+        {{"PATCH", path, e.key, "{\"name\":\"x\"}", "If-Match: \"7\", \"01\"\r\n", 0},
+         412,
+         "precondition_failed"},
+        {{"PATCH", path, e.key, "{\"name\":\"x\"}", "If-Match: \"1,1\"\r\n", 0},
+         412,
+         "precondition_failed"},
+        /* A missing user is 404 whatever the precondition. */
+        {{"PATCH", "/v1/users/usr_missing", e.key, "{\"name\":\"x\"}", "If-Match: \"1\"\r\n", 0},
+         404,
+         "not_found"},
+        {{"POST", "/v1/users", e.key, "{\"email\":\"a@b.c\"}",
+          "Idempotency-Key: one\r\nIdempotency-Key: two\r\n", 0},
+         400,
+         "invalid_idempotency_key"},
+        {{"DELETE", "/v1/users/usr_missing", e.key, NULL, NULL, 0}, 404, "not_found"},
     };
     size_t ncases = sizeof(cases) / sizeof(cases[0]);
     for (size_t i = 0; i < ncases; i++) {
@@ -1222,6 +1256,29 @@ static void t_bad_input_events_keys(void)
         {{"POST", "/v1/keys/verify", e.key, "{}", NULL, 0}, 422, "missing_field"},
         {{"POST", "/v1/keys/verify", e.key, "{\"key\":5}", NULL, 0}, 422, "invalid_field"},
         {{"POST", "/v1/keys/verify", e.key, "{\"key\":\"rf_' OR 1=1 --\"}", NULL, 0}, 200, NULL},
+        {{"GET", "/v1/keys", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"GET", "/v1/keys?externalId=", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"GET", "/v1/keys?externalId=x&limit=abc", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"GET", "/v1/keys?externalId=nobody", e.key, NULL, NULL, 0}, 200, NULL},
+        {{"GET", "/v1/identities?cursor=00", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"GET", "/v1/identities?limit=-1", e.key, NULL, NULL, 0}, 422, "invalid_query"},
+        {{"PATCH", "/v1/identities/nobody", e.key, "{\"ratelimits\":[{}]}", NULL, 0},
+         422,
+         "invalid_ratelimits"},
+        {{"PATCH", "/v1/identities/nobody", e.key, "{\"meta\":5}", NULL, 0}, 422, "invalid_field"},
+        {{"PATCH", "/v1/identities/nobody", e.key, "{\"meta\":{},\"externalId\":\"y\"}", NULL, 0},
+         422,
+         "unknown_field"},
+        {{"PATCH", "/v1/identities/nobody", e.key, meta, NULL, 0}, 422, "invalid_meta"},
+        {{"PATCH", "/v1/identities/nobody", e.key, "{\"meta\":null}", NULL, 0}, 404, "not_found"},
+        {{"PATCH", "/v1/identities/nobody", e.key, "{\"meta\":null}", "If-Match: *\r\n", 0},
+         404,
+         "not_found"},
+        {{"PATCH", "/v1/keys/key_nope", e.key, "{}", "If-Match: \"1\r\n", 0},
+         400,
+         "invalid_if_match"},
+        {{"DELETE", "/v1/identities/nobody", e.key, NULL, NULL, 0}, 404, "not_found"},
+        {{"DELETE", "/v1/events/no-such-slug", e.key, NULL, NULL, 0}, 404, "not_found"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct burst b = {0};
@@ -1941,6 +1998,832 @@ out:
     env_down(&e);
 }
 
+/* ---------- versions, lists and deletes (issue 14, items 4-6) ---------- */
+
+static int http1r(struct env *e, const struct reqspec *q, json_t **body, int *replayed);
+
+#define RACE_IFM 32
+#define IFM_ROUNDS 5
+
+/* A POST that must answer 201; copies one string field of the answer. */
+static int create1(struct env *e, const char *path, const char *body, const char *a, const char *b,
+                   char *out, size_t outlen)
+{
+    struct reqspec c = {"POST", path, e->key, body, NULL, 0};
+    json_t *j = NULL;
+    int st = http1(e, &c, &j);
+    const char *v = jstr(j, a, b);
+    int ok = st == 201 && v;
+    if (ok)
+        snprintf(out, outlen, "%s", v);
+    else
+        fprintf(stderr, "  POST %s %s: status %d\n", path, body, st);
+    json_decref(j);
+    return ok ? 0 : -1;
+}
+
+/* N simultaneous PATCHes of one object, each with the ETag just read, each
+ * setting another value → exactly one 200 (with the next ETag), N-1 × 412
+ * precondition_failed; the database holds the winner's value and the
+ * version moved by exactly one. Users, keys and identities. */
+static void race_if_match(int nsrv)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_IFM];
+    char uid[64], kid[64], idn[64], paths[3][128], bodies[RACE_IFM][96], ifm[64], want_etag[40];
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    EXPECT(create1(&e, "/v1/users", "{\"email\":\"ifm@example.com\"}", "user", "id", uid,
+                   sizeof(uid)) == 0,
+           "user");
+    EXPECT(create1(&e, "/v1/identities", "{\"externalId\":\"ifm\"}", "identity", "id", idn,
+                   sizeof(idn)) == 0,
+           "identity");
+    EXPECT(create1(&e, "/v1/keys", "{\"externalId\":\"ifm\",\"remaining\":1000}", "keyId", NULL,
+                   kid, sizeof(kid)) == 0,
+           "key");
+    snprintf(paths[0], sizeof(paths[0]), "/v1/users/%s", uid);
+    snprintf(paths[1], sizeof(paths[1]), "/v1/keys/%s", kid);
+    snprintf(paths[2], sizeof(paths[2]), "/v1/identities/ifm");
+    static const char *const version_sql[3] = {"SELECT version FROM users WHERE id = ?",
+                                               "SELECT version FROM api_keys WHERE id = ?",
+                                               "SELECT version FROM identities WHERE id = ?"};
+    /* The winner's value, read back: name n<i>, remaining <i>, meta.i = <i>. */
+    static const char *const value_sql[3] = {
+        "SELECT COUNT(*) FROM users WHERE id = ? AND name = ?",
+        "SELECT COUNT(*) FROM api_keys WHERE id = ? AND CAST(remaining AS TEXT) = ?",
+        "SELECT COUNT(*) FROM identities WHERE id = ? AND meta = ?"};
+    const char *ids[3] = {uid, kid, idn};
+    for (int round = 0; round < IFM_ROUNDS; round++) {
+        for (int o = 0; o < 3; o++) {
+            burst_free(&b);
+            long v = db_count(&e, version_sql[o], ids[o], NULL);
+            EXPECT(v >= 1, "version of %s", ids[o]);
+            snprintf(ifm, sizeof(ifm), "If-Match: \"%ld\"\r\n", v);
+            snprintf(want_etag, sizeof(want_etag), "\"%ld\"", v + 1);
+            for (int i = 0; i < RACE_IFM; i++) {
+                if (o == 0)
+                    snprintf(bodies[i], sizeof(bodies[i]), "{\"name\":\"n%d\"}", i);
+                else if (o == 1)
+                    snprintf(bodies[i], sizeof(bodies[i]), "{\"remaining\":%d}", i);
+                else
+                    snprintf(bodies[i], sizeof(bodies[i]), "{\"meta\":{\"i\":%d}}", i);
+                q[i] = (struct reqspec){"PATCH", paths[o], e.key, bodies[i], ifm, i};
+            }
+            EXPECT(burst_fire(&e, q, RACE_IFM, &b) == 0, "burst");
+            int n5xx = 0, n200 = count_status(&b, 200, &n5xx), n412 = 0, winner = -1;
+            for (int i = 0; i < RACE_IFM; i++) {
+                const char *body = b.res[i].http.body ? b.res[i].http.body : "";
+                if (b.res[i].http.status == 412 && strstr(body, "\"precondition_failed\""))
+                    n412++;
+                if (b.res[i].http.status == 200) {
+                    winner = i;
+                    const char *et = hdr(&b, (size_t)i, "ETag");
+                    EXPECT(et && !strcmp(et, want_etag), "%s: the 200's ETag is %s, want %s",
+                           paths[o], et ? et : "none", want_etag);
+                }
+            }
+            EXPECT(n5xx == 0 && n200 == 1 && n412 == RACE_IFM - 1,
+                   "%s If-Match race: want 1 x 200 and %d x 412, got %d and %d (%d 5xx)", paths[o],
+                   RACE_IFM - 1, n200, n412, n5xx);
+            EXPECT(db_count(&e, version_sql[o], ids[o], NULL) == v + 1,
+                   "%s: the version must move by exactly one", paths[o]);
+            char val[32];
+            if (o == 0)
+                snprintf(val, sizeof(val), "n%d", winner);
+            else if (o == 1)
+                snprintf(val, sizeof(val), "%d", winner);
+            else
+                snprintf(val, sizeof(val), "{\"i\":%d}", winner);
+            EXPECT(db_count(&e, value_sql[o], ids[o], val) == 1,
+                   "%s: the database does not hold the 200's value %s", paths[o], val);
+        }
+    }
+    /* GET shows the stored version as its ETag; the identity's PATCHes
+     * changed its key's representation (the embedded meta), so the key's
+     * version moved with them. */
+    {
+        struct reqspec g = {"GET", paths[1], e.key, NULL, NULL, 0};
+        burst_free(&b);
+        EXPECT(burst_fire(&e, &g, 1, &b) == 0 && b.res[0].http.status == 200, "GET key");
+        long v = db_count(&e, version_sql[1], kid, NULL);
+        snprintf(want_etag, sizeof(want_etag), "\"%ld\"", v);
+        const char *et = hdr(&b, 0, "ETag");
+        EXPECT(et && !strcmp(et, want_etag), "GET key: ETag %s, want %s", et ? et : "none",
+               want_etag);
+        EXPECT(v == 1 + 2 * IFM_ROUNDS,
+               "key version %ld: want %d (its own PATCHes and its "
+               "identity's)",
+               v, 1 + 2 * IFM_ROUNDS);
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_if_match_1srv(void)
+{
+    race_if_match(1);
+}
+static void t_race_if_match_multi(void)
+{
+    race_if_match(MULTI);
+}
+
+/* The issue's lost update: a client reads `remaining`, then PATCHes it back
+ * raised while verifies spend credits. With If-Match nothing is lost: a
+ * verify that spent a credit moved the key's version, so the PATCH either
+ * came first (200; every VALID verify spent from the new value) or is
+ * refused (412): final remaining = (200 ? r + 10 : r) - VALID verifies. */
+#define RACE_IFV 16
+
+static void race_if_match_verify(int nsrv)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_IFV + 1];
+    char kid[64], key[128], kpath[128], vbody[200], pbody[64], ifm[160];
+    int patched = 0;
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < 10; round++) {
+        struct reqspec c = {"POST", "/v1/keys", e.key, "{\"remaining\":1000}", NULL, 0};
+        json_t *j = NULL;
+        EXPECT(http1(&e, &c, &j) == 201 && jstr(j, "keyId", NULL), "key");
+        snprintf(kid, sizeof(kid), "%s", jstr(j, "keyId", NULL));
+        snprintf(key, sizeof(key), "%s", jstr(j, "key", NULL));
+        json_decref(j);
+        snprintf(kpath, sizeof(kpath), "/v1/keys/%s", kid);
+        snprintf(vbody, sizeof(vbody), "{\"key\":\"%s\"}", key);
+        /* A verify or two first, so the ETag read is not simply "1". */
+        struct reqspec v = {"POST", "/v1/keys/verify", e.key, vbody, NULL, 0};
+        for (int i = 0; i < round % 3; i++)
+            EXPECT(http1(&e, &v, NULL) == 200, "verify");
+        struct reqspec g = {"GET", kpath, e.key, NULL, NULL, 0};
+        burst_free(&b);
+        EXPECT(burst_fire(&e, &g, 1, &b) == 0 && b.res[0].http.status == 200 && hdr(&b, 0, "ETag"),
+               "GET key");
+        snprintf(ifm, sizeof(ifm), "If-Match: %s\r\n", hdr(&b, 0, "ETag"));
+        j = res_json(&b, 0);
+        long r = (long)json_integer_value(json_object_get(json_object_get(j, "key"), "remaining"));
+        json_decref(j);
+        snprintf(pbody, sizeof(pbody), "{\"remaining\":%ld}", r + 10);
+        int at = round % (RACE_IFV + 1);
+        for (int i = 0; i <= RACE_IFV; i++)
+            q[i] = i == at ? (struct reqspec){"PATCH", kpath, e.key, pbody, ifm, i}
+                           : (struct reqspec){"POST", "/v1/keys/verify", e.key, vbody, NULL, i};
+        burst_free(&b);
+        EXPECT(burst_fire(&e, q, RACE_IFV + 1, &b) == 0, "burst");
+        int n5xx = 0, nvalid = 0, pst = b.res[at].http.status;
+        for (int i = 0; i <= RACE_IFV; i++) {
+            if (i == at)
+                continue;
+            json_t *vj = res_json(&b, (size_t)i);
+            nvalid += json_is_true(json_object_get(vj, "valid"));
+            n5xx += b.res[i].http.status != 200;
+            json_decref(vj);
+        }
+        EXPECT(n5xx == 0 && (pst == 200 || pst == 412), "verifies not 200: %d; PATCH %d", n5xx,
+               pst);
+        patched += pst == 200;
+        char want[32];
+        snprintf(want, sizeof(want), "%ld", (pst == 200 ? r + 10 : r) - nvalid);
+        EXPECT(db_count(
+                   &e, "SELECT COUNT(*) FROM api_keys WHERE id = ? AND CAST(remaining AS TEXT) = ?",
+                   kid, want) == 1,
+               "remaining is not %s (read %ld, PATCH %d, %d VALID): a credit was lost", want, r,
+               pst, nvalid);
+    }
+    fprintf(stderr, "  PATCH with If-Match racing verifies: %d of 10 applied\n", patched);
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_if_match_verify(void)
+{
+    race_if_match_verify(MULTI);
+}
+
+/* A cursor list read page by page while, in the same bursts as each page,
+ * writers create new rows and delete others (rows made before the paging
+ * and rows made during it). Keyset pagination must show every row that
+ * lived throughout exactly once and no row twice. For users, identities,
+ * events, and the keys of one identity (where "delete" is a PATCH that
+ * detaches the key). */
+#define LIST_STABLE 30
+#define LIST_DOOMED 20
+#define LIST_WRITERS 6
+#define LIST_MAX 400
+
+struct lrow {
+    char id[64], del[160]; /* the list's id; the path that removes it */
+};
+
+static int list_create(struct env *e, int kind, int n, int tag, struct lrow *rows, int srv0)
+{
+    struct reqspec q[LIST_MAX];
+    char bodies[LIST_MAX][128];
+    struct burst b = {0};
+    static const char *const paths[] = {"/v1/users", "/v1/identities", "/v1/events", "/v1/keys"};
+    unsigned salt = rf_rand_below(1u << 30);
+    for (int i = 0; i < n; i++) {
+        if (kind == 0)
+            snprintf(bodies[i], sizeof(bodies[i]), "{\"email\":\"l%d-%d-%u@example.com\"}", tag, i,
+                     salt);
+        else if (kind == 1)
+            snprintf(bodies[i], sizeof(bodies[i]), "{\"externalId\":\"l%d-%d-%u\"}", tag, i, salt);
+        else if (kind == 2)
+            snprintf(bodies[i], sizeof(bodies[i]), "{\"name\":\"l %d %d %u\"}", tag, i, salt);
+        else
+            snprintf(bodies[i], sizeof(bodies[i]), "{\"externalId\":\"lister\"}");
+        q[i] = (struct reqspec){"POST", paths[kind], e->key, bodies[i], NULL, srv0 + i};
+    }
+    int made = 0;
+    if (burst_fire(e, q, (size_t)n, &b) == 0)
+        for (int i = 0; i < n; i++) {
+            json_t *j = res_json(&b, (size_t)i);
+            const char *id = kind == 0   ? jstr(j, "user", "id")
+                             : kind == 1 ? jstr(j, "identity", "id")
+                             : kind == 2 ? jstr(j, "event", "id")
+                                         : jstr(j, "keyId", NULL);
+            const char *dk = kind == 1   ? jstr(j, "identity", "externalId")
+                             : kind == 2 ? jstr(j, "event", "slug")
+                                         : id;
+            if (b.res[i].http.status == 201 && id && dk) {
+                snprintf(rows[made].id, sizeof(rows[made].id), "%s", id);
+                snprintf(rows[made].del, sizeof(rows[made].del), "%s/%s", paths[kind], dk);
+                made++;
+            }
+            json_decref(j);
+        }
+    burst_free(&b);
+    return made;
+}
+
+static void race_list_cursor(int nsrv)
+{
+    struct env e;
+    struct burst b = {0};
+    static struct lrow stable[LIST_STABLE], pool[LIST_MAX];
+    static char seen[LIST_MAX * 2][64];
+    static const char *const lists[] = {"/v1/users", "/v1/identities", "/v1/events",
+                                        "/v1/keys?externalId=lister"};
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int kind = 0; kind < 4; kind++) {
+        int npool = 0, next_del = 0, nseen = 0, pages = 0, n5xx = 0;
+        char cursor[600] = "", lpath[800];
+        EXPECT(list_create(&e, kind, LIST_STABLE, 0, stable, 0) == LIST_STABLE, "stable rows");
+        npool = list_create(&e, kind, LIST_DOOMED, 1, pool, 1);
+        EXPECT(npool == LIST_DOOMED, "doomed rows");
+        for (;;) {
+            struct reqspec q[1 + LIST_WRITERS];
+            char wbodies[LIST_WRITERS][128];
+            unsigned salt = rf_rand_below(1u << 30);
+            snprintf(lpath, sizeof(lpath), "%s%slimit=7%s%s", lists[kind], kind == 3 ? "&" : "?",
+                     cursor[0] ? "&cursor=" : "", cursor);
+            q[0] = (struct reqspec){"GET", lpath, e.key, NULL, NULL, pages};
+            int nq = 1, created_from = npool;
+            for (int w = 0; w < LIST_WRITERS; w++) {
+                if (w % 2 && next_del < npool) {
+                    /* A key leaves the identity's list by being detached. */
+                    q[nq] =
+                        kind == 3
+                            ? (struct reqspec){"PATCH", pool[next_del].del,
+                                               e.key,   "{\"externalId\":null}",
+                                               NULL,    w}
+                            : (struct reqspec){"DELETE", pool[next_del].del, e.key, NULL, NULL, w};
+                    next_del++;
+                } else {
+                    if (kind == 0)
+                        snprintf(wbodies[w], sizeof(wbodies[w]),
+                                 "{\"email\":\"w%d-%u@example.com\"}", w, salt);
+                    else if (kind == 1)
+                        snprintf(wbodies[w], sizeof(wbodies[w]), "{\"externalId\":\"w%d-%u\"}", w,
+                                 salt);
+                    else if (kind == 2)
+                        snprintf(wbodies[w], sizeof(wbodies[w]), "{\"name\":\"w %d %u\"}", w, salt);
+                    else
+                        snprintf(wbodies[w], sizeof(wbodies[w]), "{\"externalId\":\"lister\"}");
+                    q[nq] = (struct reqspec){"POST",
+                                             kind == 0   ? "/v1/users"
+                                             : kind == 1 ? "/v1/identities"
+                                             : kind == 2 ? "/v1/events"
+                                                         : "/v1/keys",
+                                             e.key,
+                                             wbodies[w],
+                                             NULL,
+                                             w};
+                }
+                nq++;
+            }
+            burst_free(&b);
+            EXPECT(burst_fire(&e, q, (size_t)nq, &b) == 0, "burst");
+            for (int i = 1; i < nq; i++) {
+                int st = b.res[i].http.status;
+                n5xx += st >= 500 || st == 0;
+                if (st != 201 || npool >= LIST_MAX)
+                    continue;
+                json_t *j = res_json(&b, (size_t)i);
+                const char *id = kind == 0   ? jstr(j, "user", "id")
+                                 : kind == 1 ? jstr(j, "identity", "id")
+                                 : kind == 2 ? jstr(j, "event", "id")
+                                             : jstr(j, "keyId", NULL);
+                const char *dk = kind == 1   ? jstr(j, "identity", "externalId")
+                                 : kind == 2 ? jstr(j, "event", "slug")
+                                             : id;
+                if (id && dk) {
+                    snprintf(pool[npool].id, sizeof(pool[npool].id), "%s", id);
+                    snprintf(pool[npool].del, sizeof(pool[npool].del), "%s/%s",
+                             kind == 0   ? "/v1/users"
+                             : kind == 1 ? "/v1/identities"
+                             : kind == 2 ? "/v1/events"
+                                         : "/v1/keys",
+                             dk);
+                    npool++;
+                }
+                json_decref(j);
+            }
+            (void)created_from;
+            EXPECT(b.res[0].http.status == 200, "%s: status %d", lpath, b.res[0].http.status);
+            json_t *j = res_json(&b, 0);
+            json_t *data = json_object_get(j, "data");
+            for (size_t i = 0; i < json_array_size(data) && nseen < LIST_MAX * 2; i++) {
+                const char *id = jstr(json_array_get(data, i), "id", NULL);
+                snprintf(seen[nseen++], sizeof(seen[0]), "%s", id ? id : "?");
+            }
+            const char *next = jstr(j, "cursor", NULL);
+            snprintf(cursor, sizeof(cursor), "%s", next ? next : "");
+            json_decref(j);
+            pages++;
+            if (!cursor[0] || pages > 100)
+                break;
+        }
+        EXPECT(n5xx == 0, "%s: %d writes were 5xx", lists[kind], n5xx);
+        EXPECT(pages > 5, "%s: only %d pages", lists[kind], pages);
+        for (int i = 0; i < nseen; i++)
+            for (int k = i + 1; k < nseen; k++)
+                EXPECT(strcmp(seen[i], seen[k]) != 0, "%s: %s shown twice (pages of 7)",
+                       lists[kind], seen[i]);
+        for (int s = 0; s < LIST_STABLE; s++) {
+            int times = 0;
+            for (int i = 0; i < nseen; i++)
+                times += !strcmp(seen[i], stable[s].id);
+            EXPECT(times == 1, "%s: %s, there all along, shown %d times", lists[kind], stable[s].id,
+                   times);
+        }
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_list_cursor_1srv(void)
+{
+    race_list_cursor(1);
+}
+static void t_race_list_cursor_multi(void)
+{
+    race_list_cursor(MULTI);
+}
+
+/* DELETE /v1/identities/{x} racing N key creates with externalId x: every
+ * key ends attached to a live identity (then the one its 201 named) or to
+ * none (its identity was deleted); the keys made before are detached; no
+ * 5xx (a foreign-key failure is a retry, never a 500). */
+#define RACE_IDEL 24
+#define IDEL_ROUNDS 8
+
+static void race_identity_delete(int nsrv)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_IDEL + 1];
+    char xid[64], body[128], dpath[128], idn[64], old[3][64];
+    int attached = 0, detached = 0;
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < IDEL_ROUNDS; round++) {
+        burst_free(&b);
+        snprintf(xid, sizeof(xid), "gone-%u", rf_rand_below(1u << 30));
+        snprintf(body, sizeof(body), "{\"externalId\":\"%s\"}", xid);
+        snprintf(dpath, sizeof(dpath), "/v1/identities/%s", xid);
+        EXPECT(create1(&e, "/v1/identities", body, "identity", "id", idn, sizeof(idn)) == 0,
+               "identity");
+        for (int i = 0; i < 3; i++)
+            EXPECT(create1(&e, "/v1/keys", body, "keyId", NULL, old[i], sizeof(old[i])) == 0,
+                   "key");
+        int del = round % (RACE_IDEL + 1); /* the DELETE's place in the burst */
+        for (int i = 0; i <= RACE_IDEL; i++)
+            q[i] = i == del ? (struct reqspec){"DELETE", dpath, e.key, NULL, NULL, i}
+                            : (struct reqspec){"POST", "/v1/keys", e.key, body, NULL, i};
+        EXPECT(burst_fire(&e, q, RACE_IDEL + 1, &b) == 0, "burst");
+        int n5xx = 0, n201 = count_status(&b, 201, &n5xx);
+        EXPECT(n5xx == 0 && b.res[del].http.status == 204 && n201 == RACE_IDEL,
+               "want 204 and %d x 201, got %d and %d (%d 5xx)", RACE_IDEL, b.res[del].http.status,
+               n201, n5xx);
+        for (int i = 0; i <= RACE_IDEL; i++) {
+            if (i == del)
+                continue;
+            json_t *j = res_json(&b, (size_t)i);
+            const char *kid = jstr(j, "keyId", NULL), *got = jstr(j, "identityId", NULL);
+            long live = kid && got
+                            ? db_count(&e,
+                                       "SELECT COUNT(*) FROM api_keys k JOIN identities i"
+                                       " ON i.id = k.identity_id WHERE k.id = ? AND i.id = ?",
+                                       kid, got)
+                            : -1;
+            long gone = kid && got ? db_count(&e,
+                                              "SELECT (SELECT COUNT(*) FROM api_keys WHERE id = ?"
+                                              " AND identity_id IS NULL) * (1 - (SELECT COUNT(*)"
+                                              " FROM identities WHERE id = ?))",
+                                              kid, got)
+                                   : -1;
+            attached += live == 1;
+            detached += gone == 1;
+            json_decref(j);
+            EXPECT(live + gone == 1,
+                   "key %s (201 named %s): want it on that live identity or detached from a "
+                   "deleted one (live %ld, detached %ld)",
+                   kid ? kid : "?", got ? got : "?", live, gone);
+        }
+        for (int i = 0; i < 3; i++)
+            EXPECT(db_count(&e,
+                            "SELECT COUNT(*) FROM api_keys WHERE id = ? AND identity_id IS NULL",
+                            old[i], NULL) == 1,
+                   "a key made before the delete is still attached");
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM identities WHERE id = ?", idn, NULL) == 0,
+               "the deleted identity is still there");
+        EXPECT(db_count(&e,
+                        "SELECT COUNT(*) FROM api_keys k WHERE k.identity_id IS NOT NULL AND NOT"
+                        " EXISTS (SELECT 1 FROM identities i WHERE i.id = k.identity_id)",
+                        NULL, NULL) == 0,
+               "a key points at a deleted identity");
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM identities WHERE external_id = ?", xid, NULL) <=
+                   1,
+               "two identities for %s", xid);
+    }
+    fprintf(stderr, "  keys racing the delete: %d on a new identity, %d detached\n", attached,
+            detached);
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_identity_delete_1srv(void)
+{
+    race_identity_delete(1);
+}
+static void t_race_identity_delete_multi(void)
+{
+    race_identity_delete(MULTI);
+}
+/* The same with both windows held open (test builds): a key create pauses
+ * between finding the identity and inserting the key that references it,
+ * the delete between detaching keys and deleting the identity. On
+ * PostgreSQL the foreign key then refuses the loser's write every time,
+ * which must be a retry (a new identity, or one more detach), never a 500.
+ * (PostgreSQL only: SQLite runs write transactions one at a time, so the
+ * pauses would only wait.) */
+static void t_race_identity_delete_paused(void)
+{
+    faults = "keys.slow_attach=1"; /* the delete commits inside a create's pause */
+    race_identity_delete(MULTI);
+    faults = "identities.slow_delete=1"; /* creates commit inside the delete's */
+    race_identity_delete(MULTI);
+    faults = NULL;
+}
+
+/* Deleting a user frees its email and username at once: a DELETE fired
+ * with M creates of its email and M claims of its username by others.
+ * Claimants that ran before the delete see the old holder (200 with its
+ * id, 409); of the rest exactly one wins each (201, 200) and the others see
+ * the winner. If none ran after the delete, a second burst (after it) must
+ * give one winner. Then N simultaneous deletes of a user: one 204. */
+#define RACE_UDEL 16
+
+static void race_user_delete(int nsrv)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[2 * RACE_UDEL + 1];
+    char claimer[RACE_UDEL][64], cpath[RACE_UDEL][128], uid[64], upath[128], email[96], ebody[160],
+        uname[40], ubody[96], key[40];
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int i = 0; i < RACE_UDEL; i++) {
+        char body[96];
+        snprintf(body, sizeof(body), "{\"email\":\"claimer%d@example.com\"}", i);
+        EXPECT(create1(&e, "/v1/users", body, "user", "id", claimer[i], sizeof(claimer[i])) == 0,
+               "claimer");
+        snprintf(cpath[i], sizeof(cpath[i]), "/v1/users/%.63s", claimer[i]);
+    }
+    for (int round = 0; round < 6; round++) {
+        snprintf(email, sizeof(email), "held-%u@example.com", rf_rand_below(1u << 30));
+        snprintf(ebody, sizeof(ebody), "{\"email\":\"%s\"}", email);
+        snprintf(uname, sizeof(uname), "held-%u", rf_rand_below(1u << 30));
+        snprintf(ubody, sizeof(ubody), "{\"username\":\"%s\"}", uname);
+        rf_username_key(uname, strlen(uname), key);
+        EXPECT(create1(&e, "/v1/users", ebody, "user", "id", uid, sizeof(uid)) == 0, "holder");
+        snprintf(upath, sizeof(upath), "/v1/users/%s", uid);
+        struct reqspec claim = {"PATCH", upath, e.key, ubody, NULL, 0};
+        EXPECT(http1(&e, &claim, NULL) == 200, "holder claims %s", uname);
+        char winner_user[64] = "", winner_claim[64] = "";
+        int created = 0, claimed = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            int nq = 0, del = -1;
+            for (int i = 0; i < RACE_UDEL; i++) {
+                if (!created)
+                    q[nq++] = (struct reqspec){"POST", "/v1/users", e.key, ebody, NULL, i};
+                if (!claimed)
+                    q[nq++] = (struct reqspec){"PATCH", cpath[i], e.key, ubody, NULL, i + 1};
+                if (pass == 0 && i == RACE_UDEL / 2) {
+                    del = nq;
+                    q[nq++] = (struct reqspec){"DELETE", upath, e.key, NULL, NULL, i};
+                }
+            }
+            if (nq == 0)
+                break;
+            burst_free(&b);
+            EXPECT(burst_fire(&e, q, (size_t)nq, &b) == 0, "burst");
+            if (del >= 0)
+                EXPECT(b.res[del].http.status == 204, "delete: %d", b.res[del].http.status);
+            for (int i = 0; i < nq; i++) {
+                if (i == del)
+                    continue;
+                int st = b.res[i].http.status;
+                const char *rb = b.res[i].http.body ? b.res[i].http.body : "";
+                json_t *j = res_json(&b, (size_t)i);
+                const char *id = jstr(j, "user", "id");
+                if (!strcmp(q[i].method, "POST")) {
+                    EXPECT((st == 201 || st == 200) && id, "create: %d %s", st, rb);
+                    if (st == 201) {
+                        created++;
+                        snprintf(winner_user, sizeof(winner_user), "%s", id);
+                    }
+                } else {
+                    EXPECT(st == 200 || (st == 409 && strstr(rb, "username_taken")), "claim: %d %s",
+                           st, rb);
+                    if (st == 200) {
+                        claimed++;
+                        snprintf(winner_claim, sizeof(winner_claim), "%s", id);
+                    }
+                }
+                json_decref(j);
+            }
+            /* Every create that did not win saw the old holder or the winner. */
+            for (int i = 0; i < nq; i++) {
+                if (i == del || strcmp(q[i].method, "POST") || b.res[i].http.status != 200)
+                    continue;
+                json_t *j = res_json(&b, (size_t)i);
+                const char *id = jstr(j, "user", "id");
+                int ok = id && (!strcmp(id, uid) || (winner_user[0] && !strcmp(id, winner_user)));
+                if (pass == 1)
+                    ok = id && winner_user[0] && !strcmp(id, winner_user);
+                json_decref(j);
+                EXPECT(ok, "a create saw a user that is neither the holder nor the winner");
+            }
+        }
+        EXPECT(created == 1, "want one 201 for the freed email, got %d", created);
+        EXPECT(claimed == 1, "want one 200 for the freed username, got %d", claimed);
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM users WHERE email = ? AND id = ?", email,
+                        winner_user) == 1 &&
+                   db_count(&e, "SELECT COUNT(*) FROM users WHERE email = ?", email, NULL) == 1,
+               "the database's owner of %s is not the 201's user", email);
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM users WHERE username_key = ? AND id = ?", key,
+                        winner_claim) == 1,
+               "the database's owner of %s is not the claim's winner", uname);
+        /* Free the username again for the next round. */
+        char wpath[128];
+        snprintf(wpath, sizeof(wpath), "/v1/users/%s", winner_claim);
+        struct reqspec rel = {"PATCH", wpath, e.key, "{\"username\":null}", NULL, 0};
+        EXPECT(http1(&e, &rel, NULL) == 200, "release");
+    }
+    /* N simultaneous deletes of one user: one 204, N-1 x 404. */
+    {
+        snprintf(upath, sizeof(upath), "/v1/users/%s", claimer[0]);
+        for (int i = 0; i < RACE_UDEL; i++)
+            q[i] = (struct reqspec){"DELETE", upath, e.key, NULL, NULL, i};
+        burst_free(&b);
+        EXPECT(burst_fire(&e, q, RACE_UDEL, &b) == 0, "burst");
+        int n5xx = 0, n204 = count_status(&b, 204, &n5xx), n404 = count_status(&b, 404, &n5xx);
+        EXPECT(n5xx == 0 && n204 == 1 && n404 == RACE_UDEL - 1,
+               "N deletes: want 1 x 204 and %d x 404, got %d and %d", RACE_UDEL - 1, n204, n404);
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM users WHERE id = ?", claimer[0], NULL) == 0,
+               "deleted user still there");
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_user_delete_1srv(void)
+{
+    race_user_delete(1);
+}
+static void t_race_user_delete_multi(void)
+{
+    race_user_delete(MULTI);
+}
+
+/* N simultaneous DELETEs of one event slug, fired with N creates of a name
+ * whose own slug is that one ("Launch 2" after "launch-2" was handed out as
+ * a suffix): one 204, N-1 × 404, N × 201 with N distinct slugs, none the
+ * deleted one (its tombstone keeps it), and a create after the delete does
+ * not get it either. */
+#define RACE_EDEL 16
+
+static void race_event_delete(int nsrv)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[2 * RACE_EDEL];
+    char slug[96], dpath[160], name[64], body[128], body2[128];
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < 5; round++) {
+        snprintf(name, sizeof(name), "Gala %u", rf_rand_below(1u << 30));
+        snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+        snprintf(body2, sizeof(body2), "{\"name\":\"%s 2\"}", name);
+        EXPECT(create1(&e, "/v1/events", body, "event", "slug", slug, sizeof(slug)) == 0, "1st");
+        EXPECT(create1(&e, "/v1/events", body, "event", "slug", slug, sizeof(slug)) == 0, "2nd");
+        EXPECT(strlen(slug) > 2 && !strcmp(slug + strlen(slug) - 2, "-2"), "slug %s", slug);
+        snprintf(dpath, sizeof(dpath), "/v1/events/%s", slug);
+        for (int i = 0; i < 2 * RACE_EDEL; i++)
+            q[i] = i % 2 ? (struct reqspec){"DELETE", dpath, e.key, NULL, NULL, i}
+                         : (struct reqspec){"POST", "/v1/events", e.key, body2, NULL, i};
+        burst_free(&b);
+        EXPECT(burst_fire(&e, q, 2 * RACE_EDEL, &b) == 0, "burst");
+        int n5xx = 0, n204 = count_status(&b, 204, &n5xx), n404 = count_status(&b, 404, &n5xx),
+            n201 = count_status(&b, 201, &n5xx);
+        EXPECT(n5xx == 0 && n204 == 1 && n404 == RACE_EDEL - 1 && n201 == RACE_EDEL,
+               "want 1 x 204, %d x 404, %d x 201; got %d, %d, %d", RACE_EDEL - 1, RACE_EDEL, n204,
+               n404, n201);
+        char slugs[RACE_EDEL + 1][96];
+        int ns = 0;
+        for (int i = 0; i < 2 * RACE_EDEL; i += 2) {
+            json_t *j = res_json(&b, (size_t)i);
+            const char *s = jstr(j, "event", "slug");
+            snprintf(slugs[ns++], sizeof(slugs[0]), "%s", s ? s : "?");
+            json_decref(j);
+        }
+        EXPECT(create1(&e, "/v1/events", body2, "event", "slug", slugs[ns], sizeof(slugs[0])) == 0,
+               "after");
+        ns++;
+        for (int i = 0; i < ns; i++) {
+            EXPECT(strcmp(slugs[i], slug) != 0, "a new event got the deleted slug %s", slug);
+            for (int k = i + 1; k < ns; k++)
+                EXPECT(strcmp(slugs[i], slugs[k]) != 0, "slug %s twice", slugs[i]);
+        }
+        struct reqspec g = {"GET", dpath, e.key, NULL, NULL, 0};
+        EXPECT(http1(&e, &g, NULL) == 404, "GET of a deleted event");
+        EXPECT(db_count(&e, "SELECT COUNT(*) FROM events WHERE slug = ? AND deleted_at IS NOT NULL",
+                        slug, NULL) == 1,
+               "want one tombstone for %s", slug);
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+static void t_race_event_delete_1srv(void)
+{
+    race_event_delete(1);
+}
+static void t_race_event_delete_multi(void)
+{
+    race_event_delete(MULTI);
+}
+
+/* Issue 14 item 6 and ETags through the idempotency layer, one request at
+ * a time: refused before the handler wrote → not stored, the corrected
+ * retry with the same key runs; a 412 decided by the UPDATE is stored and
+ * replayed; the ETag survives a replay; If-Match is part of the request;
+ * two Idempotency-Key headers → 400; --require-if-match → 428 (not stored
+ * either). */
+static void t_idem_details(void)
+{
+    struct env e;
+    json_t *j = NULL;
+    int rp = 0;
+    char uid[64], upath[128];
+    struct burst b = {0};
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    const struct {
+        const char *method, *path, *bad, *good;
+        int bad_status;
+    } fixes[] = {
+        {"POST", "/v1/users", "{\"email\":\"no-at\"}", "{\"email\":\"fixed@example.com\"}", 422},
+        {"POST", "/v1/users", "{\"email\":", "{\"email\":\"fixed2@example.com\"}", 400},
+        {"POST", "/v1/users", "{\"email\":\"f3@example.com\",\"x\":1}",
+         "{\"email\":\"f3@example.com\"}", 422},
+        {"POST", "/v1/keys", "{\"expires\":1}", "{\"name\":\"fixed\"}", 422},
+        {"POST", "/v1/events", "{\"name\":\"\"}", "{\"name\":\"Fixed\"}", 422},
+    };
+    for (size_t i = 0; i < sizeof(fixes) / sizeof(fixes[0]); i++) {
+        char h[64];
+        snprintf(h, sizeof(h), "Idempotency-Key: fix-%zu\r\n", i);
+        struct reqspec bad = {fixes[i].method, fixes[i].path, e.key, fixes[i].bad, h, 0};
+        struct reqspec good = {fixes[i].method, fixes[i].path, e.key, fixes[i].good, h, 0};
+        int st = http1r(&e, &bad, &j, &rp);
+        json_decref(j);
+        j = NULL;
+        EXPECT(st == fixes[i].bad_status && !rp, "case %zu bad: %d", i, st);
+        st = http1r(&e, &good, &j, &rp);
+        json_decref(j);
+        j = NULL;
+        EXPECT(st == 201 && !rp, "case %zu: the corrected retry with the same key must run: %d%s",
+               i, st, rp ? " (replayed)" : "");
+        EXPECT(http1r(&e, &good, &j, &rp) == 201 && rp, "case %zu: then it replays", i);
+        json_decref(j);
+        j = NULL;
+    }
+    EXPECT(create1(&e, "/v1/users", "{\"email\":\"etag@example.com\"}", "user", "id", uid,
+                   sizeof(uid)) == 0,
+           "user");
+    snprintf(upath, sizeof(upath), "/v1/users/%s", uid);
+    /* A stored 200 replays with its ETag. */
+    struct reqspec p1 = {
+        "PATCH", upath, e.key, "{\"name\":\"A\"}", "Idempotency-Key: et-1\r\nIf-Match: \"1\"\r\n",
+        0};
+    for (int k = 0; k < 2; k++) {
+        burst_free(&b);
+        EXPECT(burst_fire(&e, &p1, 1, &b) == 0 && b.res[0].http.status == 200, "PATCH %d", k);
+        const char *et = hdr(&b, 0, "ETag");
+        EXPECT(et && !strcmp(et, "\"2\""), "PATCH %d: ETag %s, want \"2\"", k, et ? et : "none");
+        EXPECT(!hdr(&b, 0, "Idempotent-Replayed") == !k, "PATCH %d: replayed?", k);
+    }
+    /* The same key and body under another If-Match is another request. */
+    struct reqspec p2 = p1;
+    p2.extra_headers = "Idempotency-Key: et-1\r\nIf-Match: \"2\"\r\n";
+    EXPECT(http1r(&e, &p2, &j, &rp) == 422 &&
+               !strcmp(jstr(j, "code", NULL), "idempotency_key_reused"),
+           "another If-Match with the same key: want 422 idempotency_key_reused");
+    json_decref(j);
+    j = NULL;
+    /* A 412 was decided by the UPDATE (the handler wrote, or tried to): it
+     * is stored, and replays. */
+    struct reqspec p3 = {
+        "PATCH", upath, e.key, "{\"name\":\"B\"}", "Idempotency-Key: et-2\r\nIf-Match: \"1\"\r\n",
+        0};
+    EXPECT(http1r(&e, &p3, &j, &rp) == 412 && !rp, "stale PATCH: 412");
+    json_decref(j);
+    j = NULL;
+    EXPECT(http1r(&e, &p3, &j, &rp) == 412 && rp, "stale PATCH again: the stored 412");
+    json_decref(j);
+    j = NULL;
+    /* Two keys: 400, and neither is reserved. */
+    struct reqspec two = {"POST",
+                          "/v1/users",
+                          e.key,
+                          "{\"email\":\"two@example.com\"}",
+                          "Idempotency-Key: k-a\r\nIdempotency-Key: k-b\r\n",
+                          0};
+    EXPECT(http1(&e, &two, NULL) == 400, "two Idempotency-Key headers");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM idempotency_keys WHERE idem_key IN (?, ?)", "k-a",
+                    "k-b") == 0,
+           "a key of a refused request was reserved");
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM users WHERE email = ?", "two@example.com", NULL) == 0,
+           "a refused request wrote");
+    /* Refused requests left no reservations behind. */
+    EXPECT(db_count(&e, "SELECT COUNT(*) FROM idempotency_keys WHERE state <> 'done'", NULL,
+                    NULL) == 0,
+           "an in-flight reservation was left behind");
+    env_down(&e);
+
+    /* --require-if-match: a PATCH without If-Match is 428, and not stored. */
+    serve_args[0] = "--require-if-match";
+    EXPECT(env_up(&e, 1) == 0, "env_up");
+    EXPECT(create1(&e, "/v1/users", "{\"email\":\"req@example.com\"}", "user", "id", uid,
+                   sizeof(uid)) == 0,
+           "user");
+    snprintf(upath, sizeof(upath), "/v1/users/%s", uid);
+    char kid[64], kpath[128];
+    EXPECT(create1(&e, "/v1/keys", "{\"externalId\":\"req\"}", "keyId", NULL, kid, sizeof(kid)) ==
+               0,
+           "key");
+    snprintf(kpath, sizeof(kpath), "/v1/keys/%s", kid);
+    const char *paths[3] = {upath, kpath, "/v1/identities/req"};
+    const char *bodies[3] = {"{\"name\":\"x\"}", "{\"name\":\"x\"}", "{\"meta\":{\"x\":1}}"};
+    for (int i = 0; i < 3; i++) {
+        char h1[64], h2[80];
+        snprintf(h1, sizeof(h1), "Idempotency-Key: rq-%d\r\n", i);
+        snprintf(h2, sizeof(h2), "Idempotency-Key: rq-%d\r\nIf-Match: *\r\n", i);
+        struct reqspec no = {"PATCH", paths[i], e.key, bodies[i], h1, 0};
+        struct reqspec yes = {"PATCH", paths[i], e.key, bodies[i], h2, 0};
+        EXPECT(http1r(&e, &no, &j, &rp) == 428 &&
+                   !strcmp(jstr(j, "code", NULL), "precondition_required"),
+               "%s without If-Match: want 428", paths[i]);
+        json_decref(j);
+        j = NULL;
+        EXPECT(http1r(&e, &yes, &j, &rp) == 200 && !rp, "%s with If-Match: * must run: 200",
+               paths[i]);
+        json_decref(j);
+        j = NULL;
+    }
+out:
+    serve_args[0] = NULL;
+    json_decref(j);
+    burst_free(&b);
+    env_down(&e);
+}
+
 /* ---------- tenant isolation, every /v1 route ---------- */
 
 /* One request: status, the parsed body (caller decrefs; NULL when not
@@ -2166,8 +3049,23 @@ static void t_tenancy_all_routes(void)
         EXPECT((before[i] = snapshot(&e, e.key, p[i])) != NULL, "snapshot");
     }
 
+    /* Every write to A's rows bumps a version: B's attempts must move none. */
+    static const char *const versions_sql =
+        "SELECT (SELECT SUM(version) FROM users WHERE workspace_id = x.w)"
+        " + (SELECT SUM(version) FROM api_keys WHERE workspace_id = x.w)"
+        " + (SELECT SUM(version) FROM identities WHERE workspace_id = x.w)"
+        " + (SELECT SUM(version) FROM events WHERE workspace_id = x.w)"
+        " + (SELECT SUM(version) FROM resources WHERE workspace_id = x.w)"
+        " FROM (SELECT workspace_id AS w FROM users WHERE id = ?) x";
+    long versions_before = db_count(&e, versions_sql, uid, NULL);
+    EXPECT(versions_before > 0, "A's versions");
+
     /* B against A's objects. */
     NOT_THEIRS("GET", p[0], "/v1/users/usr_NoSuchUser1234567890", NULL);
+    NOT_THEIRS("DELETE", p[0], "/v1/users/usr_NoSuchUser1234567890", NULL);
+    NOT_THEIRS("DELETE", p[2], "/v1/events/no-such-slug", NULL);
+    NOT_THEIRS("PATCH", "/v1/identities/ext-a", "/v1/identities/ext-never", "{\"meta\":{\"b\":1}}");
+    NOT_THEIRS("DELETE", "/v1/identities/ext-a", "/v1/identities/ext-never", NULL);
     NOT_THEIRS("PATCH", p[0], "/v1/users/usr_NoSuchUser1234567890",
                "{\"username\":\"stolen\",\"name\":\"B\"}");
     NOT_THEIRS("GET", p[2], "/v1/events/no-such-slug", NULL);
@@ -2190,8 +3088,15 @@ static void t_tenancy_all_routes(void)
     json_decref(j);
     j = NULL;
     /* Lists and lookups show none of A's rows. */
-    const char *lists[] = {"/v1/users?email=a%40example.com", "/v1/events", "/v1/resources",
-                           "/v1/events?limit=1&cursor=", "/v1/resources?limit=100"};
+    const char *lists[] = {"/v1/users?email=a%40example.com",
+                           "/v1/events",
+                           "/v1/resources",
+                           "/v1/events?limit=1&cursor=",
+                           "/v1/resources?limit=100",
+                           "/v1/users",
+                           "/v1/users?limit=100",
+                           "/v1/identities",
+                           "/v1/keys?externalId=ext-a"};
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
         char lp[700];
         snprintf(lp, sizeof(lp), "%s%s", lists[i], i == 3 ? cursor : "");
@@ -2199,8 +3104,9 @@ static void t_tenancy_all_routes(void)
         char *s = NULL;
         EXPECT(http1(&e, &l, &j) == 200 && json_is_array(json_object_get(j, "data")), "B: %s", lp);
         s = json_dumps(j, JSON_COMPACT);
-        int leak = !s || strstr(s, uid) || strstr(s, eid) || strstr(s, rid) ||
-                   strstr(s, "a@example.com") || strstr(s, "Launch");
+        int leak = !s || strstr(s, uid) || strstr(s, eid) || strstr(s, rid) || strstr(s, idn) ||
+                   strstr(s, kid) || strstr(s, "a@example.com") || strstr(s, "Launch") ||
+                   strstr(s, "ext-a");
         json_decref(j);
         j = NULL;
         EXPECT(!leak, "B's %s shows A's rows: %s", lp, s ? s : "");
@@ -2241,7 +3147,9 @@ static void t_tenancy_all_routes(void)
     json_decref(j);
     j = NULL;
 
-    /* A's objects are as they were. */
+    /* A's objects are as they were, down to their versions. */
+    EXPECT(db_count(&e, versions_sql, uid, NULL) == versions_before,
+           "B's requests moved a version of A's objects");
     for (int i = 0; i < 9; i++) {
         EXPECT((after = snapshot(&e, e.key, p[i])) != NULL, "snapshot");
         EXPECT(!strcmp(before[i], after), "A's %s changed:\n    before %s\n    after  %s", p[i],
@@ -2311,6 +3219,19 @@ static const struct {
     {"race_key_delete_vs_verify", t_race_key_delete_vs_verify, 1, ANY},
     {"race_reroll", t_race_reroll, 1, ANY},
     {"race_root_key_rotation", t_race_root_key_rotation, 1, ANY},
+    {"race_if_match_1srv", t_race_if_match_1srv, 1, ANY},
+    {"race_if_match_multi", t_race_if_match_multi, 1, ANY},
+    {"race_if_match_verify", t_race_if_match_verify, 1, ANY},
+    {"race_list_cursor_1srv", t_race_list_cursor_1srv, 1, ANY},
+    {"race_list_cursor_multi", t_race_list_cursor_multi, 1, ANY},
+    {"race_identity_delete_1srv", t_race_identity_delete_1srv, 1, ANY},
+    {"race_identity_delete_multi", t_race_identity_delete_multi, 1, ANY},
+    {"race_identity_delete_paused", t_race_identity_delete_paused, 1, PG_ONLY},
+    {"race_user_delete_1srv", t_race_user_delete_1srv, 1, ANY},
+    {"race_user_delete_multi", t_race_user_delete_multi, 1, ANY},
+    {"race_event_delete_1srv", t_race_event_delete_1srv, 1, ANY},
+    {"race_event_delete_multi", t_race_event_delete_multi, 1, ANY},
+    {"idem_details", t_idem_details, 0, ANY},
     {"pg_outage", t_pg_outage, 0, PG_ONLY},
 };
 

@@ -920,6 +920,28 @@ void t_keys_alias_and_refill_patch(void)
     }
     EXPECT(valid == 3, "the patched balance (3) holds, not the refill due before it: %d VALID",
            valid);
+
+    /* An identity's limits set by PATCH count for its keys. */
+    struct reqspec ci = {"POST", "/v1/identities", e.key, "{\"externalId\":\"patched\"}", NULL, 0};
+    EXPECT(http1(&e, &ci, NULL) == 201, "identity");
+    struct reqspec pi = {
+        "PATCH", "/v1/identities/patched",
+        e.key,   "{\"ratelimits\":[{\"name\":\"p\",\"limit\":1,\"duration\":86400000}]}",
+        NULL,    0};
+    EXPECT(http1(&e, &pi, &j) == 200 &&
+               json_array_size(json_object_get(json_object_get(j, "identity"), "ratelimits")) == 1,
+           "PATCH an identity's ratelimits");
+    json_decref(j);
+    j = NULL;
+    EXPECT(key_make(&e, "{\"externalId\":\"patched\"}", kid, key) == 0, "key");
+    snprintf(v, sizeof(v), "{\"key\":\"%s\"}", key);
+    const char *want[] = {"VALID", "RATE_LIMITED"};
+    for (int i = 0; i < 2; i++) {
+        EXPECT(http1(&e, &vo, &j) == 200 && !strcmp(jstr(j, "code", NULL), want[i]),
+               "verify %d under the identity's PATCHed limit: want %s", i, want[i]);
+        json_decref(j);
+        j = NULL;
+    }
 out:
     json_decref(j);
     env_down(&e);

@@ -629,7 +629,7 @@ def answer_errors(doc, path, method, status, headers, data):
     resp = deref(doc, resp)
     out = []
     documented = {n.lower() for n in resp.get("headers", {})}
-    for name in ("Idempotent-Replayed", "Retry-After", "Allow", "WWW-Authenticate"):
+    for name in ("Idempotent-Replayed", "Retry-After", "Allow", "WWW-Authenticate", "ETag"):
         if name.lower() in headers and name.lower() not in documented:
             out.append(f"{status}: header {name} sent but not documented")
     for name, h in resp.get("headers", {}).items():
@@ -740,10 +740,19 @@ def fill(doc, path, method, ids, srv=None):
 ORDER = ["healthz", "readyz", "metrics", "openapi",
          "users.create", "users.get", "users.patch", "users.list",
          "events.create", "events.get", "events.list",
-         "identities.create", "identities.get",
-         "keys.create", "keys.get", "keys.patch", "keys.verify", "keys.credits",
+         "identities.create", "identities.get", "identities.list", "identities.patch",
+         "keys.create", "keys.get", "keys.patch", "keys.list", "keys.verify", "keys.credits",
          "keys.reroll", "keys.delete",
-         "resources.create", "resources.get", "resources.list", "resources.delete"]
+         "resources.create", "resources.get", "resources.list", "resources.delete",
+         "users.delete", "events.delete", "identities.delete"]
+
+# Deletes whose object later checks still need (a PATCH's idempotency cases
+# run after this loop): each deletes one made for it alone.
+DOOMED = {"users.delete": ("/v1/users", {"email": "doomed@example.com"},
+                           lambda b: b["user"]["id"]),
+          "events.delete": ("/v1/events", {"name": "Doomed"}, lambda b: b["event"]["slug"]),
+          "identities.delete": ("/v1/identities", {"externalId": "doomed"},
+                                lambda b: b["identity"]["externalId"])}
 
 # Which response field names the object an operation's path parameter wants.
 MAKES = {"users.create": ("/v1/users/{id}", "id", lambda b: b["user"]["id"]),
@@ -754,8 +763,10 @@ MAKES = {"users.create": ("/v1/users/{id}", "id", lambda b: b["user"]["id"]),
          "resources.create": ("/v1/resources/{id}", "id", lambda b: b["resource"]["id"])}
 
 
-def idempotency_cases(doc, o, path, method, body, expect, url):
-    """url: one object for every call, so that a replay is of the same request."""
+def idempotency_cases(doc, o, path, method, body, expect, url, url2):
+    """url: one object for the keyed calls, so that a replay is of the same
+    request; url2 another (the same but for FRESH operations) for the
+    refused request and its corrected retry."""
     key = "openapi-" + uuid.uuid4().hex
     if "externalId" in body and path == "/v1/identities":
         # The example's identity exists by now; a 409 would not be stored.
@@ -782,17 +793,24 @@ def idempotency_cases(doc, o, path, method, body, expect, url):
             bad(name, f"{again[0]} does not document Idempotent-Replayed")
         else:
             ok(name)
-    # A 4xx is stored too, and replayed as such.
+    # A 4xx given before the handler wrote is not stored: the same request
+    # runs again, and so does the corrected one, with the same key.
     bad_body = dict(body, zzUnknown=1)
-    again = None
+    again = fixed = None
     if expect("with an unknown field and a key", path, method, 422, body=bad_body,
-              headers={"Idempotency-Key": key + "-4xx"}, url=url):
-        again = expect("with an unknown field, replayed", path, method, 422, body=bad_body,
-                       headers={"Idempotency-Key": key + "-4xx"}, url=url)
-    name = f"live: {method.upper()} {path} a stored 422 replays, marked"
-    if again and (not ONLY or ONLY in name):
-        if again[1].get("idempotent-replayed") != "true":
-            bad(name, "no Idempotent-Replayed: true")
+              headers={"Idempotency-Key": key + "-4xx"}, url=url2):
+        again = expect("with an unknown field, again", path, method, 422, body=bad_body,
+                       headers={"Idempotency-Key": key + "-4xx"}, url=url2)
+    if again:
+        fixed_body = body
+        if path == "/v1/identities":
+            fixed_body = dict(body, externalId="fix-" + key[-12:])
+        fixed = expect("corrected, with the refused request's key", path, method, None,
+                       body=fixed_body, headers={"Idempotency-Key": key + "-4xx"}, url=url2)
+    name = f"live: {method.upper()} {path} a refused 422 is not stored; the corrected retry runs"
+    if again and fixed and (not ONLY or ONLY in name):
+        if again[1].get("idempotent-replayed") or fixed[1].get("idempotent-replayed"):
+            bad(name, "a refused request was replayed")
         else:
             ok(name)
     # The fingerprint covers the body bytes: one more space is another request.
@@ -823,8 +841,12 @@ def live_cases(doc, srv, exercised, ids):
                 continue
             try:
                 url = fill(doc, path, method, ids, srv)
-            except (KeyError, StopIteration) as e:
-                bad(name, f"no object for path parameter {e}")
+                if oid in DOOMED:
+                    mk_path, mk_body, mk_id = DOOMED[oid]
+                    _, _, made = srv.request("POST", mk_path, body=mk_body)
+                    url = re.sub(r"\{[^}]+\}", mk_id(json.loads(made)), path)
+            except (KeyError, StopIteration, ValueError, TypeError) as e:
+                bad(name, f"no object for path parameter {e!r}")
                 continue
             st, h, data = srv.request(method.upper(), url, body=body,
                                       auth=o.get("security", doc.get("security")) != [])
@@ -894,9 +916,10 @@ def live_cases(doc, srv, exercised, ids):
         if any(n == "Idempotency-Key" for (n, _) in op_params(doc, path, method)):
             try:
                 url = fill(doc, path, method, ids, srv)
+                url2 = fill(doc, path, method, ids, srv)
             except (KeyError, StopIteration):
-                url = None
-            idempotency_cases(doc, o, path, method, body, expect, url)
+                url = url2 = None
+            idempotency_cases(doc, o, path, method, body, expect, url, url2)
 
     # Each domain error once, on its operation: status and code must be the
     # ones the operation documents.
@@ -936,6 +959,28 @@ def live_cases(doc, srv, exercised, ids):
             bad(f"live: {oid} {code}", f"code {json.loads(r[2]).get('code')}")
 
     expect("(a path it does not take)", "/v1/users", "put", 405, url="/v1/users", body={})
+
+    # Conditional PATCHes: the ETag a GET gives is the one If-Match takes;
+    # a stale one is 412 and a malformed one 400, each as documented.
+    for oid, get_oid, body in [("users.patch", "users.get", {"name": "Cond"}),
+                               ("keys.patch", "keys.get", {"name": "cond"}),
+                               ("identities.patch", "identities.get", {"meta": {"c": 1}})]:
+        path, method, _ = by_id[oid]
+        try:
+            url = fill(doc, path, method, ids)
+        except KeyError as e:
+            bad(f"live: {oid} If-Match", f"no object for path parameter {e}")
+            continue
+        _, gh, _ = srv.request("GET", url)
+        etag = gh.get("etag", "")
+        r = expect("with If-Match of the current ETag", path, method, None, body=body,
+                   headers={"If-Match": etag})
+        if r and r[1].get("etag") == etag:
+            bad(f"live: {oid} If-Match", f"the ETag did not change: {etag}")
+        expect("with If-Match of the old ETag", path, method, 412, body=body,
+               headers={"If-Match": etag})
+        expect("with a malformed If-Match", path, method, 400, body=body,
+               headers={"If-Match": "3"})
 
     @case("live: an unknown path is 404 not_found")
     def _():

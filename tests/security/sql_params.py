@@ -50,6 +50,7 @@ SINKS = {
     # Its two statements reach rf_db_exec through struct page_ctx, which the
     # forwarding rule cannot follow: named here so its callers are checked.
     "rf_store_page": {2, 3},
+    "rf_store_page_by": {2, 3},
 }
 COPIERS = {"strcat", "strncat", "strcpy", "strncpy", "stpcpy", "stpncpy", "memcpy", "memmove",
            "strlcpy", "strlcat"}

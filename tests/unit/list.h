@@ -15,6 +15,7 @@ UNIT(test_json_parse_object)
 UNIT(test_json_parse_errors)
 UNIT(test_input_check)
 UNIT(test_route_match)
+UNIT(test_if_match_parse)
 #include "list.probe.h"
 #include "list.slug.h"
 #include "list.pg.h"

@@ -21,7 +21,7 @@ void test_sqlite_classify_codes(void)
     CHECK_INT(rf_sqlite_classify(SQLITE_CONSTRAINT_UNIQUE), RF_DB_UNIQUE);
     CHECK_INT(rf_sqlite_classify(SQLITE_CONSTRAINT_PRIMARYKEY), RF_DB_UNIQUE);
     CHECK_INT(rf_sqlite_classify(SQLITE_CONSTRAINT_NOTNULL), RF_DB_ERROR);
-    CHECK_INT(rf_sqlite_classify(SQLITE_CONSTRAINT_FOREIGNKEY), RF_DB_ERROR);
+    CHECK_INT(rf_sqlite_classify(SQLITE_CONSTRAINT_FOREIGNKEY), RF_DB_FOREIGN);
     CHECK_INT(rf_sqlite_classify(SQLITE_BUSY), RF_DB_RETRY);
     CHECK_INT(rf_sqlite_classify(SQLITE_BUSY_SNAPSHOT), RF_DB_RETRY);
     CHECK_INT(rf_sqlite_classify(SQLITE_BUSY_RECOVERY), RF_DB_RETRY);

@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "api/api.h"
 #include "http/http.h"
 #include "unit.h"
 
@@ -8,6 +9,57 @@ void test_json_parse_object(void);
 void test_json_parse_errors(void);
 void test_input_check(void);
 void test_route_match(void);
+void test_if_match_parse(void);
+
+/* RFC 9110 §13.1.1 If-Match, as the form RF_IF_VERSION_SQL takes: ",v,"
+ * for the strong tags that can be ours, NULL for "*". */
+void test_if_match_parse(void)
+{
+    static const struct {
+        const char *h, *want; /* want NULL with rc 0: "*" */
+        int rc;
+    } cases[] = {
+        {"\"3\"", ",3,", 0},
+        {" \"3\" ", ",3,", 0},
+        {"\"3\", \"17\"", ",3,17,", 0},
+        {"\"3\",,\t\"4\"", ",3,4,", 0}, /* empty list elements are allowed */
+        {"\"3\",", ",3,", 0},
+        {"*", NULL, 0},
+        {" * ", NULL, 0},
+        {"W/\"3\"", ",", 0}, /* weak: never matches */
+        {"\"abc\"", ",", 0}, /* not ours: never matches */
+        {"\"03\"", ",", 0},  /* not ours either: byte-wise unequal to "3" */
+        {"\"1,2\"", ",", 0}, /* an etagc comma must not split a version */
+        {"\"%\"", ",", 0},   /* nor a LIKE wildcard match anything */
+        {"\"\"", ",", 0},    /* the empty tag is valid, and not ours */
+        {"W/\"3\", \"4\"", ",4,", 0},
+        {"3", NULL, -1},
+        {"\"3", NULL, -1},
+        {"\"3\" \"4\"", NULL, -1},
+        {"*, \"3\"", NULL, -1},
+        {"\"3\", *", NULL, -1},
+        {"", NULL, -1},
+        {",", NULL, -1},
+        {"W/3", NULL, -1},
+        {"w/\"3\"", NULL, -1},
+        {"\"a b\"", NULL, -1},
+        {"\"\x7f\"", NULL, -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct rf_arena a;
+        const char *v = "unset";
+        rf_arena_init(&a, 0);
+        int rc = rf_api_if_match_parse(&a, cases[i].h, &v);
+        int ok = rc == cases[i].rc &&
+                 (rc != 0 || (cases[i].want ? v && !strcmp(v, cases[i].want) : v == NULL));
+        if (!ok)
+            unit_fail(__FILE__, __LINE__, "If-Match '%s': rc %d, versions %s", cases[i].h, rc,
+                      rc == 0 && v ? v : "(null)");
+        rf_arena_free(&a);
+        if (!ok)
+            return;
+    }
+}
 
 void test_json_parse_object(void)
 {

@@ -56,7 +56,7 @@ void test_pg_classify(void)
         {"22P02", 1, RF_DB_ERROR},
         {"42P01", 1, RF_DB_ERROR},
         {"42601", 1, RF_DB_ERROR},
-        {"23503", 1, RF_DB_ERROR},
+        {"23503", 1, RF_DB_FOREIGN},
         {"23502", 1, RF_DB_ERROR},
         {"40002", 1, RF_DB_ERROR},
         {"57014", 1, RF_DB_ERROR},
