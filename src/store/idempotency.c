@@ -182,11 +182,36 @@ static int purge_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     return rc;
 }
 
+/* Whether anything is due, on a read connection: a sweep with nothing to
+ * purge (the common case) takes no write lock, so it neither queues behind
+ * the writer nor opens a batch that requests would join. Only a hint: the
+ * deletes decide, by the same conditions. */
+static int purge_due_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct purge_ctx *ctx = arg;
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    rf_arena_init(&a, 0);
+    struct rf_db_param p[] = {RF_INT(ctx->now), RF_INT(ctx->now - ctx->grace)};
+    int rc = rf_db_exec(c,
+                        "SELECT 1 FROM idempotency_keys WHERE state = 'done' AND expires_at <= ?"
+                        " UNION ALL SELECT 1 FROM idempotency_keys"
+                        " WHERE state = 'in_flight' AND lease_expires <= ? LIMIT 1",
+                        p, 2, &a, &rows, e);
+    ctx->purged = rc == RF_DB_OK ? rows.nrows : 0;
+    rf_arena_free(&a);
+    return rc;
+}
+
 int rf_store_idem_purge(struct rf_db *db, int64_t now_ms, int64_t grace_ms, int limit,
                         int *purged, struct rf_db_error *e)
 {
     struct purge_ctx ctx = {now_ms, grace_ms, limit, 0};
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, purge_tx, &ctx, e);
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, purge_due_tx, &ctx, e);
+    if (rc == RF_DB_OK && ctx.purged)
+        rc = rf_tx_run(db, NULL, RF_TX_WRITE, purge_tx, &ctx, e);
+    else
+        ctx.purged = 0;
     *purged = ctx.purged;
     return rc;
 }
