@@ -31,6 +31,10 @@ enum phase {
     PH_LAST,     /* LASTBYTE: final byte hit a full send buffer; waiting for room */
     PH_READING,  /* request fully written */
     PH_FINISHED, /* socket closed; res holds the outcome */
+    /* --warmup, between PH_CONNECTING and PH_SENDING: writing a warm-up
+     * request, then reading its response. */
+    PH_WARM_SEND,
+    PH_WARM_READ,
 };
 
 struct conn {
@@ -39,6 +43,9 @@ struct conn {
     int unready;     /* counted in burst.unready */
     uint32_t events; /* current epoll interest */
     size_t sent;
+    unsigned warm_left; /* warm-up requests still to send */
+    size_t wsent;
+    struct rf_httpres wres; /* the warm-up response being read */
 };
 
 struct burst {
@@ -48,6 +55,8 @@ struct burst {
     size_t n;
     int ep;
     enum rf_burst_sync sync;
+    unsigned warmup;
+    size_t max_response;
     size_t unready;     /* LASTBYTE: connections still connecting or sending their prefix */
     size_t active;      /* connections not finished */
     size_t settle_next; /* first connection not yet known to have its prefix acked */
@@ -66,6 +75,7 @@ static void finish(struct burst *b, size_t i)
     struct conn *c = &b->c[i];
     if (c->phase == PH_FINISHED)
         return;
+    rf_httpres_free(&c->wres);
     if (c->fd >= 0) {
         /* close() releases the descriptor even when it reports an error, and
          * nothing is left to flush on a socket we are done with. */
@@ -200,6 +210,32 @@ static void on_writable(struct burst *b, size_t i)
         }
         r->t_connected_ns = rf_burst_now_ns();
         c->phase = PH_SENDING;
+        if (c->warm_left) {
+            c->phase = PH_WARM_SEND;
+            c->wsent = 0;
+        }
+    }
+    if (c->phase == PH_WARM_SEND) {
+        const struct rf_burst_req *q = &b->reqs[i];
+        while (c->wsent < q->warmup_len) {
+            ssize_t w = send(c->fd, q->warmup + c->wsent, q->warmup_len - c->wsent, MSG_NOSIGNAL);
+            if (w > 0) {
+                c->wsent += (size_t)w;
+            } else if (w < 0 && errno == EINTR) {
+                continue;
+            } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                return;
+            } else {
+                int e = w < 0 ? errno : EIO;
+                fail(b, i, e, "send (warm-up): %s", strerror(e));
+                return;
+            }
+        }
+        rf_httpres_init(&c->wres, b->max_response);
+        c->wres.head_request = q->warmup_head;
+        c->phase = PH_WARM_READ;
+        set_events(b, i, EPOLLIN);
+        return;
     }
     if (c->phase == PH_SENDING) {
         int lastbyte = b->sync == RF_BURST_LASTBYTE;
@@ -224,6 +260,53 @@ static void on_writable(struct burst *b, size_t i)
         c->phase = PH_READING;
         set_events(b, i, EPOLLIN);
     }
+}
+
+/* A warm-up answer: the connection must survive it, or the raced request
+ * would go on a fresh one after all. */
+static void on_warm_readable(struct burst *b, size_t i)
+{
+    struct conn *c = &b->c[i];
+    char buf[READ_CHUNK];
+    unsigned nth = b->warmup - c->warm_left + 1;
+    for (;;) {
+        ssize_t got = recv(c->fd, buf, sizeof(buf), 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (got < 0) {
+            int e = errno;
+            fail(b, i, e, "recv (warm-up %u): %s", nth, strerror(e));
+            return;
+        }
+        if (got == 0) {
+            fail(b, i, RF_BURST_ERR_TRUNCATED,
+                 "server closed the connection during warm-up %u; --warmup needs keep-alive", nth);
+            return;
+        }
+        int st = rf_httpres_feed(&c->wres, buf, (size_t)got);
+        if (st == RF_HTTPRES_ERROR) {
+            fail(b, i, RF_BURST_ERR_PROTO, "bad warm-up response: %s", c->wres.err);
+            return;
+        }
+        if (st == RF_HTTPRES_DONE)
+            break;
+    }
+    if (!c->wres.keep_alive || c->wres.extra) {
+        fail(b, i, RF_BURST_ERR_PROTO,
+             "warm-up %u answered %d %s; --warmup needs a server that keeps the connection "
+             "alive",
+             nth, c->wres.status,
+             c->wres.extra ? "with more bytes than asked for" : "and closes the connection");
+        return;
+    }
+    rf_httpres_free(&c->wres);
+    memset(&c->wres, 0, sizeof(c->wres));
+    c->warm_left--;
+    c->wsent = 0;
+    c->phase = c->warm_left ? PH_WARM_SEND : PH_SENDING;
+    set_events(b, i, EPOLLIN | EPOLLOUT);
 }
 
 static void on_readable(struct burst *b, size_t i)
@@ -305,10 +388,22 @@ static void release(struct burst *b)
 static void on_event(struct burst *b, size_t i, uint32_t ev)
 {
     enum phase ph = b->c[i].phase;
+    if (ph == PH_WARM_READ) {
+        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+            on_warm_readable(b, i);
+        return;
+    }
+    if (ph == PH_WARM_SEND && (ev & EPOLLIN) && !(ev & EPOLLOUT)) {
+        /* An answer before the warm-up was even sent: nothing to keep. */
+        fail(b, i, RF_BURST_ERR_PROTO, "server answered before the warm-up request was sent");
+        return;
+    }
     if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) &&
-        (ph == PH_CONNECTING || ph == PH_SENDING || ph == PH_LAST))
+        (ph == PH_CONNECTING || ph == PH_WARM_SEND || ph == PH_SENDING || ph == PH_LAST))
         on_writable(b, i);
     ph = b->c[i].phase;
+    if (ph == PH_WARM_SEND || ph == PH_WARM_READ)
+        return;
     if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && ph != PH_CONNECTING && ph != PH_FINISHED)
         on_readable(b, i);
 }
@@ -318,6 +413,9 @@ static const char *timeout_what(enum phase ph)
     switch (ph) {
     case PH_CONNECTING:
         return "connecting";
+    case PH_WARM_SEND:
+    case PH_WARM_READ:
+        return "warming the connection up";
     case PH_SENDING:
     case PH_LAST:
         return "sending the request";
@@ -446,12 +544,15 @@ int rf_burst_run(const struct rf_burst_req *reqs, size_t n, const struct rf_burs
     uint64_t timeout_ns =
         (uint64_t)(o->timeout_ms ? o->timeout_ms : RF_BURST_DEFAULT_TIMEOUT_MS) * 1000000ull;
     b.sync = o->sync;
+    b.warmup = o->warmup;
+    b.max_response = o->max_response;
     b.active = n;
     b.unready = b.sync == RF_BURST_LASTBYTE ? n : 0;
     for (size_t i = 0; i < n; i++) {
         b.c[i].fd = -1;
         b.c[i].phase = PH_CONNECTING;
         b.c[i].unready = b.sync == RF_BURST_LASTBYTE;
+        b.c[i].warm_left = reqs[i].warmup && reqs[i].warmup_len ? o->warmup : 0;
     }
     for (size_t i = 0; i < n; i++)
         start(&b, i);

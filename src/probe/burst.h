@@ -37,6 +37,11 @@ struct rf_burst_req {
     const char *data; /* complete raw request bytes */
     size_t len;       /* >= 1; 0 fails that request with EINVAL */
     int head_request; /* response has no body */
+    /* rf_burst_opts.warmup > 0: sent whole that many times, each answered
+     * in full and with the connection kept alive, before data. */
+    const char *warmup;
+    size_t warmup_len;
+    int warmup_head; /* the warm-up's response has no body */
 };
 
 struct rf_burst_res {
@@ -55,6 +60,11 @@ struct rf_burst_opts {
     enum rf_burst_sync sync;
     int timeout_ms;      /* whole burst, from its start; 0 = RF_BURST_DEFAULT_TIMEOUT_MS */
     size_t max_response; /* per response; 0 = RF_HTTPRES_DEFAULT_MAX */
+    /* Warm-up requests per connection before the raced one, so that the
+     * server has accepted the connection and a thread of its own is parked
+     * reading it when the release comes. A server that closes after a
+     * warm-up fails that request (it cannot be kept alive). */
+    unsigned warmup;
 };
 
 /* Runs the burst; res must have n entries. o may be NULL for defaults.
