@@ -253,13 +253,9 @@ int rf_probe_reqarg_split(const char *arg, size_t def, size_t max,
     const char *eq = strchr(arg, '=');
     const char *slash = strchr(arg, '/');
     name[0] = '\0';
-    /* NAME=FILE, unless the '=' belongs to a directory or file name. */
-    if (eq && (!slash || eq < slash)) {
-        if (!rf_probe_group_name_ok(arg, (size_t)(eq - arg))) {
-            rf_errf(err, errlen, "--request %.80s: a group name is 1..%d of A-Z a-z 0-9 _ -", arg,
-                    RF_PROBE_GROUP_NAME_MAX);
-            return -1;
-        }
+    /* NAME=FILE, unless what precedes the '=' cannot be a name: then the
+     * '=' belongs to a directory or file name. */
+    if (eq && (!slash || eq < slash) && rf_probe_group_name_ok(arg, (size_t)(eq - arg))) {
         memcpy(name, arg, (size_t)(eq - arg));
         name[eq - arg] = '\0';
         file = eq + 1;
