@@ -19,10 +19,15 @@
 #define FD_RESERVE 64
 #define MAX_EVENTS 256
 #define READ_CHUNK 16384
-/* Upper bound on waiting for the peer to acknowledge every prefix before the
- * release: long enough for a delayed ACK from a remote server, short enough
- * not to matter when a receive window never opens. */
-#define SETTLE_MAX_NS (250ull * 1000 * 1000)
+/* Upper bound on waiting, without any further prefix being acknowledged,
+ * for the peer to acknowledge every prefix before the release. An unacked
+ * prefix is usually not a delayed ACK but a connection the server has not
+ * taken yet: a listen backlog of 5 (Python's socketserver) drops the
+ * handshake's final ACK, and the connection gets in only at a retransmission,
+ * 200 ms, 400 ms, ... later. Releasing before then lands those requests
+ * seconds apart. Long enough for two backed-off retransmissions, short
+ * enough not to matter much when a receive window never opens. */
+#define SETTLE_MAX_NS (2000ull * 1000 * 1000)
 
 enum phase {
     PH_CONNECTING,
@@ -462,6 +467,7 @@ static void run_loop(struct burst *b, uint64_t deadline, struct epoll_event *evs
 {
     int released = b->sync != RF_BURST_LASTBYTE;
     uint64_t settle_deadline = 0;
+    size_t settle_seen = 0;
 
     while (b->active > 0) {
         uint64_t now = rf_burst_now_ns();
@@ -469,8 +475,11 @@ static void run_loop(struct burst *b, uint64_t deadline, struct epoll_event *evs
             return;
         int wait_ms = ms_until(now, deadline);
         if (!released && b->unready == 0) {
-            if (!settle_deadline)
+            /* The wait restarts whenever another prefix is acked. */
+            if (!settle_deadline || b->settle_next > settle_seen) {
                 settle_deadline = now + SETTLE_MAX_NS;
+                settle_seen = b->settle_next;
+            }
             if (now >= settle_deadline || settled(b)) {
                 release(b);
                 released = 1;
