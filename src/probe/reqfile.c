@@ -86,8 +86,9 @@ int rf_probe_reqfile_parse(struct rf_probe_reqfile *f, const char *data, size_t 
     while (ml < n && is_tchar(line[ml]))
         ml++;
     if (ml == 0 || ml > 32 || ml >= n || line[ml] != ' ') {
-        rf_errf(err, errlen, "line %zu: want \"METHOD TARGET [HTTP/1.1]\", got \"%.60s\"", lineno,
-                line);
+        /* The line is not NUL-terminated: it is a slice of the file. */
+        rf_errf(err, errlen, "line %zu: want \"METHOD TARGET [HTTP/1.1]\", got \"%.*s\"", lineno,
+                (int)(n > 60 ? 60 : n), line);
         goto fail;
     }
     const char *t = line + ml + 1;
@@ -156,7 +157,8 @@ int rf_probe_reqfile_parse(struct rf_probe_reqfile *f, const char *data, size_t 
         while (nl < n && is_tchar(line[nl]))
             nl++;
         if (nl == 0 || nl >= n || line[nl] != ':') {
-            rf_errf(err, errlen, "line %zu: want \"Name: value\", got \"%.60s\"", lineno, line);
+            rf_errf(err, errlen, "line %zu: want \"Name: value\", got \"%.*s\"", lineno,
+                    (int)(n > 60 ? 60 : n), line);
             goto fail;
         }
         const char *hv = line + nl + 1;

@@ -134,6 +134,8 @@ AUTH="Authorization: Bearer $KEY"
 # ---- usage -------------------------------------------------------------------
 
 run help 0 "--expect-verify-count" "{{var.NAME}}" "Exit status" -- --help
+run help-mixed 0 "--request [NAME=]FILE[:COUNT]" "--expect-status [GROUP:]CODE=COUNT" \
+    "--server-time HEADER" "--max-spread US" "--warmup K" "3 inconclusive" -- --help
 run usage-no-url 2 "no URL given" --
 run usage-bad-n 2 "-n wants 1..10000" -- -n 10001 "$FX/"
 run usage-bad-count 2 "bad count" -- --expect-status 200=N+1 "$FX/"

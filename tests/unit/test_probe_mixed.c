@@ -90,6 +90,8 @@ void test_probemixed_reqfile_errors(void)
         {"POST /x HTTP/1.1 extra\n", "junk after the target"},
         {"POST x.example.com/y\n", "target must be"},
         {"POST /x\nNo colon here\n", "line 2: want \"Name: value\""},
+        /* found by the fuzzer: the message quoted past the end of the input */
+        {"GET /a\nA", "line 2: want \"Name: value\", got \"A\""},
         {"POST /x\nA: b\n  folded\n", "line 3: folded"},
         {"POST /x\nTransfer-Encoding: chunked\n\n1\r\na\r\n0\r\n", "Transfer-Encoding"},
         {"POST /x\nA: b\x01\n", "control character"},
