@@ -588,7 +588,11 @@ static void timeline(FILE *f, const struct rf_probe_html_round *r)
 static void request_table(FILE *f, const struct rf_probe_html_round *r)
 {
     fputs("<details><summary>Every request as a table (times in \xC2\xB5s since the burst "
-          "started)</summary>\n<table class=\"reqs\"><tr><th>#</th><th>group</th><th>status</th>"
+          "started)</summary>\n<table class=\"reqs\"><tr><th>#</th>",
+          f);
+    if (r->group_of)
+        fputs("<th>group</th>", f);
+    fputs("<th>status</th>"
           "<th class=\"num\">connected</th><th class=\"num\">final byte</th>"
           "<th class=\"num\">first byte</th><th class=\"num\">done</th>"
           "<th class=\"num\">latency</th><th>body</th></tr>\n",
@@ -598,9 +602,10 @@ static void request_table(FILE *f, const struct rf_probe_html_round *r)
         double ts[4] = {rel_us(q->t_connected_ns, r->t0_ns), rel_us(q->t_lastbyte_ns, r->t0_ns),
                         rel_us(q->t_firstbyte_ns, r->t0_ns), rel_us(q->t_done_ns, r->t0_ns)};
         fprintf(f, "<tr><td class=\"num\">%zu</td><td>", i);
-        if (r->group_of)
+        if (r->group_of) {
             esc(f, r->group_names[r->group_of[i]]);
-        fputs("</td><td>", f);
+            fputs("</td><td>", f);
+        }
         if (q->err)
             fputs("error", f);
         else
