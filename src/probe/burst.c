@@ -24,10 +24,12 @@
  * prefix is usually not a delayed ACK but a connection the server has not
  * taken yet: a listen backlog of 5 (Python's socketserver) drops the
  * handshake's final ACK, and the connection gets in only at a retransmission,
- * 200 ms, 400 ms, ... later. Releasing before then lands those requests
- * seconds apart. Long enough for two backed-off retransmissions, short
- * enough not to matter much when a receive window never opens. */
-#define SETTLE_MAX_NS (2000ull * 1000 * 1000)
+ * 200 ms, 400 ms, 800 ms, 1.6 s, 3.2 s later. Releasing before then lands
+ * those requests seconds apart, and the server resets the ones it never
+ * took. Long enough for the fifth backed-off retransmission (2 s was not:
+ * measured, it released with 30 of 50 unacked and reset), and still bounded
+ * by the burst's timeout when a receive window never opens. */
+#define SETTLE_MAX_NS (5000ull * 1000 * 1000)
 
 enum phase {
     PH_CONNECTING,
@@ -348,23 +350,25 @@ static void on_readable(struct burst *b, size_t i)
 }
 
 /* Whether every held prefix has been acknowledged by its peer, so that only
- * the final bytes remain in flight when they are released. */
-static int settled(struct burst *b)
+ * the final bytes remain in flight when they are released. *left receives
+ * how many are still unacknowledged: the whole range is scanned, since a
+ * backlog lets connections in out of order and the caller waits on progress. */
+static int settled(struct burst *b, size_t *left)
 {
-    for (; b->settle_next < b->n; b->settle_next++) {
-        size_t i = b->settle_next;
+    size_t unacked = 0;
+    for (size_t i = b->settle_next; i < b->n; i++) {
         struct conn *c = &b->c[i];
         int fam = b->reqs[i].addr.ss_family, outq = 0;
-        if (c->phase != PH_HELD || (fam != AF_INET && fam != AF_INET6))
-            continue;
         /* SIOCOUTQ counts unacknowledged bytes; if the kernel cannot say,
          * there is nothing better to wait for. */
-        if (ioctl(c->fd, SIOCOUTQ, &outq) < 0)
-            continue;
-        if (outq > 0)
-            return 0;
+        if (c->phase == PH_HELD && (fam == AF_INET || fam == AF_INET6) &&
+            ioctl(c->fd, SIOCOUTQ, &outq) == 0 && outq > 0)
+            unacked++;
+        else if (unacked == 0)
+            b->settle_next = i + 1;
     }
-    return 1;
+    *left = unacked;
+    return unacked == 0;
 }
 
 /* The moment of the burst: kept to one send and one clock read per request. */
@@ -467,7 +471,7 @@ static void run_loop(struct burst *b, uint64_t deadline, struct epoll_event *evs
 {
     int released = b->sync != RF_BURST_LASTBYTE;
     uint64_t settle_deadline = 0;
-    size_t settle_seen = 0;
+    size_t settle_left = SIZE_MAX;
 
     while (b->active > 0) {
         uint64_t now = rf_burst_now_ns();
@@ -475,12 +479,14 @@ static void run_loop(struct burst *b, uint64_t deadline, struct epoll_event *evs
             return;
         int wait_ms = ms_until(now, deadline);
         if (!released && b->unready == 0) {
+            size_t left;
+            int all = settled(b, &left);
             /* The wait restarts whenever another prefix is acked. */
-            if (!settle_deadline || b->settle_next > settle_seen) {
+            if (left < settle_left) {
                 settle_deadline = now + SETTLE_MAX_NS;
-                settle_seen = b->settle_next;
+                settle_left = left;
             }
-            if (now >= settle_deadline || settled(b)) {
+            if (all || now >= settle_deadline) {
                 release(b);
                 released = 1;
                 continue;
