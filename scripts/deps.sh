@@ -16,6 +16,9 @@ PACKAGES=(
     chromium
     # benchmarks (bench/run): HTTP load generator, the nginx reference
     wrk nginx-light
+    # benchmarks (bench/probe): Node for Promise.all and the Node fixture, Go for
+    # the Go fixture
+    nodejs golang-go
 )
 
 missing=()
