@@ -467,17 +467,54 @@ static int ms_until(uint64_t now, uint64_t deadline)
     return ms > 1000000 ? 1000000 : (int)ms;
 }
 
+/* LASTBYTE with --warmup: when every connection not yet ready is stuck in
+ * its warm-up, the server has not taken those connections (a small listen
+ * backlog leaves some in limbo, answered by nobody), and waiting for them
+ * would hold the whole release until the timeout. They fail; the others
+ * race. Returns how many failed. */
+static size_t drop_stuck_warmups(struct burst *b)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        enum phase ph = b->c[i].phase;
+        if (b->c[i].unready && ph != PH_WARM_SEND && ph != PH_WARM_READ)
+            return 0;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        if (b->c[i].phase == PH_WARM_SEND || b->c[i].phase == PH_WARM_READ) {
+            fail(b, i, ETIMEDOUT,
+                 "warm-up %u unanswered %llu s after the others were ready: the server never "
+                 "took this connection",
+                 b->warmup - b->c[i].warm_left + 1,
+                 (unsigned long long)(SETTLE_MAX_NS / 1000000000ull));
+            dropped++;
+        }
+    return dropped;
+}
+
 static void run_loop(struct burst *b, uint64_t deadline, struct epoll_event *evs, int nevs)
 {
     int released = b->sync != RF_BURST_LASTBYTE;
-    uint64_t settle_deadline = 0;
-    size_t settle_left = SIZE_MAX;
+    uint64_t settle_deadline = 0, warm_deadline = 0;
+    size_t settle_left = SIZE_MAX, warm_left = SIZE_MAX;
 
     while (b->active > 0) {
         uint64_t now = rf_burst_now_ns();
         if (now >= deadline)
             return;
         int wait_ms = ms_until(now, deadline);
+        if (!released && b->unready > 0 && b->warmup > 0) {
+            if (b->unready < warm_left) {
+                warm_left = b->unready;
+                warm_deadline = now + SETTLE_MAX_NS;
+            } else if (now >= warm_deadline) {
+                warm_deadline = now + SETTLE_MAX_NS;
+                if (drop_stuck_warmups(b))
+                    continue;
+            }
+            int w = ms_until(now, warm_deadline);
+            wait_ms = w < wait_ms ? w : wait_ms;
+        }
         if (!released && b->unready == 0) {
             size_t left;
             int all = settled(b, &left);
