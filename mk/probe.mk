@@ -23,9 +23,10 @@ $(BUILD)/probecli-unit/main.c: tests/unit/main.c
 	printf '#include "list.probecli.h"\n' > $(dir $@)list.h
 
 $(BUILD)/probecli-unit/unit: $(BUILD)/probecli-unit/main.c tests/unit/test_probe_cli.c \
-		tests/unit/list.probecli.h $(LIB_OBJ)
+		tests/unit/test_probe_mixed.c tests/unit/list.probecli.h tests/unit/list.probemixed.h \
+		$(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(BUILD)/probecli-unit/main.c \
-		tests/unit/test_probe_cli.c $(LIB_OBJ) $(LDLIBS)
+		tests/unit/test_probe_cli.c tests/unit/test_probe_mixed.c $(LIB_OBJ) $(LDLIBS)
 
 probe-unit: $(BUILD)/probecli-unit/unit
 	./$(BUILD)/probecli-unit/unit

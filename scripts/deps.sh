@@ -21,6 +21,9 @@ PACKAGES=(
     openssl nghttp2-proxy
     # benchmarks (bench/run): HTTP load generator, the nginx reference
     wrk nginx-light
+    # benchmarks (bench/probe): Node for Promise.all and the Node fixture, Go for
+    # the Go fixture
+    nodejs golang-go
 )
 
 missing=()

@@ -226,14 +226,16 @@ def main():
             out[-1] += "; Promise.all / lastbyte at real-time priority: %.1f×" % (
                 nd["arrival_median"] / max(rt["arrival_median"], 1))
     out.append("")
-    # bench/probe/packet.py keeps its HTTP/2 table after its marker line.
+    # Below the table: bench/probe/servers.py's section, then packet.py's
+    # (from its marker to the end), kept as they are.
     tail = ""
     if os.path.exists(a.out):
         with open(a.out) as f:
             old = f.read()
-        at = old.find("<!-- bench/probe/packet.py")
-        if at >= 0:
-            tail = "\n" + old[at:]
+        marks = [old.find(m) for m in ("<!-- servers:begin -->", "<!-- bench/probe/packet.py")]
+        marks = [m for m in marks if m >= 0]
+        if marks:
+            tail = "\n" + old[min(marks):]
     with open(a.out, "w") as f:
         f.write("\n".join(out) + tail)
     print("wrote", a.out)

@@ -47,6 +47,11 @@ struct rf_burst_req {
     /* With rf_burst_opts.tls: the name the certificate must match, sent as
      * SNI; must outlive the run. */
     const char *host;
+    /* rf_burst_opts.warmup > 0: sent whole that many times, each answered
+     * in full and with the connection kept alive, before data. */
+    const char *warmup;
+    size_t warmup_len;
+    int warmup_head; /* the warm-up's response has no body */
 };
 
 struct rf_burst_res {
@@ -68,6 +73,11 @@ struct rf_burst_opts {
     /* Non-NULL: every connection is TLS (probe/tls.h), its handshake part of
      * the connection phase; the run does not own it. */
     struct rf_tls_ctx *tls;
+    /* Warm-up requests per connection before the raced one, so that the
+     * server has accepted the connection and a thread of its own is parked
+     * reading it when the release comes. A server that closes after a
+     * warm-up fails that request (it cannot be kept alive). */
+    unsigned warmup;
 };
 
 /* Runs the burst; res must have n entries. o may be NULL for defaults.

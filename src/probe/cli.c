@@ -10,13 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "probe/burst.h"
 #include "probe/expect.h"
 #include "probe/probe.h"
 #include "probe/report.h"
 #include "probe/report_html.h"
+#include "probe/reqfile.h"
 #include "probe/request.h"
+#include "probe/servertime.h"
 #include "probe/template.h"
 #include "probe/tls.h"
 
@@ -34,6 +37,10 @@
 #define RESPONSE_MAX ((size_t)8 << 20)
 #define RESOLVE_CACHE 8
 #define BODY_SNIPPET 1024
+#define MAX_WARMUP 100
+#define MAX_SPREAD_US 60000000L
+/* Exit status of a run whose bursts were too loose to tell (--max-spread). */
+#define EXIT_INCONCLUSIVE 3
 
 enum {
     OPT_VAR = 256,
@@ -52,10 +59,16 @@ enum {
     OPT_CACERT,
     OPT_INSECURE,
     OPT_H2C,
+    OPT_REQUEST,
+    OPT_SERVER_TIME,
+    OPT_MAX_SPREAD,
+    OPT_WARMUP,
+    OPT_WARMUP_REQUEST,
 };
 
 static const char usage_text[] =
     "usage: racefree probe [options] URL\n"
+    "       racefree probe [options] --request [NAME=]FILE[:COUNT]... [URL]\n"
     "\n"
     "Fires N requests at URL so that they reach the server at the same instant,\n"
     "then checks what the server made of them. Works against any HTTP/1.1 or HTTP/2\n"
@@ -69,6 +82,18 @@ static const char usage_text[] =
     "                          Content-Type defaults to application/json\n"
     "      --var NAME=VALUE    define {{var.NAME}}; repeatable\n"
     "      --var NAME=@FILE    {{var.NAME}} is line (i mod lines) of FILE, empty lines skipped\n"
+    "\n"
+    "Mixed bursts (instead of -X/-d; -H headers are added to every file's, replacing\n"
+    "those of the same name):\n"
+    "  --request [NAME=]FILE[:COUNT]  COUNT (default -n) requests made from FILE, a raw\n"
+    "                          HTTP request (Burp \"copy to file\", a .http file): request\n"
+    "                          line, headers, blank line, body; CRLF or LF; templates\n"
+    "                          applied; Content-Length recomputed. Repeatable, up to 16\n"
+    "                          groups, interleaved in one release. NAME defaults to FILE's\n"
+    "                          base name without extension; {{i}} counts within the group.\n"
+    "                          With URL, requests go to URL's host and port (the file's\n"
+    "                          Host header is replaced); without, to an absolute target\n"
+    "                          or to http://HOST of the Host header\n"
     "\n"
     "Templates, expanded in the URL, header values and body of every request:\n"
     "  {{i}}         request index in its burst, 0..N-1\n"
@@ -95,6 +120,19 @@ static const char usage_text[] =
     "                          ALPN, or --h2c\n"
     "      --h2c               HTTP/2 without TLS (prior knowledge) on an http:// URL;\n"
     "                          implies --sync packet\n"
+    "      --warmup K          first send K warm-up requests down each connection, each\n"
+    "                          answered before the next, so the raced request goes on a\n"
+    "                          warm keep-alive connection whose server thread is already\n"
+    "                          reading (0..100, default 0)\n"
+    "      --warmup-request 'METHOD /path'  the warm-up request (default 'GET /'), sent\n"
+    "                          with Host and User-Agent only\n"
+    "      --server-time HEADER  read each response's HEADER as the server's arrival time:\n"
+    "                          a decimal number, fraction allowed; below 1e11 it is Unix\n"
+    "                          seconds, below 1e14 ms, below 1e17 us, else ns. Reports the\n"
+    "                          server-side spread of each round\n"
+    "      --max-spread US     a round whose spread exceeds US microseconds (the server's\n"
+    "                          with --server-time when 2+ responses carry it, else the\n"
+    "                          client's release spread) is inconclusive: exit 3, never 0\n"
     "      --rt                run each burst at real-time priority (SCHED_FIFO 1) when\n"
     "                          allowed (root, CAP_SYS_NICE or RLIMIT_RTPRIO), so that server\n"
     "                          threads woken by the first final bytes cannot preempt the\n"
@@ -107,16 +145,17 @@ static const char usage_text[] =
     "  The certificate is verified by default; one that fails is exit 2.\n"
     "\n"
     "Expectations, checked in every round (exit 1 when one fails):\n"
-    "  --expect-status CODE=COUNT      exactly COUNT responses had status CODE; CODE may be\n"
-    "                                  a class such as 2xx. Repeatable\n"
+    "  --expect-status [GROUP:]CODE=COUNT  exactly COUNT responses (of GROUP) had status\n"
+    "                                  CODE; CODE may be a class such as 2xx. Repeatable\n"
     "  --expect-no-5xx                 no 5xx response and no request left without one\n"
-    "  --expect-distinct PATH=COUNT    the value at PATH takes exactly COUNT distinct values\n"
+    "  --expect-distinct [GROUP:]PATH=COUNT  the value at PATH takes exactly COUNT distinct "
+    "values\n"
     "                                  across the burst's JSON responses (responses without\n"
     "                                  it are not counted). Repeatable\n"
     "  --verify URL                    GET URL after each burst, with the -H headers\n"
     "  --expect-verify-count PATH=COUNT  the array at PATH in the --verify response has\n"
     "                                  COUNT elements (an integer there is taken as is)\n"
-    "  COUNT  a number, N (the burst size) or N-k, e.g. 1, N, N-1\n"
+    "  COUNT  a number, N (the burst size; with GROUP: the group's) or N-k, e.g. 1, N, N-1\n"
     "  PATH   .user.id  .data.0.id  .data[0].id  .data[-1]  . (the whole body)\n"
     "\n"
     "Output:\n"
@@ -135,7 +174,8 @@ static const char usage_text[] =
     "\n"
     "Exit status: 0 every expectation held in every round; 1 an expectation failed;\n"
     "2 usage error, or a request got no response (refused, reset, timed out, malformed,\n"
-    "a certificate that failed verification, an HTTP/2 stream reset by the server).\n"
+    "a certificate that failed verification, an HTTP/2 stream reset by the server);\n"
+    "3 inconclusive: no expectation failed, but a round was looser than --max-spread.\n"
     "\n"
     "Example: 64 simultaneous creates of one user must make one 201, 63 200s, one id:\n"
     "  racefree probe -n 64 -X POST -H \"Authorization: Bearer $KEY\" \\\n"
@@ -163,6 +203,15 @@ struct opts {
     size_t nvars;
     struct rf_probe_exp exps[MAX_EXPECT];
     size_t nexps;
+    const char *requests[RF_PROBE_GROUPS_MAX]; /* --request arguments */
+    size_t nrequests;
+    char group_names[RF_PROBE_GROUPS_MAX][RF_PROBE_GROUP_NAME_MAX + 1];
+    const char *group_paths[RF_PROBE_GROUPS_MAX];
+    size_t group_path_len[RF_PROBE_GROUPS_MAX], group_counts[RF_PROBE_GROUPS_MAX];
+    const char *server_time;
+    long max_spread_us; /* -1: none */
+    unsigned warmup;
+    const char *warmup_request;
 };
 
 struct cached_addr {
@@ -196,6 +245,16 @@ struct run {
     struct rf_tls_ctx *tls_burst; /* https: for the burst (ALPN h2 with --sync packet) */
     struct rf_tls_ctx *tls_h1;    /* https: for HTTP/1.1 (--verify, and the burst otherwise) */
     char errmsg[512];
+    /* Mixed bursts: ngroups > 0, and slot k of a burst is request
+     * slot_index[k] of group slot_group[k]. */
+    struct rf_probe_group groups[RF_PROBE_GROUPS_MAX];
+    size_t ngroups;
+    unsigned *slot_group;
+    size_t *slot_index;
+    struct rf_probe_stats group_total[RF_PROBE_GROUPS_MAX];
+    unsigned inconclusive; /* rounds looser than --max-spread */
+    unsigned first_inconclusive;
+    char warmup_method[40], warmup_path[RF_PROBE_URL_MAX + 1];
 };
 
 static void msg(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -237,6 +296,52 @@ static int valid_method(const char *m)
     return 1;
 }
 
+/* Splits the --request arguments once -n is known (COUNT defaults to it);
+ * the burst is then the sum of the groups. */
+static int parse_groups(struct opts *o, FILE *err)
+{
+    char e[384];
+    size_t total = 0;
+    if (o->method || o->data) {
+        msg(err, "--request takes the method and body from its file; -X and -d are for the "
+                 "one-request form");
+        return -1;
+    }
+    for (size_t k = 0; k < o->nrequests; k++) {
+        if (rf_probe_reqarg_split(o->requests[k], o->n, RF_BURST_MAX, o->group_names[k],
+                                  &o->group_paths[k], &o->group_path_len[k], &o->group_counts[k], e,
+                                  sizeof(e)) < 0) {
+            msg(err, "%s", e);
+            return -1;
+        }
+        for (size_t j = 0; j < k; j++)
+            if (!strcmp(o->group_names[j], o->group_names[k])) {
+                msg(err, "--request: two groups named \"%s\"; write NAME=FILE", o->group_names[k]);
+                return -1;
+            }
+        total += o->group_counts[k];
+    }
+    if (total > RF_BURST_MAX) {
+        msg(err, "--request: %zu requests in all, more than %d", total, RF_BURST_MAX);
+        return -1;
+    }
+    o->n = total;
+    return 0;
+}
+
+static int resolve_group(struct opts *o, struct rf_probe_exp *x, size_t *n, FILE *err)
+{
+    for (size_t g = 0; g < o->nrequests; g++)
+        if (!strcmp(o->group_names[g], x->group)) {
+            x->group_ix = (unsigned)g;
+            *n = o->group_counts[g];
+            return 0;
+        }
+    msg(err, "--expect-%s %s: no --request group \"%s\"", rf_probe_exp_kind_name(x->kind), x->spec,
+        x->group);
+    return -1;
+}
+
 /* Returns 0 to go on, 1 after --help, 2 on a usage error (already reported). */
 static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *err)
 {
@@ -260,6 +365,11 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
         {"cacert", required_argument, NULL, OPT_CACERT},
         {"insecure", no_argument, NULL, OPT_INSECURE},
         {"h2c", no_argument, NULL, OPT_H2C},
+        {"request", required_argument, NULL, OPT_REQUEST},
+        {"server-time", required_argument, NULL, OPT_SERVER_TIME},
+        {"max-spread", required_argument, NULL, OPT_MAX_SPREAD},
+        {"warmup", required_argument, NULL, OPT_WARMUP},
+        {"warmup-request", required_argument, NULL, OPT_WARMUP_REQUEST},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -271,6 +381,7 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
     o->rounds = 1;
     o->timeout_ms = RF_BURST_DEFAULT_TIMEOUT_MS;
     o->sync = RF_BURST_LASTBYTE;
+    o->max_spread_us = -1;
     optind = 0; /* glibc: full re-initialisation, so the parser can run again */
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":X:H:d:n:h", longopts, NULL)) != -1) {
@@ -382,6 +493,38 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
         case OPT_REPORT:
             o->report = optarg;
             break;
+        case OPT_REQUEST:
+            if (o->nrequests >= RF_PROBE_GROUPS_MAX) {
+                msg(err, "more than %d --request groups", RF_PROBE_GROUPS_MAX);
+                return 2;
+            }
+            o->requests[o->nrequests++] = optarg;
+            break;
+        case OPT_SERVER_TIME:
+            if (!rf_probe_group_name_ok(optarg, strlen(optarg))) {
+                msg(err, "--server-time wants a header name, got \"%.40s\"", optarg);
+                return 2;
+            }
+            o->server_time = optarg;
+            break;
+        case OPT_MAX_SPREAD:
+            if (parse_num(optarg, 0, MAX_SPREAD_US, &v) < 0) {
+                msg(err, "--max-spread wants 0..%ld microseconds, got \"%.20s\"", MAX_SPREAD_US,
+                    optarg);
+                return 2;
+            }
+            o->max_spread_us = v;
+            break;
+        case OPT_WARMUP:
+            if (parse_num(optarg, 0, MAX_WARMUP, &v) < 0) {
+                msg(err, "--warmup wants 0..%d requests, got \"%.20s\"", MAX_WARMUP, optarg);
+                return 2;
+            }
+            o->warmup = (unsigned)v;
+            break;
+        case OPT_WARMUP_REQUEST:
+            o->warmup_request = optarg;
+            break;
         case 'h':
             fputs(usage_text, out);
             return 1;
@@ -393,7 +536,7 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
             return 2;
         }
     }
-    if (optind >= argc) {
+    if (optind >= argc && !o->nrequests) {
         msg(err, "no URL given (see racefree probe --help)");
         return 2;
     }
@@ -401,11 +544,19 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
         msg(err, "one URL only; unexpected \"%.60s\"", argv[optind + 1]);
         return 2;
     }
-    o->url = argv[optind];
+    o->url = optind < argc ? argv[optind] : NULL;
+    if (o->nrequests && parse_groups(o, err) < 0)
+        return 2;
     if (o->h2c && !o->sync_set)
         o->sync = RF_BURST_PACKET;
     if (o->h2c && o->sync != RF_BURST_PACKET) {
         msg(err, "--h2c works with --sync packet only");
+        return 2;
+    }
+    /* Warm-ups are written on the raw socket and read as HTTP/1.1. */
+    if (o->warmup &&
+        (o->sync == RF_BURST_PACKET || (o->url && strncasecmp(o->url, "https://", 8) == 0))) {
+        msg(err, "--warmup works over plain HTTP/1.1 only (not with https:// or --sync packet)");
         return 2;
     }
     if ((size_t)o->rounds * o->n > MAX_TOTAL_REQUESTS) {
@@ -420,11 +571,15 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
         const struct rf_probe_exp *x = &o->exps[k];
         if (x->kind == RF_PROBE_EXP_NO5XX)
             continue;
-        long want = rf_probe_count_value(&x->count, o->n);
+        size_t n = o->n;
+        if (x->group[0] && resolve_group(o, &o->exps[k], &n, err) < 0)
+            return 2;
+        long want = rf_probe_count_value(&x->count, n);
         /* verify counts are rows in the server, which may outnumber a burst */
-        if (want < 0 || (x->kind != RF_PROBE_EXP_VERIFY_COUNT && (size_t)want > o->n)) {
-            msg(err, "--expect-%s %s: count %ld is impossible with -n %zu",
-                rf_probe_exp_kind_name(x->kind), x->spec, want, o->n);
+        if (want < 0 || (x->kind != RF_PROBE_EXP_VERIFY_COUNT && (size_t)want > n)) {
+            msg(err, "--expect-%s %s: count %ld is impossible with %s %zu",
+                rf_probe_exp_kind_name(x->kind), x->spec, want, x->group[0] ? "a group of" : "-n",
+                n);
             return 2;
         }
     }
@@ -459,6 +614,62 @@ static int tls_contexts(struct run *r, int burst)
     return 0;
 }
 
+/* Loads every --request file and lays out the release order. */
+static int prepare_groups(struct run *r)
+{
+    struct opts *o = r->o;
+    char e[600];
+    for (size_t g = 0; g < o->nrequests; g++) {
+        r->ngroups++;
+        if (rf_probe_group_load(&r->groups[g], o->group_names[g], o->group_paths[g],
+                                o->group_path_len[g], o->group_counts[g], o->url, o->headers,
+                                o->nheaders, &r->vars, e, sizeof(e)) < 0) {
+            msg(r->err, "%s", e);
+            return -1;
+        }
+    }
+    r->slot_group = calloc(o->n, sizeof(*r->slot_group));
+    r->slot_index = calloc(o->n, sizeof(*r->slot_index));
+    if (!r->slot_group || !r->slot_index) {
+        msg(r->err, "out of memory for %zu requests", o->n);
+        return -1;
+    }
+    rf_probe_groups_interleave(o->group_counts, r->ngroups, r->slot_group);
+    size_t seen[RF_PROBE_GROUPS_MAX] = {0};
+    for (size_t k = 0; k < o->n; k++)
+        r->slot_index[k] = seen[r->slot_group[k]]++;
+    for (size_t g = 0; g < r->ngroups; g++)
+        rf_probe_stats_init(&r->group_total[g]);
+    return 0;
+}
+
+/* --warmup-request 'METHOD /path': checked once, sent as is. */
+static int prepare_warmup(struct run *r)
+{
+    const char *w = r->o->warmup_request ? r->o->warmup_request : "GET /";
+    const char *sp = strchr(w, ' ');
+    size_t ml = sp ? (size_t)(sp - w) : 0;
+    char m[40];
+    if (ml == 0 || ml >= sizeof(m) || sp[1] != '/' || strlen(sp + 1) > RF_PROBE_URL_MAX) {
+        msg(r->err, "--warmup-request wants 'METHOD /path', got \"%.60s\"", w);
+        return -1;
+    }
+    memcpy(m, w, ml);
+    m[ml] = '\0';
+    if (!valid_method(m)) {
+        msg(r->err, "--warmup-request: bad method \"%s\"", m);
+        return -1;
+    }
+    for (const char *p = sp + 1; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            msg(r->err, "--warmup-request: the path contains a space or control character");
+            return -1;
+        }
+    snprintf(r->warmup_method, sizeof(r->warmup_method), "%s", m);
+    snprintf(r->warmup_path, sizeof(r->warmup_path), "%s", sp + 1);
+    return 0;
+}
+
 /* Compiles every template once, before anything is sent. */
 static int prepare(struct run *r)
 {
@@ -470,11 +681,12 @@ static int prepare(struct run *r)
             msg(r->err, "--var: %s", e);
             return -1;
         }
-    if (strlen(o->url) > RF_PROBE_URL_MAX) {
+    if (o->url && strlen(o->url) > RF_PROBE_URL_MAX) {
         msg(r->err, "URL longer than %d bytes", RF_PROBE_URL_MAX);
         return -1;
     }
-    if (rf_probe_tpl_compile(&r->spec.url, o->url, strlen(o->url), &r->vars, e, sizeof(e)) < 0) {
+    if (rf_probe_tpl_compile(&r->spec.url, o->url ? o->url : "", o->url ? strlen(o->url) : 0,
+                             &r->vars, e, sizeof(e)) < 0) {
         msg(r->err, "URL: %s", e);
         return -1;
     }
@@ -506,8 +718,19 @@ static int prepare(struct run *r)
         }
         r->spec.has_body = 1;
     }
+    if (o->nrequests && prepare_groups(r) < 0)
+        return -1;
+    if (prepare_warmup(r) < 0)
+        return -1;
     /* Catch a bad URL (https, no host) before printing a report header. */
-    const struct rf_probe_tpl *urls[2] = {&r->spec.url, NULL};
+    const struct rf_probe_tpl *urls[2 + RF_PROBE_GROUPS_MAX] = {&r->spec.url, NULL};
+    size_t nurls = 1;
+    if (o->nrequests) {
+        /* The groups' URLs, base included, are what the burst aims at. */
+        nurls = 0;
+        for (size_t g = 0; g < r->ngroups; g++)
+            urls[nurls++] = &r->groups[g].spec.url;
+    }
     if (o->verify) {
         if (strlen(o->verify) > RF_PROBE_URL_MAX ||
             rf_probe_tpl_compile(&r->verify, o->verify, strlen(o->verify), &r->vars, e, sizeof(e)) <
@@ -516,9 +739,9 @@ static int prepare(struct run *r)
             return -1;
         }
         r->has_verify = 1;
-        urls[1] = &r->verify;
+        urls[nurls++] = &r->verify;
     }
-    for (int k = 0; k < 2 && urls[k]; k++) {
+    for (size_t k = 0; k < nurls; k++) {
         struct rf_probe_buf b;
         struct rf_probe_url u;
         struct rf_probe_tpl_ctx c = {.i = 0, .round = 1, .vars = &r->vars};
@@ -528,7 +751,7 @@ static int prepare(struct run *r)
             rc = rf_probe_url_parse(b.p, &u, e, sizeof(e));
         rf_probe_buf_free(&b);
         if (rc < 0) {
-            msg(r->err, "%s%s", k ? "--verify: " : "", e);
+            msg(r->err, "%s%s", urls[k] == &r->verify ? "--verify: " : "", e);
             return -1;
         }
         if (k == 0)
@@ -545,10 +768,16 @@ static int prepare(struct run *r)
         msg(r->err, "--h2c is for http:// URLs; https:// negotiates h2 by ALPN");
         return -1;
     }
-    snprintf(r->method, sizeof(r->method), "%s", o->method ? o->method : o->data ? "POST" : "GET");
+    snprintf(r->method, sizeof(r->method), "%s",
+             r->ngroups  ? r->groups[0].method
+             : o->method ? o->method
+             : o->data   ? "POST"
+                         : "GET");
     r->dynamic = r->spec.url.dynamic || (r->spec.has_body && r->spec.body.dynamic);
     for (size_t k = 0; k < r->spec.nhdr; k++)
         r->dynamic |= r->spec.hdr[k].dynamic;
+    for (size_t g = 0; g < r->ngroups; g++)
+        r->dynamic |= r->groups[g].dynamic;
     for (size_t k = 0; k < o->nexps; k++)
         r->need_json |= o->exps[k].kind == RF_PROBE_EXP_DISTINCT;
     size_t share = RESPONSES_BYTES_MAX / o->n;
@@ -631,12 +860,16 @@ static json_t *request_json(const struct rf_burst_res *q, size_t i, uint64_t t0)
     return o;
 }
 
-static void print_requests(FILE *f, const struct rf_burst_res *res, size_t n)
+static void print_requests(FILE *f, const struct run *r, const struct rf_burst_res *res, size_t n)
 {
     uint64_t first = UINT64_MAX;
     for (size_t i = 0; i < n; i++)
         if (res[i].t_lastbyte_ns && res[i].t_lastbyte_ns < first)
             first = res[i].t_lastbyte_ns;
+    int width = 0;
+    for (size_t g = 0; g < r->ngroups; g++)
+        if ((int)strlen(r->groups[g].name) > width)
+            width = (int)strlen(r->groups[g].name);
     for (size_t i = 0; i < n; i++) {
         const struct rf_burst_res *q = &res[i];
         char lat[32] = "-", off[32] = "-";
@@ -645,11 +878,14 @@ static void print_requests(FILE *f, const struct rf_burst_res *res, size_t n)
             if (!q->err && q->t_done_ns >= q->t_lastbyte_ns)
                 rf_probe_fmt_ns(lat, sizeof(lat), q->t_done_ns - q->t_lastbyte_ns);
         }
+        char grp[RF_PROBE_GROUP_NAME_MAX + 4] = "";
+        if (r->ngroups)
+            snprintf(grp, sizeof(grp), " %-*s", width, r->groups[r->slot_group[i]].name);
         if (q->err)
-            fprintf(f, "    #%-5zu no response: %s\n", i, q->err_msg);
+            fprintf(f, "    #%-5zu%s no response: %s\n", i, grp, q->err_msg);
         else
-            fprintf(f, "    #%-5zu %3d   latency %-10s final byte +%s\n", i, q->http.status, lat,
-                    off);
+            fprintf(f, "    #%-5zu%s %3d   latency %-10s final byte +%s\n", i, grp, q->http.status,
+                    lat, off);
     }
 }
 
@@ -673,6 +909,7 @@ static void print_expectation(FILE *f, int first, const struct rf_probe_exp *x,
 
 struct round_data {
     struct rf_probe_buf *bufs;
+    struct rf_probe_buf *wbufs; /* --warmup: the warm-up request of each slot */
     struct rf_burst_req *reqs;
     struct rf_burst_res *res;
     json_t **bodies;
@@ -694,6 +931,9 @@ static void round_free(struct round_data *d)
         rf_burst_res_free(&d->vres, 1);
     for (size_t i = 0; d->bufs && i < d->n; i++)
         rf_probe_buf_free(&d->bufs[i]);
+    for (size_t i = 0; d->wbufs && i < d->n; i++)
+        rf_probe_buf_free(&d->wbufs[i]);
+    free(d->wbufs);
     for (size_t i = 0; d->bodies && i < d->n; i++)
         json_decref(d->bodies[i]);
     json_decref(d->vbody);
@@ -704,6 +944,11 @@ static void round_free(struct round_data *d)
     free(d->res);
     free(d->bodies);
     free(d->hosts);
+}
+
+static int method_has_length(const char *m)
+{
+    return !strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH");
 }
 
 /* Builds every request of one round; only the first when they are all the
@@ -718,15 +963,24 @@ static int build_round(struct run *r, unsigned rnd, struct round_data *d)
     rf_probe_buf_init(&url, RF_PROBE_URL_MAX);
     for (size_t i = 0; i < n; i++) {
         struct rf_burst_req *q = &d->reqs[i];
-        if (i > 0 && !r->dynamic) {
+        if (i > 0 && !r->dynamic && !r->ngroups) {
             *q = d->reqs[0];
             total += q->len;
             continue;
         }
+        const struct rf_probe_reqspec *sp = &r->spec;
+        const char *method = r->method;
         struct rf_probe_tpl_ctx c = {.i = i, .round = rnd, .vars = &r->vars};
+        if (r->ngroups) {
+            const struct rf_probe_group *g = &r->groups[r->slot_group[i]];
+            sp = &g->spec;
+            method = g->method;
+            /* A group's file reads as it would alone: {{i}} counts within it. */
+            c.i = r->slot_index[i];
+        }
         rf_probe_buf_init(&d->bufs[i], RF_PROBE_HEAD_MAX + RF_PROBE_BODY_MAX);
-        if (rf_probe_request_build(&r->spec, r->method, 1, &r->spec.url, &c, &url, &u, &d->bufs[i],
-                                   e, sizeof(e)) < 0) {
+        if (rf_probe_request_build(sp, method, 1, &sp->url, &c, &url, &u, &d->bufs[i], e,
+                                   sizeof(e)) < 0) {
             snprintf(r->errmsg, sizeof(r->errmsg), "request %zu: %s", i, e);
             goto out;
         }
@@ -734,7 +988,7 @@ static int build_round(struct run *r, unsigned rnd, struct round_data *d)
             goto out;
         q->data = d->bufs[i].p;
         q->len = d->bufs[i].len;
-        q->head_request = !strcmp(r->method, "HEAD");
+        q->head_request = !strcmp(method, "HEAD");
         if (u.tls != r->tls) {
             snprintf(r->errmsg, sizeof(r->errmsg),
                      "request %zu: every request of a burst must "
@@ -745,6 +999,23 @@ static int build_round(struct run *r, unsigned rnd, struct round_data *d)
         if (u.tls) {
             snprintf(d->hosts[i], sizeof(d->hosts[i]), "%s", u.host);
             q->host = d->hosts[i];
+        }
+        if (r->o->warmup) {
+            struct rf_probe_buf *w = &d->wbufs[i];
+            rf_probe_buf_init(w, RF_PROBE_HEAD_MAX);
+            /* Keep-alive said out loud: HTTP/1.0-minded servers close otherwise. */
+            if (rf_probe_buf_addf(w,
+                                  "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: racefree-probe\r\n"
+                                  "Connection: keep-alive\r\n%s\r\n",
+                                  r->warmup_method, r->warmup_path, u.authority,
+                                  method_has_length(r->warmup_method) ? "Content-Length: 0\r\n"
+                                                                      : "") < 0) {
+                snprintf(r->errmsg, sizeof(r->errmsg), "warm-up request too long");
+                goto out;
+            }
+            q->warmup = w->p;
+            q->warmup_len = w->len;
+            q->warmup_head = !strcmp(r->warmup_method, "HEAD");
         }
         total += q->len;
         if (total > BURST_BYTES_MAX) {
@@ -839,14 +1110,18 @@ static int run_round(struct run *r, unsigned rnd)
     d.bodies = calloc(n, sizeof(*d.bodies));
     if (r->tls)
         d.hosts = calloc(n, sizeof(*d.hosts));
-    if (!d.bufs || !d.reqs || !d.res || !d.bodies || (r->tls && !d.hosts)) {
+    d.wbufs = o->warmup ? calloc(n, sizeof(*d.wbufs)) : NULL;
+    if (!d.bufs || !d.reqs || !d.res || !d.bodies || (r->tls && !d.hosts) ||
+        (o->warmup && !d.wbufs)) {
         snprintf(r->errmsg, sizeof(r->errmsg), "out of memory for %zu requests", n);
         goto out;
     }
     if (build_round(r, rnd, &d) < 0)
         goto out;
-    struct rf_burst_opts bo = {
-        .sync = o->sync, .timeout_ms = o->timeout_ms, .max_response = r->max_response};
+    struct rf_burst_opts bo = {.sync = o->sync,
+                               .timeout_ms = o->timeout_ms,
+                               .max_response = r->max_response,
+                               .warmup = o->warmup};
     if (r->tls)
         bo.tls = o->sync == RF_BURST_PACKET ? r->tls_burst : r->tls_h1;
     int policy = SCHED_OTHER;
@@ -866,9 +1141,17 @@ static int run_round(struct run *r, unsigned rnd)
         for (size_t i = 0; i < n; i++)
             d.bodies[i] = rf_probe_body_json(&d.res[i]);
 
+    struct rf_probe_stats gst[RF_PROBE_GROUPS_MAX];
+    for (size_t g = 0; g < r->ngroups; g++)
+        rf_probe_stats_init(&gst[g]);
+    size_t group_n[RF_PROBE_GROUPS_MAX];
+    for (size_t g = 0; g < r->ngroups; g++)
+        group_n[g] = r->groups[g].count;
     struct rf_probe_view v = {.res = d.res,
                               .n = n,
                               .bodies = d.bodies,
+                              .group_of = r->ngroups ? r->slot_group : NULL,
+                              .group_n = group_n,
                               .verify = d.have_vres ? &d.vres : NULL,
                               .verify_body = d.vbody};
     for (size_t k = 0; k < o->nexps; k++) {
@@ -881,10 +1164,28 @@ static int run_round(struct run *r, unsigned rnd)
                      o->exps[k].spec);
         }
     }
-    if (rf_probe_stats_add(&st, d.res, n, rnd) < 0 || rf_probe_stats_merge(&r->total, &st) < 0) {
+    int oom =
+        rf_probe_stats_add(&st, d.res, n, rnd) < 0 || rf_probe_stats_merge(&r->total, &st) < 0 ||
+        (r->ngroups && rf_probe_group_stats_add(gst, r->ngroups, d.res, r->slot_group, n, rnd) < 0);
+    for (size_t g = 0; g < r->ngroups && !oom; g++)
+        oom = rf_probe_stats_merge(&r->group_total[g], &gst[g]) < 0;
+    if (oom) {
+        for (size_t g = 0; g < r->ngroups; g++)
+            rf_probe_stats_free(&gst[g]);
         snprintf(r->errmsg, sizeof(r->errmsg), "out of memory for the statistics");
         goto out;
     }
+    /* Did the burst overlap? The server's own clock says best, when it
+     * talks; otherwise the release spread is all there is. */
+    uint64_t sspread = 0, judged = 0;
+    size_t nstamps =
+        o->server_time ? rf_probe_servertime_spread(d.res, n, o->server_time, &sspread) : 0;
+    const char *judged_what = nstamps >= 2 ? "server" : st.nspread ? "release" : NULL;
+    judged = nstamps >= 2 ? sspread : st.nspread ? st.spread_ns[0] : 0;
+    int inconclusive =
+        o->max_spread_us >= 0 && (!judged_what || judged > (uint64_t)o->max_spread_us * 1000ull);
+    if (inconclusive && r->inconclusive++ == 0)
+        r->first_inconclusive = rnd;
     if (d.have_vres && d.vres.err && r->total.no_response == 0) {
         /* The verify GET counts as a request without a response too. */
         r->total.first_err_i = -1;
@@ -916,10 +1217,24 @@ static int run_round(struct run *r, unsigned rnd)
                                             er[k].got < 0 ? json_null() : json_integer(er[k].got),
                                             "pass", er[k].pass, "detail", er[k].detail));
         json_object_set_new(jr, "expectations", je);
+        if (o->server_time) {
+            json_object_set_new(jr, "server_spread_us",
+                                nstamps >= 2 ? json_real((double)(sspread / 100) / 10.0)
+                                             : json_null());
+            json_object_set_new(jr, "server_stamps", json_integer((json_int_t)nstamps));
+        }
+        if (o->max_spread_us >= 0)
+            json_object_set_new(jr, "inconclusive", json_boolean(inconclusive));
+        if (r->ngroups)
+            json_object_set_new(jr, "groups", rf_probe_groups_json(r->groups, r->ngroups, gst, 0));
         if (o->per_request) {
             json_t *ja = json_array();
-            for (size_t i = 0; i < n; i++)
-                json_array_append_new(ja, request_json(&d.res[i], i, t0));
+            for (size_t i = 0; i < n; i++) {
+                json_t *jq = request_json(&d.res[i], i, t0);
+                if (r->ngroups)
+                    json_object_set_new(jq, "group", json_string(r->groups[r->slot_group[i]].name));
+                json_array_append_new(ja, jq);
+            }
             json_object_set_new(jr, "per_request", ja);
         }
         json_array_append_new(r->jrounds, jr);
@@ -927,6 +1242,27 @@ static int run_round(struct run *r, unsigned rnd)
         FILE *f = r->out;
         fprintf(f, "round %u/%u\n", rnd, o->rounds);
         rf_probe_stats_print(f, &st);
+        if (r->ngroups)
+            rf_probe_groups_print(f, r->groups, r->ngroups, gst);
+        if (o->server_time) {
+            char a[32];
+            rf_probe_fmt_ns(a, sizeof(a), sspread);
+            if (nstamps >= 2)
+                fprintf(f, "  server    spread %s (%s in %zu of %zu responses)\n", a,
+                        o->server_time, nstamps, n);
+            else
+                fprintf(f, "  server    spread unknown (%s in %zu of %zu responses)\n",
+                        o->server_time, nstamps, n);
+        }
+        if (inconclusive) {
+            char a[32];
+            rf_probe_fmt_ns(a, sizeof(a), judged);
+            if (judged_what)
+                fprintf(f, "  INCONCLUSIVE  %s spread %s is over --max-spread %ld µs\n",
+                        judged_what, a, o->max_spread_us);
+            else
+                fprintf(f, "  INCONCLUSIVE  no spread known (no final byte was sent)\n");
+        }
         if (d.have_vres) {
             if (d.vres.err)
                 fprintf(f, "  verify    GET %s: no response: %s\n", d.vurl.p, d.vres.err_msg);
@@ -936,7 +1272,7 @@ static int run_round(struct run *r, unsigned rnd)
         for (size_t k = 0; k < o->nexps; k++)
             print_expectation(f, k == 0, &o->exps[k], &er[k]);
         if (o->per_request)
-            print_requests(f, d.res, n);
+            print_requests(f, r, d.res, n);
     }
     struct rf_probe_html_round hr = {.round = rnd,
                                      .res = d.res,
@@ -947,14 +1283,35 @@ static int run_round(struct run *r, unsigned rnd)
                                      .exp_res = er,
                                      .nexps = o->nexps,
                                      .verify_url = d.have_vres ? d.vurl.p : NULL,
-                                     .verify = d.have_vres ? &d.vres : NULL};
+                                     .verify = d.have_vres ? &d.vres : NULL,
+                                     .group_of = r->ngroups ? r->slot_group : NULL,
+                                     .ngroups = r->ngroups,
+                                     .group_stats = gst,
+                                     .server_spread_ns = nstamps >= 2 ? sspread : 0,
+                                     .has_server_spread = nstamps >= 2,
+                                     .inconclusive = inconclusive};
+    const char *gnames[RF_PROBE_GROUPS_MAX];
+    for (size_t g = 0; g < r->ngroups; g++)
+        gnames[g] = r->groups[g].name;
+    hr.group_names = gnames;
     /* A write error is reported once, when the report is closed. */
     (void)rf_probe_html_round(r->html, &hr);
+    for (size_t g = 0; g < r->ngroups; g++)
+        rf_probe_stats_free(&gst[g]);
     rc = 0;
 out:
     rf_probe_stats_free(&st);
     round_free(&d);
     return rc;
+}
+
+/* What the report names as the target: the URL, or the first group's file
+ * target when the files say where they go. */
+static const char *target_url(const struct run *r)
+{
+    if (r->o->url)
+        return r->o->url;
+    return r->ngroups ? r->groups[0].target : "";
 }
 
 static int finish(struct run *r, int setup_failed)
@@ -980,6 +1337,15 @@ static int finish(struct run *r, int setup_failed)
         code = 1;
         snprintf(why, sizeof(why), "%zu expectation check%s failed (first: %s)", r->exp_failures,
                  r->exp_failures == 1 ? "" : "s", r->first_failure);
+    } else if (r->inconclusive) {
+        /* A failure found in a loose burst is still a failure; a pass is not
+         * a pass unless the requests really arrived together. */
+        code = EXIT_INCONCLUSIVE;
+        snprintf(why, sizeof(why),
+                 "%u of %u round%s spread over --max-spread %ld µs (first: round %u); the "
+                 "expectations held but prove nothing",
+                 r->inconclusive, r->rounds_done, r->rounds_done == 1 ? "" : "s", o->max_spread_us,
+                 r->first_inconclusive);
     }
     if (r->html) {
         struct rf_probe_html_total ht = {.stats = &r->total,
@@ -1003,9 +1369,24 @@ static int finish(struct run *r, int setup_failed)
         json_t *doc = json_object();
         json_object_set_new(doc, "target",
                             json_pack("{s:s, s:s, s:I, s:I, s:s, s:i, s:b}", "method", r->method,
-                                      "url", o->url, "n", (json_int_t)o->n, "rounds",
+                                      "url", target_url(r), "n", (json_int_t)o->n, "rounds",
                                       (json_int_t)o->rounds, "sync", sync_name(o->sync),
                                       "timeout_ms", o->timeout_ms, "realtime", r->rt_state > 0));
+        json_t *jt = json_object_get(doc, "target");
+        if (r->ngroups) {
+            json_t *jg = json_array();
+            for (size_t g = 0; g < r->ngroups; g++)
+                json_array_append_new(
+                    jg, json_pack("{s:s, s:s, s:s, s:I}", "name", r->groups[g].name, "method",
+                                  r->groups[g].method, "target", r->groups[g].target, "count",
+                                  (json_int_t)r->groups[g].count));
+            json_object_set_new(jt, "groups", jg);
+        }
+        json_object_set_new(jt, "warmup", json_integer(o->warmup));
+        json_object_set_new(jt, "server_time",
+                            o->server_time ? json_string(o->server_time) : json_null());
+        json_object_set_new(jt, "max_spread_us",
+                            o->max_spread_us >= 0 ? json_integer(o->max_spread_us) : json_null());
         json_object_set(doc, "rounds", r->jrounds);
         json_t *tot = rf_probe_stats_json(&r->total, 1);
         json_t *je = json_array();
@@ -1017,6 +1398,11 @@ static int finish(struct run *r, int setup_failed)
                           r->exp_held[k] == r->rounds_done && r->rounds_done > 0, "rounds_held",
                           (json_int_t)r->exp_held[k], "rounds", (json_int_t)r->rounds_done));
         json_object_set_new(tot, "expectations", je);
+        if (r->ngroups)
+            json_object_set_new(tot, "groups",
+                                rf_probe_groups_json(r->groups, r->ngroups, r->group_total, 1));
+        if (o->max_spread_us >= 0)
+            json_object_set_new(tot, "inconclusive_rounds", json_integer(r->inconclusive));
         json_object_set_new(doc, "total", tot);
         json_object_set_new(doc, "pass", json_boolean(code == 0));
         json_object_set_new(doc, "exit_code", json_integer(code));
@@ -1035,6 +1421,8 @@ static int finish(struct run *r, int setup_failed)
         if (o->rounds > 1 && r->rounds_done > 0) {
             fprintf(f, "total over %u round%s\n", r->rounds_done, r->rounds_done == 1 ? "" : "s");
             rf_probe_stats_print(f, &r->total);
+            if (r->ngroups)
+                rf_probe_groups_print(f, r->groups, r->ngroups, r->group_total);
             for (size_t k = 0; k < o->nexps; k++) {
                 const struct rf_probe_exp *x = &o->exps[k];
                 char label[400];
@@ -1053,7 +1441,11 @@ static int finish(struct run *r, int setup_failed)
                 fprintf(f, "PASS: %s\n",
                         o->nexps ? "every expectation held" : "no expectations given");
             else
-                fprintf(f, "%s: %s\n", code == 1 ? "FAIL" : "ERROR", why);
+                fprintf(f, "%s: %s\n",
+                        code == 1                   ? "FAIL"
+                        : code == EXIT_INCONCLUSIVE ? "INCONCLUSIVE"
+                                                    : "ERROR",
+                        why);
         }
         fflush(f);
     }
@@ -1090,7 +1482,7 @@ int rf_probe_run(int argc, char **argv, FILE *out, FILE *err)
         /* Before anything is sent: an unwritable path is a usage error. */
         char e[300];
         struct rf_probe_html_target t = {.method = r->method,
-                                         .url = o->url,
+                                         .url = target_url(r),
                                          .n = o->n,
                                          .rounds = o->rounds,
                                          .sync = sync_name(o->sync),
@@ -1101,7 +1493,16 @@ int rf_probe_run(int argc, char **argv, FILE *out, FILE *err)
             goto out;
         }
     }
-    if (!o->json) {
+    if (!o->json && r->ngroups) {
+        fprintf(out, "racefree probe: %zu requests in %zu groups (", o->n, r->ngroups);
+        for (size_t g = 0; g < r->ngroups; g++)
+            fprintf(out, "%s%s %zu × %s %s", g ? ", " : "", r->groups[g].name, r->groups[g].count,
+                    r->groups[g].method, r->groups[g].target);
+        fprintf(out, ")%s%s, %u round%s, sync %s, timeout %d ms\n", o->url ? " at " : "",
+                o->url ? o->url : "", o->rounds, o->rounds == 1 ? "" : "s", sync_name(o->sync),
+                o->timeout_ms);
+        fflush(out);
+    } else if (!o->json) {
         fprintf(out, "racefree probe: %zu × %s %s, %u round%s, sync %s, timeout %d ms\n", o->n,
                 r->method, o->url, o->rounds, o->rounds == 1 ? "" : "s", sync_name(o->sync),
                 o->timeout_ms);
@@ -1124,6 +1525,12 @@ out:
     for (size_t k = 0; k < o->nexps; k++)
         rf_probe_exp_free(&o->exps[k]);
     rf_probe_reqspec_free(&r->spec);
+    for (size_t g = 0; g < r->ngroups; g++) {
+        rf_probe_group_free(&r->groups[g]);
+        rf_probe_stats_free(&r->group_total[g]);
+    }
+    free(r->slot_group);
+    free(r->slot_index);
     if (r->has_verify)
         rf_probe_tpl_free(&r->verify);
     rf_probe_vars_free(&r->vars);

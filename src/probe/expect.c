@@ -218,6 +218,20 @@ int rf_probe_exp_parse(struct rf_probe_exp *e, enum rf_probe_exp_kind kind, cons
         return -1;
     }
     memcpy(e->spec, arg, al + 1);
+    /* "redeem:200=1": a status or a path never starts with a group name
+     * followed by ':', so the prefix is unambiguous. */
+    size_t gl = strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+    if ((kind == RF_PROBE_EXP_STATUS || kind == RF_PROBE_EXP_DISTINCT) && gl > 0 &&
+        arg[gl] == ':') {
+        if (gl >= sizeof(e->group)) {
+            rf_errf(err, errlen, "--expect-%s %s: group name longer than %zu bytes",
+                    rf_probe_exp_kind_name(kind), arg, sizeof(e->group) - 1);
+            return -1;
+        }
+        memcpy(e->group, arg, gl);
+        e->group[gl] = '\0';
+        arg += gl + 1;
+    }
     /* The last '=' splits, so a path may itself contain one. */
     const char *eq = strrchr(arg, '=');
     if (!eq) {
@@ -292,6 +306,11 @@ static void detail_add(char *d, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
+static int in_scope(const struct rf_probe_exp *e, const struct rf_probe_view *v, size_t i)
+{
+    return !e->group[0] || !v->group_of || v->group_of[i] == e->group_ix;
+}
+
 static void eval_distinct(const struct rf_probe_exp *e, const struct rf_probe_view *v,
                           struct rf_probe_exp_res *out)
 {
@@ -303,6 +322,8 @@ static void eval_distinct(const struct rf_probe_exp *e, const struct rf_probe_vi
         return;
     }
     for (size_t i = 0; i < v->n; i++) {
+        if (!in_scope(e, v, i))
+            continue;
         json_t *x = v->bodies[i] ? rf_probe_jpath_get(&e->path, v->bodies[i]) : NULL;
         char *s = x ? json_dumps(x, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
         if (!s) {
@@ -375,11 +396,13 @@ void rf_probe_exp_eval(const struct rf_probe_exp *e, const struct rf_probe_view 
                        struct rf_probe_exp_res *out)
 {
     memset(out, 0, sizeof(*out));
-    out->want = e->kind == RF_PROBE_EXP_NO5XX ? 0 : rf_probe_count_value(&e->count, v->n);
+    size_t n = e->group[0] && v->group_of ? v->group_n[e->group_ix] : v->n;
+    out->want = e->kind == RF_PROBE_EXP_NO5XX ? 0 : rf_probe_count_value(&e->count, n);
     switch (e->kind) {
     case RF_PROBE_EXP_STATUS:
         for (size_t i = 0; i < v->n; i++)
-            if (!v->res[i].err && status_matches(e->status, v->res[i].http.status))
+            if (in_scope(e, v, i) && !v->res[i].err &&
+                status_matches(e->status, v->res[i].http.status))
                 out->got++;
         out->pass = out->got == out->want;
         return;

@@ -49,12 +49,18 @@ enum rf_probe_exp_kind {
 struct rf_probe_exp {
     enum rf_probe_exp_kind kind;
     char spec[320]; /* the argument as given, for the report */
+    /* STATUS and DISTINCT written "GROUP:..." count only the requests of that
+     * group of a mixed burst, and their N is the group's size. The caller
+     * resolves the name into group_ix. */
+    char group[65];
+    unsigned group_ix;
     int status;     /* STATUS: 100..599, or 1..5 for a class written "2xx" */
     struct rf_probe_jpath path;
     struct rf_probe_count count;
 };
 
-/* arg is ignored for NO5XX. Returns 0, or -1 with err filled. */
+/* arg is ignored for NO5XX; STATUS and DISTINCT take an optional "GROUP:"
+ * prefix. Returns 0, or -1 with err filled. */
 int rf_probe_exp_parse(struct rf_probe_exp *e, enum rf_probe_exp_kind kind, const char *arg,
                        char *err, size_t errlen);
 void rf_probe_exp_free(struct rf_probe_exp *e);
@@ -66,6 +72,8 @@ struct rf_probe_view {
     const struct rf_burst_res *res;
     size_t n;
     json_t *const *bodies;             /* n entries: parsed JSON body or NULL */
+    const unsigned *group_of;          /* n entries: request's group, or NULL (one group) */
+    const size_t *group_n;             /* requests per group, when group_of is set */
     const struct rf_burst_res *verify; /* the --verify GET, or NULL */
     json_t *verify_body;
 };

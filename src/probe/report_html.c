@@ -174,7 +174,7 @@ static const char css[] =
     "summary{cursor:pointer}details.round>summary{font-size:15px;padding:2px 0}\n"
     ".verdict{font-weight:700;padding:4px 12px;border-radius:4px;display:inline-block;"
     "color:#fff;margin-right:8px}\n"
-    ".v0{background:#2b8a3e}.v1{background:#c92a2a}.v2{background:#6741d9}\n"
+    ".v0{background:#2b8a3e}.v1{background:#c92a2a}.v2{background:#6741d9}.v3{background:#e8590c}\n"
     ".cols{display:flex;flex-wrap:wrap;gap:8px 36px;align-items:flex-start}\n"
     "table{border-collapse:collapse}td,th{padding:1px 8px 1px 0;text-align:left;"
     "vertical-align:top}th{font-weight:600;color:#444}\n"
@@ -418,9 +418,15 @@ static void body_snippet(FILE *f, const struct rf_burst_res *q)
         fprintf(f, "\xE2\x80\xA6 (%zu bytes)", q->http.body_len);
 }
 
-static void tooltip(FILE *f, const struct rf_burst_res *q, size_t i, unsigned rnd, uint64_t t0)
+static void tooltip(FILE *f, const struct rf_burst_res *q, size_t i, unsigned rnd, uint64_t t0,
+                    const char *group)
 {
     fprintf(f, "request #%zu, burst %u: ", i, rnd);
+    if (group) {
+        fputs("group ", f);
+        esc(f, group);
+        fputs(", ", f);
+    }
     if (q->err) {
         fputs("no response: ", f);
         esc(f, q->err_msg);
@@ -521,13 +527,25 @@ static void timeline(FILE *f, const struct rf_probe_html_round *r)
         double bh = rh >= 12 ? rh - 6 : fmax(rh - 1, 1), by = y + (rh - bh) / 2;
         double conn = rel_us(q->t_connected_ns, t0), lb = rel_us(q->t_lastbyte_ns, t0);
         double fb = rel_us(q->t_firstbyte_ns, t0), done = rel_us(q->t_done_ns, t0);
-        fprintf(f, "<g class=\"req c%s\" data-i=\"%zu\" data-status=\"%d\"><title>",
-                status_class(q), i, q->err ? 0 : q->http.status);
-        tooltip(f, q, i, r->round, t0);
+        const char *group = r->group_of ? r->group_names[r->group_of[i]] : NULL;
+        fprintf(f, "<g class=\"req c%s\" data-i=\"%zu\" data-status=\"%d\"", status_class(q), i,
+                q->err ? 0 : q->http.status);
+        if (group) {
+            fputs(" data-group=\"", f);
+            esc(f, group);
+            fputs("\"", f);
+        }
+        fputs("><title>", f);
+        tooltip(f, q, i, r->round, t0, group);
         fprintf(f, "</title><rect class=\"hit\" x=\"0\" y=\"%.0f\" width=\"%d\" height=\"%d\"/>", y,
                 TL_W, rh);
         if (labels) {
-            fprintf(f, "<text x=\"4\" y=\"%.0f\">#%zu</text>", y + rh - 4, i);
+            fprintf(f, "<text x=\"4\" y=\"%.0f\">#%zu", y + rh - 4, i);
+            if (group) {
+                fputs(" ", f);
+                esc(f, group);
+            }
+            fputs("</text>", f);
             fprintf(f, "<text x=\"%d\" y=\"%.0f\" text-anchor=\"end\">", TL_LEFT - 8, y + rh - 4);
             if (q->err)
                 fputs("error", f);
@@ -570,7 +588,11 @@ static void timeline(FILE *f, const struct rf_probe_html_round *r)
 static void request_table(FILE *f, const struct rf_probe_html_round *r)
 {
     fputs("<details><summary>Every request as a table (times in \xC2\xB5s since the burst "
-          "started)</summary>\n<table class=\"reqs\"><tr><th>#</th><th>status</th>"
+          "started)</summary>\n<table class=\"reqs\"><tr><th>#</th>",
+          f);
+    if (r->group_of)
+        fputs("<th>group</th>", f);
+    fputs("<th>status</th>"
           "<th class=\"num\">connected</th><th class=\"num\">final byte</th>"
           "<th class=\"num\">first byte</th><th class=\"num\">done</th>"
           "<th class=\"num\">latency</th><th>body</th></tr>\n",
@@ -580,6 +602,10 @@ static void request_table(FILE *f, const struct rf_probe_html_round *r)
         double ts[4] = {rel_us(q->t_connected_ns, r->t0_ns), rel_us(q->t_lastbyte_ns, r->t0_ns),
                         rel_us(q->t_firstbyte_ns, r->t0_ns), rel_us(q->t_done_ns, r->t0_ns)};
         fprintf(f, "<tr><td class=\"num\">%zu</td><td>", i);
+        if (r->group_of) {
+            esc(f, r->group_names[r->group_of[i]]);
+            fputs("</td><td>", f);
+        }
         if (q->err)
             fputs("error", f);
         else
@@ -622,6 +648,8 @@ int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_html_roun
             pass                    ? "PASS"
             : r->stats->no_response ? "ERROR"
                                     : "FAIL");
+    if (r->inconclusive)
+        fputs(" <span class=\"fail\">INCONCLUSIVE</span> (spread over --max-spread)", f);
     fputs("</summary>\n", f);
     int draw = h->rows_drawn + r->n <= h->max_rows;
     if (draw) {
@@ -650,8 +678,19 @@ int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_html_roun
         }
         fputs("</p>\n", f);
     }
+    if (r->has_server_spread) {
+        char a[32];
+        fmt_ns(a, sizeof(a), r->server_spread_ns);
+        fprintf(f, "<p>server-side spread %s</p>\n", a);
+    }
     fputs("</div><div>", f);
     histogram(f, r->stats);
+    for (size_t g = 0; g < r->ngroups; g++) {
+        fputs("<p class=\"mono\">group ", f);
+        esc(f, r->group_names[g]);
+        fputs("</p>\n", f);
+        histogram(f, &r->group_stats[g]);
+    }
     fputs("</div><div>", f);
     expectations(f, r);
     fputs("</div></div>\n", f);
@@ -665,8 +704,8 @@ int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_html_roun
 
 static void summary(FILE *f, const struct rf_probe_html *h, const struct rf_probe_html_total *t)
 {
-    static const char *const verdicts[] = {"PASS", "FAIL", "ERROR"};
-    int code = t->exit_code >= 0 && t->exit_code <= 2 ? t->exit_code : 2;
+    static const char *const verdicts[] = {"PASS", "FAIL", "ERROR", "INCONCLUSIVE"};
+    int code = t->exit_code >= 0 && t->exit_code <= 3 ? t->exit_code : 2;
     fprintf(f, "<section id=\"summary\"><p><span class=\"verdict v%d\">%s</span>", code,
             verdicts[code]);
     if (code == 0)

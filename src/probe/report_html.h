@@ -52,6 +52,15 @@ struct rf_probe_html_round {
     size_t nexps;
     const char *verify_url;            /* expanded --verify URL, or NULL */
     const struct rf_burst_res *verify; /* its response, or NULL */
+    /* A mixed burst (--request): request i belongs to group group_of[i];
+     * NULL for a burst of one kind of request. */
+    const unsigned *group_of;
+    const char *const *group_names; /* ngroups names */
+    size_t ngroups;
+    struct rf_probe_stats *group_stats; /* ngroups figures (sorted in place) */
+    int has_server_spread;              /* --server-time found 2+ stamps */
+    uint64_t server_spread_ns;
+    int inconclusive; /* looser than --max-spread */
 };
 
 struct rf_probe_html_total {
@@ -61,7 +70,7 @@ struct rf_probe_html_total {
     const size_t *exp_held; /* nexps entries: bursts in which each held */
     size_t nexps;
     int realtime;      /* --rt was applied */
-    int exit_code;     /* 0, 1 or 2, as the probe exits */
+    int exit_code;     /* 0, 1, 2 or 3, as the probe exits */
     const char *error; /* why the exit code is not 0, or NULL */
 };
 

@@ -134,6 +134,8 @@ AUTH="Authorization: Bearer $KEY"
 # ---- usage -------------------------------------------------------------------
 
 run help 0 "--expect-verify-count" "{{var.NAME}}" "Exit status" -- --help
+run help-mixed 0 "--request [NAME=]FILE[:COUNT]" "--expect-status [GROUP:]CODE=COUNT" \
+    "--server-time HEADER" "--max-spread US" "--warmup K" "3 inconclusive" -- --help
 run usage-no-url 2 "no URL given" --
 run usage-bad-n 2 "-n wants 1..10000" -- -n 10001 "$FX/"
 run usage-bad-count 2 "bad count" -- --expect-status 200=N+1 "$FX/"
@@ -226,6 +228,94 @@ if [ -z "$ONLY" ] || [[ fixture-json == *"$ONLY"* ]]; then
         bad fixture-json "exit $rc or JSON document not as expected"
     fi
 fi
+
+# ---- mixed bursts, burst evidence, warm-up (issue 16) ----------------------------
+
+start_server "$TMP/safe.log" "$FIXTURE" --safe --delay-us 5000 --max-seconds 600 || exit 1
+SX=http://127.0.0.1:$PORT
+
+# A Burp-style file (CRLF, stale Content-Length, HTTP/2 in the request line)
+# and a .http one (LF, comment, no version): one coupon, redeemed at most once.
+printf 'POST /v1/coupons/redeem HTTP/2\r\nHost: shop.example.com\r\nContent-Type: application/json\r\nContent-Length: 999\r\n\r\n{"code":"C-{{var.k}}-{{round}}-%s"}\r\n' "$$" >"$TMP/redeem.txt"
+printf '# pay with the coupon\nPOST /v1/checkout\nContent-Type: application/json\n\n{"code":"C-{{var.k}}-{{round}}-%s"}\n' "$$" >"$TMP/checkout.http"
+COUPON=(--request "$TMP/redeem.txt:12" --request "$TMP/checkout.http:4"
+    --expect-status redeem:200=1 --expect-status redeem:409=N-1 --expect-status checkout:200=N)
+
+if [ -z "$ONLY" ] || [[ mixed-coupon-race == *"$ONLY"* ]]; then
+    # The coupon race must be caught: at least 9 of 10 two-group bursts fail.
+    caught=0
+    for k in $(seq 10); do
+        PROBE "${COUPON[@]}" --var "k=$k" "$FX" >"$TMP/out" 2>"$TMP/err"
+        rc=$?
+        if [ $rc -eq 1 ] && grep -q "FAIL  status redeem:200=1" "$TMP/out"; then
+            caught=$((caught + 1))
+        else
+            echo "    missed run $k: exit $rc; $(grep -E '^  (group|  )' "$TMP/out" | tr -s ' ' | tr '\n' ';')"
+        fi
+    done
+    if [ "$caught" -ge 9 ]; then ok "mixed-coupon-race ($caught of 10 caught)"; else bad mixed-coupon-race "caught $caught of 10"; fi
+fi
+run mixed-coupon-racefree 0 "PASS: every expectation held" "redeem ×12:" "checkout ×4: 200 ×4" \
+    -- "${COUPON[@]}" --var k=free --rounds 3 "$SX"
+# Without a URL the Host header says where to go.
+printf 'POST /v1/checkout HTTP/1.1\nHost: 127.0.0.1:%s\n\n{"code":"none"}' "$FPORT" >"$TMP/host.http"
+run mixed-host-header 0 "PASS" "1 groups" -- --request "pay=$TMP/host.http:3" \
+    --expect-status pay:200=N
+if [ -z "$ONLY" ] || [[ mixed-json == *"$ONLY"* ]]; then
+    rm -f "$TMP/out" "$TMP/err"
+    PROBE "${COUPON[@]}" --var k=json --json --per-request --report "$TMP/mixed.html" "$SX" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if [ $rc -eq 0 ] && jq -e '(.target.groups | map(.name)) == ["redeem", "checkout"]
+              and .rounds[0].groups.redeem.status["200"] == 1
+              and .rounds[0].groups.checkout.requests == 4
+              and ([.rounds[0].per_request[].group] | map(select(. == "checkout")) | length) == 4
+              and .rounds[0].per_request[1].group != .rounds[0].per_request[2].group
+              and .total.groups.redeem.count == 12' "$TMP/out" >/dev/null &&
+        [ "$(grep -o 'data-group="checkout"' "$TMP/mixed.html" | wc -l)" -eq 4 ]; then
+        ok mixed-json
+    else
+        bad mixed-json "exit $rc or JSON/HTML not as expected"
+    fi
+fi
+run usage-request-and-data 2 "-X and -d are for the" -- --request "$TMP/redeem.txt" -d x "$FX"
+run usage-request-missing 2 "cannot open" -- --request "$TMP/nope.http" "$FX"
+run usage-request-template 2 "{{var.k}}" -- --request "$TMP/redeem.txt" "$FX"
+run usage-unknown-group 2 "no --request group \"nope\"" -- --request "$TMP/redeem.txt" \
+    --var k=1 --expect-status nope:200=1 "$FX"
+run usage-group-count 2 "impossible with a group of 2" -- --request "$TMP/redeem.txt:2" \
+    --var k=1 --expect-status redeem:200=3 "$FX"
+run usage-two-groups-same-name 2 "two groups named" -- --request "$TMP/redeem.txt" \
+    --request "$TMP/redeem.txt" --var k=1 "$FX"
+
+# --server-time: the fixture stamps X-Arrival (Unix seconds, 9 decimals).
+run server-time 0 "server    spread" "X-Arrival in 8 of 8 responses" -- -n 8 \
+    --server-time X-Arrival --expect-status 404=N "$FX/nothing"
+run max-spread-inconclusive 3 "INCONCLUSIVE" "over --max-spread 0 µs" -- -n 8 \
+    --server-time X-Arrival --max-spread 0 --expect-status 404=N "$FX/nothing"
+run max-spread-client 3 "release spread" -- -n 8 --max-spread 0 --expect-status 404=N "$FX/nothing"
+run max-spread-loose-enough 0 "PASS" -- -n 8 --server-time X-Arrival --max-spread 60000000 \
+    --expect-status 404=N "$FX/nothing"
+# A failure found in a loose burst is still a failure.
+run max-spread-fail-wins 1 "FAIL" -- -n 8 --max-spread 0 --expect-status 200=N "$FX/nothing"
+if [ -z "$ONLY" ] || [[ max-spread-json == *"$ONLY"* ]]; then
+    PROBE -n 4 --server-time X-Arrival --max-spread 0 --json "$FX/nothing" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if [ $rc -eq 3 ] && jq -e '.exit_code == 3 and .pass == false and .rounds[0].inconclusive
+              and .rounds[0].server_stamps == 4 and (.rounds[0].server_spread_us | type) == "number"
+              and .total.inconclusive_rounds == 1' "$TMP/out" >/dev/null; then
+        ok max-spread-json
+    else
+        bad max-spread-json "exit $rc or JSON not as expected"
+    fi
+fi
+
+# --warmup: the fixture keeps a connection alive when asked; races are still caught.
+run warmup-pass 0 "PASS" -- -n 8 --warmup 2 --expect-status 404=N "$FX/nothing"
+run warmup-race 1 "FAIL  status 201=1" -- -n 16 --warmup 1 \
+    -d "{\"email\":\"warm-$$@example.com\"}" --expect-status 201=1 "$FX/v1/users"
+run warmup-refused 2 "--warmup needs keep-alive" -- -n 2 --warmup 1 --warmup-request 'GET /close' \
+    "$FX/nothing"
+run usage-warmup-request 2 "--warmup-request wants" -- --warmup 1 --warmup-request 'GET x' "$FX/"
 
 # ---- the real server: the same expectations must hold --------------------------
 

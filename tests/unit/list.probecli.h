@@ -17,3 +17,4 @@ UNIT(test_probecli_help)
 UNIT(test_probecli_usage_errors)
 UNIT(test_probecli_run_pass_and_fail)
 UNIT(test_probecli_run_refused)
+#include "list.probemixed.h"

@@ -1,0 +1,8 @@
+UNIT(test_probemixed_reqfile_burp)
+UNIT(test_probemixed_reqfile_http)
+UNIT(test_probemixed_reqfile_errors)
+UNIT(test_probemixed_reqarg_split)
+UNIT(test_probemixed_spec)
+UNIT(test_probemixed_interleave)
+UNIT(test_probemixed_exp_scope)
+UNIT(test_probemixed_servertime)
