@@ -137,11 +137,36 @@ static int set_events(struct burst *b, size_t i, uint32_t ev)
     return 0;
 }
 
+/* Without NODELAY, Nagle would hold the final byte until the prefix is
+ * acked, which is exactly the skew the burst exists to avoid (the HTTP/2
+ * engine turns Nagle back on for its one release write). */
+int rf_burst_dial(const struct rf_burst_req *q, char *why, size_t whylen)
+{
+    int one = 1, fam = q->addr.ss_family, fd, e;
+    const char *what = "socket";
+    fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    what = "setsockopt(TCP_NODELAY)";
+    if ((fam == AF_INET || fam == AF_INET6) &&
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        goto fail;
+    what = "connect";
+    if (connect(fd, (const struct sockaddr *)&q->addr, q->addrlen) < 0 && errno != EINPROGRESS)
+        goto fail;
+    return fd;
+fail:
+    e = errno;
+    snprintf(why, whylen, "%s: %s", what, strerror(e));
+    if (fd >= 0)
+        close(fd);
+    return -e;
+}
+
 static void start(struct burst *b, size_t i)
 {
     const struct rf_burst_req *q = &b->reqs[i];
     struct conn *c = &b->c[i];
-    int one = 1, fam = q->addr.ss_family;
 
     if (!q->data || q->len == 0) {
         fail(b, i, EINVAL, "empty request");
@@ -151,23 +176,12 @@ static void start(struct burst *b, size_t i)
         fail(b, i, EINVAL, "bad address length %u", (unsigned)q->addrlen);
         return;
     }
-    c->fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    char why[96];
+    c->fd = rf_burst_dial(q, why, sizeof(why));
     if (c->fd < 0) {
-        int e = errno;
-        fail(b, i, e, "socket: %s", strerror(e));
-        return;
-    }
-    /* Without NODELAY, Nagle would hold the final byte until the prefix is
-     * acked, which is exactly the skew the burst exists to avoid. */
-    if ((fam == AF_INET || fam == AF_INET6) &&
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
-        int e = errno;
-        fail(b, i, e, "setsockopt(TCP_NODELAY): %s", strerror(e));
-        return;
-    }
-    if (connect(c->fd, (const struct sockaddr *)&q->addr, q->addrlen) < 0 && errno != EINPROGRESS) {
-        int e = errno;
-        fail(b, i, e, "connect: %s", strerror(e));
+        int e = -c->fd;
+        c->fd = -1;
+        fail(b, i, e, "%s", why);
         return;
     }
     /* EPOLLIN from the start: a server may answer (and close) before it has

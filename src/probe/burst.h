@@ -91,6 +91,10 @@ int rf_burst_run(const struct rf_burst_req *reqs, size_t n, const struct rf_burs
                  struct rf_burst_res *res, char *errbuf, size_t errlen);
 void rf_burst_res_free(struct rf_burst_res *res, size_t n);
 
+/* A non-blocking TCP_NODELAY socket connecting to q's address (both
+ * engines): the fd, or -errno with why ("connect: …") filled. */
+int rf_burst_dial(const struct rf_burst_req *q, char *why, size_t whylen);
+
 /* CLOCK_MONOTONIC in nanoseconds, the clock of every t_*_ns field. */
 uint64_t rf_burst_now_ns(void);
 

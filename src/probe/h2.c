@@ -489,27 +489,17 @@ static int set_events(struct h2burst *b, struct h2conn *c, uint32_t ev)
 static void conn_start(struct h2burst *b, struct h2conn *c)
 {
     const struct rf_burst_req *q = &b->reqs[c->first];
-    int one = 1, fam = q->addr.ss_family;
+    char why[96];
     c->phase = C_CONNECTING;
     c->unready = 1;
     b->unready++;
-    c->fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
-        int e = errno;
-        conn_fail(b, c, e, "socket: %s", strerror(e));
-        return;
-    }
     /* Frames of the connection phase go at once; Nagle comes back for the
      * release only. */
-    if ((fam == AF_INET || fam == AF_INET6) &&
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
-        int e = errno;
-        conn_fail(b, c, e, "setsockopt(TCP_NODELAY): %s", strerror(e));
-        return;
-    }
-    if (connect(c->fd, (const struct sockaddr *)&q->addr, q->addrlen) < 0 && errno != EINPROGRESS) {
-        int e = errno;
-        conn_fail(b, c, e, "connect: %s", strerror(e));
+    c->fd = rf_burst_dial(q, why, sizeof(why));
+    if (c->fd < 0) {
+        int e = -c->fd;
+        c->fd = -1;
+        conn_fail(b, c, e, "%s", why);
         return;
     }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = c->idx};
