@@ -187,26 +187,28 @@ enum {
     OPT_REQUIRE_IF_MATCH,
 };
 
+/* Every subcommand takes these; each table adds its own after them. */
+/* clang-format off */
+#define COMMON_OPTS                                  \
+    {"db", required_argument, NULL, OPT_DB},         \
+    {"log-level", required_argument, NULL, OPT_LOG}, \
+    {"help", no_argument, NULL, OPT_HELP}
+/* clang-format on */
+
 static const struct option common_opts[] = {
-    {"db", required_argument, NULL, OPT_DB},
-    {"log-level", required_argument, NULL, OPT_LOG},
-    {"help", no_argument, NULL, OPT_HELP},
+    COMMON_OPTS,
     {NULL, 0, NULL, 0},
 };
 
 static const struct option workspace_opts[] = {
-    {"db", required_argument, NULL, OPT_DB},
-    {"log-level", required_argument, NULL, OPT_LOG},
-    {"help", no_argument, NULL, OPT_HELP},
+    COMMON_OPTS,
     {"key", required_argument, NULL, OPT_OLD_KEY},
     {"expiration", required_argument, NULL, OPT_EXPIRATION},
     {NULL, 0, NULL, 0},
 };
 
 static const struct option serve_opts[] = {
-    {"db", required_argument, NULL, OPT_DB},
-    {"log-level", required_argument, NULL, OPT_LOG},
-    {"help", no_argument, NULL, OPT_HELP},
+    COMMON_OPTS,
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"provision-delay-ms", required_argument, NULL, OPT_PROVISION},
