@@ -70,14 +70,14 @@ int rf_api_page_params(struct rf_req *r, int *limit, const char **after_created,
         char *end;
         long v = strtol(ql, &end, 10);
         if (!*ql || *end || v < 1 || v > PAGE_MAX) {
-            rf_reply_problem_field(r, 422, "invalid_query", "limit",
+            rf_reply_problem_field(r, RF_P_INVALID_QUERY, "limit",
                                    "limit is an integer from 1 to %d.", PAGE_MAX);
             return -1;
         }
         *limit = (int)v;
     }
     if (qc && *qc && cursor_decode(r->a, qc, after_created, after_id) != 0) {
-        rf_reply_problem_field(r, 422, "invalid_query", "cursor",
+        rf_reply_problem_field(r, RF_P_INVALID_QUERY, "cursor",
                                "cursor must be a value returned by this endpoint.");
         return -1;
     }
@@ -88,7 +88,7 @@ int rf_api_check_name(struct rf_req *r, json_t *v)
 {
     if (v && json_is_string(v) &&
         rf_name_check(json_string_value(v), json_string_length(v)) != 0) {
-        rf_reply_problem_field(r, 422, "invalid_name", "name",
+        rf_reply_problem_field(r, RF_P_INVALID_NAME, "name",
                                "A name is 1-%d bytes without control characters.", RF_NAME_MAX);
         return -1;
     }
@@ -103,7 +103,7 @@ int rf_api_lookup_failed(struct rf_req *r, int rc, const char *detail, int found
         return 1;
     }
     if (!found) {
-        rf_reply_problem(r, 404, "not_found", "%s", not_found);
+        rf_reply_problem(r, RF_P_NOT_FOUND, "%s", not_found);
         return 1;
     }
     return 0;
@@ -196,7 +196,7 @@ int rf_api_if_match(struct rf_req *r, const char **versions)
     *versions = NULL;
     if (!r->if_match) {
         if (r->app->require_if_match) {
-            rf_reply_problem(r, 428, "precondition_required",
+            rf_reply_problem(r, RF_P_PRECONDITION_REQUIRED,
                              "This server requires If-Match on PATCH: send the ETag of the "
                              "object you read (or *).");
             return -1;
@@ -204,7 +204,7 @@ int rf_api_if_match(struct rf_req *r, const char **versions)
         return 0;
     }
     if (rf_api_if_match_parse(r->a, r->if_match, versions) != 0) {
-        rf_reply_problem(r, 400, "invalid_if_match",
+        rf_reply_problem(r, RF_P_INVALID_IF_MATCH,
                          "If-Match is * or a list of entity tags, e.g. \"3\".");
         return -1;
     }
@@ -213,6 +213,6 @@ int rf_api_if_match(struct rf_req *r, const char **versions)
 
 void rf_api_precondition_failed(struct rf_req *r)
 {
-    rf_reply_problem(r, 412, "precondition_failed",
+    rf_reply_problem(r, RF_P_PRECONDITION_FAILED,
                      "The object changed since the ETag in If-Match: read it again.");
 }

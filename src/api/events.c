@@ -30,7 +30,7 @@ void rf_api_event_create(struct rf_req *r)
     if (jstart) {
         int64_t ms;
         if (rf_time_parse(json_string_value(jstart), &ms) != 0) {
-            rf_reply_problem_field(r, 422, "invalid_starts_at", "startsAt",
+            rf_reply_problem_field(r, RF_P_INVALID_STARTS_AT, "startsAt",
                                    "startsAt must be an RFC 3339 date-time, e.g. "
                                    "2026-12-31T20:00:00Z.");
             return;

@@ -93,7 +93,7 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
 
     if (header) {
         if (rf_api_idem_parse_key(header, key, sizeof(key)) != 0) {
-            rf_reply_problem(r, 400, "invalid_idempotency_key",
+            rf_reply_problem(r, RF_P_INVALID_IDEMPOTENCY_KEY,
                              "Idempotency-Key is 1-%d printable ASCII characters, bare or as a "
                              "quoted string.",
                              IDEM_KEY_MAX);
@@ -145,13 +145,13 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
         r->resp.etag = k->etag;
         return 1;
     case RF_IDEM_IN_PROGRESS:
-        rf_reply_problem(r, 409, "idempotency_key_in_progress",
+        rf_reply_problem(r, RF_P_IDEMPOTENCY_KEY_IN_PROGRESS,
                          "A request with this %s is still running; retry shortly.",
                          header ? "Idempotency-Key" : "body");
         r->resp.retry_after = 1;
         return 1;
     case RF_IDEM_MISMATCH:
-        rf_reply_problem(r, 422, "idempotency_key_reused",
+        rf_reply_problem(r, RF_P_IDEMPOTENCY_KEY_REUSED,
                          "This Idempotency-Key was used with a different request.");
         return 1;
     case RF_IDEM_TAKEN_OVER:
@@ -241,7 +241,7 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
         if (rc == RF_DB_UNIQUE) {
             /* Our lease ran out and another request took the key over: our
              * writes were rolled back, the other run is the one that counts. */
-            rf_reply_problem(r, 409, "idempotency_key_in_progress",
+            rf_reply_problem(r, RF_P_IDEMPOTENCY_KEY_IN_PROGRESS,
                              "This request outlived its idempotency lease; retry shortly.");
             r->resp.retry_after = 1;
             return 0;

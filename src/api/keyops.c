@@ -59,7 +59,7 @@ int rf_api_ratelimits_parse(struct rf_req *r, json_t *v, struct rf_ratelimits *o
     }
     return 0;
 bad:
-    rf_reply_problem_field(r, 422, "invalid_ratelimits", "ratelimits",
+    rf_reply_problem_field(r, RF_P_INVALID_RATELIMITS, "ratelimits",
                            "ratelimits is an array of at most %d {\"name\", \"limit\", "
                            "\"duration\"} with distinct names (1-%d of A-Z a-z 0-9 _ . : -), "
                            "limit 0-10^15, duration %lld-%lld ms.",
@@ -102,7 +102,7 @@ int rf_api_refill_parse(struct rf_req *r, json_t *v, struct rf_key_input *in)
     return 0;
 bad:
     in->refill = RF_REFILL_NONE;
-    rf_reply_problem_field(r, 422, "invalid_refill", "refill",
+    rf_reply_problem_field(r, RF_P_INVALID_REFILL, "refill",
                            "refill is null or {\"interval\": \"daily\"|\"monthly\", \"amount\": "
                            "0-2^53, \"refillDay\": 1-31 (monthly only)}.");
     return -1;
@@ -142,7 +142,7 @@ void rf_api_key_credits(struct rf_req *r)
                                                        : (enum rf_credit_op) - 1;
     if ((int)op < 0 || (json_is_null(v) && op != RF_CREDITS_SET) ||
         (!json_is_null(v) && !int_in(v, 0, CREDITS_MAX))) {
-        rf_reply_problem_field(r, 422, "invalid_credits", (int)op < 0 ? "op" : "value",
+        rf_reply_problem_field(r, RF_P_INVALID_CREDITS, (int)op < 0 ? "op" : "value",
                                "op is \"set\", \"increment\" or \"decrement\"; value an integer "
                                "0-2^53 (null, with set: unlimited).");
         return;
@@ -156,12 +156,12 @@ void rf_api_key_credits(struct rf_req *r)
     if (rf_api_lookup_failed(r, rc, e.detail, res != RF_CREDITS_NOT_FOUND, "No such key."))
         return;
     if (res == RF_CREDITS_REROLLED) {
-        rf_reply_problem(r, 409, "key_rerolled",
+        rf_reply_problem(r, RF_P_KEY_REROLLED,
                          "This key was rerolled: its credits are its successor's.");
         return;
     }
     if (res == RF_CREDITS_UNLIMITED) {
-        rf_reply_problem_field(r, 409, "credits_unlimited", "op",
+        rf_reply_problem_field(r, RF_P_CREDITS_UNLIMITED, "op",
                                "The key has unlimited credits; set a number first.");
         return;
     }
@@ -176,7 +176,7 @@ void rf_api_key_reroll(struct rf_req *r)
         return;
     json_t *x = json_object_get(r->body, "expiration");
     if (x && !int_in(x, 0, OVERLAP_MAX)) {
-        rf_reply_problem_field(r, 422, "invalid_expires", "expiration",
+        rf_reply_problem_field(r, RF_P_INVALID_EXPIRES, "expiration",
                                "expiration is how long the old key keeps working, 0-%lld ms.",
                                OVERLAP_MAX);
         return;
@@ -194,7 +194,7 @@ void rf_api_key_reroll(struct rf_req *r)
     if (rf_api_lookup_failed(r, rc, e.detail, res != RF_REROLL_NOT_FOUND, "No such key."))
         return;
     if (res == RF_REROLL_ALREADY) {
-        rf_reply_problem(r, 409, "key_rerolled",
+        rf_reply_problem(r, RF_P_KEY_REROLLED,
                          "This key was already rerolled; reroll its successor instead.");
         return;
     }

@@ -59,7 +59,7 @@ static int check_external_id(struct rf_req *r, json_t *v)
     for (size_t i = 0; ok && i < n; i++)
         ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f && s[i] != '/';
     if (!ok)
-        rf_reply_problem_field(r, 422, "invalid_external_id", "externalId",
+        rf_reply_problem_field(r, RF_P_INVALID_EXTERNAL_ID, "externalId",
                                "externalId is 1-%d bytes without control characters or '/'.",
                                EXTERNAL_ID_MAX);
     return ok ? 0 : -1;
@@ -77,7 +77,7 @@ static int meta_text(struct rf_req *r, json_t *v, const char **out)
         *out = rf_arena_strndup(r->a, s, n);
     free(s);
     if (!*out) {
-        rf_reply_problem_field(r, 422, "invalid_meta", "meta",
+        rf_reply_problem_field(r, RF_P_INVALID_META, "meta",
                                "meta is a JSON object of at most %d bytes.", META_MAX);
         return -1;
     }
@@ -110,7 +110,7 @@ void rf_api_identity_create(struct rf_req *r)
         return;
     }
     if (exists) {
-        rf_reply_problem_field(r, 409, "identity_exists", "externalId",
+        rf_reply_problem_field(r, RF_P_IDENTITY_EXISTS, "externalId",
                                "An identity with this externalId already exists.");
         return;
     }
@@ -222,7 +222,7 @@ static int key_input(struct rf_req *r, int patch, struct rf_key_input *in)
     if ((v = json_object_get(r->body, "expires")) && !json_is_null(v)) {
         /* A key that is born expired is a mistake, not a use case. */
         if (json_integer_value(v) <= rf_now_ms()) {
-            rf_reply_problem_field(r, 422, "invalid_expires", "expires",
+            rf_reply_problem_field(r, RF_P_INVALID_EXPIRES, "expires",
                                    "expires is a time in the future, in Unix milliseconds.");
             return -1;
         }
@@ -233,7 +233,7 @@ static int key_input(struct rf_req *r, int patch, struct rf_key_input *in)
     if ((v = json_object_get(r->body, "remaining")) && !json_is_null(v)) {
         /* 2^53 - 1: exact in every JSON client, and far from BIGINT's end. */
         if (json_integer_value(v) < 0 || json_integer_value(v) > 9007199254740991LL) {
-            rf_reply_problem_field(r, 422, "invalid_remaining", "remaining",
+            rf_reply_problem_field(r, RF_P_INVALID_REMAINING, "remaining",
                                    "remaining is an integer 0-2^53-1 (null: unlimited).");
             return -1;
         }
@@ -253,7 +253,7 @@ static int key_input(struct rf_req *r, int patch, struct rf_key_input *in)
     if (rf_api_refill_parse(r, json_object_get(r->body, "refill"), in))
         return -1;
     if (in->set_refill && in->refill == RF_REFILL_NONE && !patch) {
-        rf_reply_problem_field(r, 422, "invalid_refill", "refill",
+        rf_reply_problem_field(r, RF_P_INVALID_REFILL, "refill",
                                "refill is an object on create (leave it out for none).");
         return -1;
     }
@@ -315,7 +315,7 @@ void rf_api_key_patch(struct rf_req *r)
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such key."))
         return;
     if (found == RF_STORE_REROLLED) {
-        rf_reply_problem(r, 409, "key_rerolled",
+        rf_reply_problem(r, RF_P_KEY_REROLLED,
                          "This key was rerolled: it follows its successor until it expires; "
                          "change the successor, or DELETE this key to end it now.");
         return;
@@ -346,7 +346,7 @@ void rf_api_key_list(struct rf_req *r)
     struct rf_db_error e;
     const char *xid = r->query(r, "externalId");
     if (!xid || !*xid) {
-        rf_reply_problem_field(r, 422, "invalid_query", "externalId",
+        rf_reply_problem_field(r, RF_P_INVALID_QUERY, "externalId",
                                "Give ?externalId= to list the keys of an identity.");
         return;
     }
@@ -392,7 +392,7 @@ static int verify_input(struct rf_req *r, struct rf_verify_in *in)
     if ((v = json_object_get(r->body, "credits"))) {
         if (rf_input_check(v, cf, RF_NFIELDS(cf), &bad) ||
             json_integer_value(json_object_get(v, "cost")) < 0) {
-            rf_reply_problem_field(r, 422, "invalid_credits", "credits",
+            rf_reply_problem_field(r, RF_P_INVALID_CREDITS, "credits",
                                    "credits is {\"cost\": an integer >= 0}.");
             return -1;
         }
@@ -400,7 +400,7 @@ static int verify_input(struct rf_req *r, struct rf_verify_in *in)
     }
     return 0;
 bad_limits:
-    rf_reply_problem_field(r, 422, "invalid_ratelimits", "ratelimits",
+    rf_reply_problem_field(r, RF_P_INVALID_RATELIMITS, "ratelimits",
                            "ratelimits is an array of at most %d {\"name\", \"cost\"?} with "
                            "distinct names and cost >= 0.",
                            RF_RATELIMITS_MAX);
@@ -451,7 +451,7 @@ void rf_api_key_verify(struct rf_req *r)
             return;
         }
         if (out->unknown_limit) {
-            rf_reply_problem_field(r, 422, "unknown_ratelimit", "ratelimits",
+            rf_reply_problem_field(r, RF_P_UNKNOWN_RATELIMIT, "ratelimits",
                                    "Neither the key nor its identity has a ratelimit named "
                                    "'%.64s'.",
                                    out->unknown_limit);

@@ -14,7 +14,7 @@ void rf_api_metrics(struct rf_req *r)
 {
     const char **names = rf_arena_alloc(r->a, (rf_nroutes + 1) * sizeof(*names));
     if (!names) {
-        rf_reply_problem(r, 500, "internal_error", "Out of memory.");
+        rf_reply_problem(r, RF_P_INTERNAL_ERROR, "Out of memory.");
         return;
     }
     for (size_t i = 0; i < rf_nroutes; i++)
@@ -32,5 +32,5 @@ void rf_api_metrics(struct rf_req *r)
         }
         cap = n + n / 4 + 1024;
     }
-    rf_reply_problem(r, 500, "internal_error", "Out of memory.");
+    rf_reply_problem(r, RF_P_INTERNAL_ERROR, "Out of memory.");
 }

@@ -27,7 +27,7 @@ void rf_api_resource_create(struct rf_req *r)
     for (t = 0; t < 3 && strcmp(types[t], type) != 0; t++)
         ;
     if (t == 3) {
-        rf_reply_problem_field(r, 422, "invalid_type", "type",
+        rf_reply_problem_field(r, RF_P_INVALID_TYPE, "type",
                                "type is one of postgres, redis, mongodb.");
         return;
     }
@@ -36,7 +36,7 @@ void rf_api_resource_create(struct rf_req *r)
     /* Test builds: a provisioning backend that fails, to prove a 5xx
      * releases the idempotency reservation. */
     if (rf_fault("resources.fail")) {
-        rf_reply_problem(r, 503, "provisioning_failed", "The provisioning backend failed.");
+        rf_reply_problem(r, RF_P_PROVISIONING_FAILED, "The provisioning backend failed.");
         r->resp.retry_after = 1;
         return;
     }
@@ -62,7 +62,7 @@ static void resource_commit(struct rf_req *r)
         return;
     }
     if (over) {
-        rf_reply_problem(r, 409, "quota_exceeded",
+        rf_reply_problem(r, RF_P_QUOTA_EXCEEDED,
                          "This workspace already holds its quota of %lld resources.",
                          r->app->resource_quota);
         return;

@@ -30,7 +30,7 @@ void rf_api_user_create(struct rf_req *r)
     if (strlen(json_string_value(jemail)) != json_string_length(jemail) ||
         rf_email_normalize(json_string_value(jemail), json_string_length(jemail), email,
                            sizeof(email)) != 0) {
-        rf_reply_problem_field(r, 422, "invalid_email", "email",
+        rf_reply_problem_field(r, RF_P_INVALID_EMAIL, "email",
                                "An email has one '@' with text on both sides, at most %d bytes.",
                                RF_EMAIL_MAX);
         return;
@@ -174,14 +174,14 @@ void rf_api_user_patch(struct rf_req *r)
             enum rf_username_check uc = strlen(s) != n ? RF_USERNAME_INVALID
                                                        : rf_username_check(s, n);
             if (uc == RF_USERNAME_INVALID) {
-                rf_reply_problem_field(r, 422, "invalid_username", "username",
+                rf_reply_problem_field(r, RF_P_INVALID_USERNAME, "username",
                                        "A username is 1-%d letters, digits or single hyphens, "
                                        "not starting or ending with a hyphen.",
                                        RF_USERNAME_MAX);
                 return;
             }
             if (uc == RF_USERNAME_RESERVED) {
-                rf_reply_problem_field(r, 422, "username_reserved", "username",
+                rf_reply_problem_field(r, RF_P_USERNAME_RESERVED, "username",
                                        "This username is reserved.");
                 return;
             }
@@ -194,7 +194,7 @@ void rf_api_user_patch(struct rf_req *r)
     int found;
     int rc = rf_store_user_update(r->app->db, r->tx, r->a, r->ws, r->params[0], &p, &u, &found, &e);
     if (rc == RF_DB_UNIQUE && strstr(e.constraint, "username")) {
-        rf_reply_problem_field(r, 409, "username_taken", "username",
+        rf_reply_problem_field(r, RF_P_USERNAME_TAKEN, "username",
                                "Another user already has this username.");
         return;
     }

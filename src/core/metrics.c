@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/pool.h"
+#include "core/problems.h"
 
 typedef atomic_uint_fast64_t counter;
 
@@ -32,10 +33,12 @@ static const char *const retry_names[] = {
     "busy", "locked", "serialization", "deadlock", "lock_timeout", "group_commit", "other"};
 enum { R_BUSY, R_LOCKED, R_SERIAL, R_DEADLOCK, R_LOCK_TIMEOUT, R_GROUP, R_OTHER, NRETRY };
 
-/* The problem codes the API answers 409 with (docs/API.md). */
+/* The CONFLICT rows of core/problems.h, in its order, then "other". */
 static const char *const conflict_codes[] = {
-    "username_taken", "identity_exists",   "quota_exceeded", "idempotency_key_in_progress",
-    "key_rerolled",   "credits_unlimited", "other"};
+#define XX(e, status, code, title, label) RF_PROBLEM_IF_CONFLICT(label, #code, )
+    RF_PROBLEM_MAP(XX)
+#undef XX
+        "other"};
 #define NCONFLICT (sizeof(conflict_codes) / sizeof(conflict_codes[0]))
 
 static const char *const existing_names[RF_METRICS_EXISTING_N] = {"users"};

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/problems.h"
 
 #define RF_BODY_MAX (1024 * 1024) /* SPEC §2: larger bodies get 413 */
 #define RF_JSON_DEPTH_MAX 32
@@ -123,13 +124,13 @@ void rf_reply_empty(struct rf_req *r, int status);
 void rf_reply_json(struct rf_req *r, int status, json_t *j);
 /* A body that is already bytes (arena or static, not copied): e.g. text/plain. */
 void rf_reply_text(struct rf_req *r, int status, const char *ctype, const char *body, size_t len);
-/* An RFC 9457 problem: type urn:racefree:error:<code>, title from the code
- * table, detail formatted, requestId. Extra members (e.g. "field") via
- * rf_reply_problem_field. */
-void rf_reply_problem(struct rf_req *r, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-void rf_reply_problem_field(struct rf_req *r, int status, const char *code, const char *field,
-                            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* An RFC 9457 problem: type urn:racefree:error:<code>, the status and title
+ * of its row in core/problems.h, detail formatted, requestId. Extra members
+ * (e.g. "field") via rf_reply_problem_field. */
+void rf_reply_problem(struct rf_req *r, enum rf_problem p, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void rf_reply_problem_field(struct rf_req *r, enum rf_problem p, const char *field, const char *fmt,
+                            ...) __attribute__((format(printf, 4, 5)));
 /* 503 database_unavailable with Retry-After, or 500 (logged) for a bug,
  * chosen from the rf_db_err code. */
 void rf_reply_db_error(struct rf_req *r, int db_code, const char *detail);

@@ -7,57 +7,16 @@
 #include "db/db.h"
 #include "http/http.h"
 
+/* The rows of core/problems.h, by enum: this layer shapes a body from a row
+ * and knows no code by name. */
 static const struct {
+    int status;
     const char *code, *title;
-} titles[] = {
-    {"not_found", "Not found"},
-    {"method_not_allowed", "Method not allowed"},
-    {"unauthorized", "Missing or unknown root key"},
-    {"unsupported_media_type", "Request body must be application/json"},
-    {"payload_too_large", "Request body too large"},
-    {"invalid_json", "Request body is not a JSON object"},
-    {"unknown_field", "Unknown field"},
-    {"missing_field", "Missing required field"},
-    {"invalid_field", "Field has the wrong type or value"},
-    {"invalid_query", "Invalid query parameter"},
-    {"invalid_email", "Invalid email address"},
-    {"invalid_name", "Invalid name"},
-    {"invalid_username", "Invalid username"},
-    {"username_reserved", "Username is reserved"},
-    {"username_taken", "Username is taken"},
-    {"invalid_starts_at", "Invalid startsAt"},
-    {"invalid_external_id", "Invalid externalId"},
-    {"invalid_meta", "Invalid meta"},
-    {"invalid_expires", "Invalid expires"},
-    {"invalid_remaining", "Invalid remaining"},
-    {"identity_exists", "Identity already exists"},
-    {"invalid_ratelimits", "Invalid ratelimits"},
-    {"unknown_ratelimit", "No such ratelimit on the key or its identity"},
-    {"invalid_refill", "Invalid refill"},
-    {"invalid_credits", "Invalid credits operation"},
-    {"credits_unlimited", "The key has unlimited credits"},
-    {"key_rerolled", "The key was already rerolled"},
-    {"invalid_type", "Invalid type"},
-    {"quota_exceeded", "Quota exceeded"},
-    {"provisioning_failed", "Provisioning failed"},
-    {"invalid_idempotency_key", "Invalid Idempotency-Key"},
-    {"invalid_if_match", "Invalid If-Match"},
-    {"precondition_failed", "Precondition failed"},
-    {"precondition_required", "Precondition required"},
-    {"idempotency_key_in_progress", "A request with this key is in progress"},
-    {"idempotency_key_reused", "Idempotency-Key reused with another request"},
-    {"database_unavailable", "Database unavailable"},
-    {"insufficient_storage", "Database storage full"},
-    {"internal_error", "Internal error"},
+} problems[RF_P_COUNT] = {
+#define XX(e, status, code, title, label) [RF_P_##e] = {status, #code, title},
+    RF_PROBLEM_MAP(XX)
+#undef XX
 };
-
-static const char *title_for(const char *code)
-{
-    for (size_t i = 0; i < sizeof(titles) / sizeof(titles[0]); i++)
-        if (strcmp(titles[i].code, code) == 0)
-            return titles[i].title;
-    return code;
-}
 
 static void set_body(struct rf_req *r, int status, const char *ctype, json_t *j)
 {
@@ -99,9 +58,13 @@ void rf_reply_text(struct rf_req *r, int status, const char *ctype, const char *
     r->resp.body_len = len;
 }
 
-static void problem(struct rf_req *r, int status, const char *code, const char *field,
-                    const char *fmt, va_list ap)
+static void problem(struct rf_req *r, enum rf_problem p, const char *field, const char *fmt,
+                    va_list ap)
 {
+    if ((unsigned)p >= RF_P_COUNT) /* an enum holds any int: never read past the table */
+        p = RF_P_INTERNAL_ERROR;
+    int status = problems[p].status;
+    const char *code = problems[p].code;
     char detail[512];
     if (status == 409) /* every 409 passes here: one place counts them all */
         rf_metrics_conflict(code);
@@ -109,7 +72,7 @@ static void problem(struct rf_req *r, int status, const char *code, const char *
     char type[128];
     snprintf(type, sizeof(type), "urn:racefree:error:%s", code);
     json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "type", type, "title",
-                          title_for(code), "status", status, "detail", detail, "code", code,
+                          problems[p].title, "status", status, "detail", detail, "code", code,
                           "requestId", r->request_id ? r->request_id : "");
     if (j && field)
         json_object_set_new(j, "field", json_string(field));
@@ -118,20 +81,20 @@ static void problem(struct rf_req *r, int status, const char *code, const char *
     set_body(r, status, "application/problem+json", j);
 }
 
-void rf_reply_problem(struct rf_req *r, int status, const char *code, const char *fmt, ...)
+void rf_reply_problem(struct rf_req *r, enum rf_problem p, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    problem(r, status, code, NULL, fmt, ap);
+    problem(r, p, NULL, fmt, ap);
     va_end(ap);
 }
 
-void rf_reply_problem_field(struct rf_req *r, int status, const char *code, const char *field,
-                            const char *fmt, ...)
+void rf_reply_problem_field(struct rf_req *r, enum rf_problem p, const char *field, const char *fmt,
+                            ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    problem(r, status, code, field, fmt, ap);
+    problem(r, p, field, fmt, ap);
     va_end(ap);
 }
 
@@ -141,7 +104,7 @@ void rf_reply_db_error(struct rf_req *r, int db_code, const char *detail)
         /* RETRY here means the retry budget ran out under contention: a
          * transient condition the client should retry, never a 500. */
         rf_log(RF_LOG_WARN, "request %s: %s: %s", r->request_id, rf_db_strerror(db_code), detail);
-        rf_reply_problem(r, 503, "database_unavailable",
+        rf_reply_problem(r, RF_P_DATABASE_UNAVAILABLE,
                          "The database is unavailable or overloaded; retry shortly.");
         r->resp.retry_after = 1;
         return;
@@ -150,13 +113,13 @@ void rf_reply_db_error(struct rf_req *r, int db_code, const char *detail)
         /* Nothing was written; the request can be retried unchanged once an
          * operator frees space, so it is the client's 5xx, never a 500. */
         rf_log(RF_LOG_ERROR, "request %s: %s: %s", r->request_id, rf_db_strerror(db_code), detail);
-        rf_reply_problem(r, 507, "insufficient_storage",
+        rf_reply_problem(r, RF_P_INSUFFICIENT_STORAGE,
                          "The database's disk is full; nothing was written. Retry once space "
                          "is freed.");
         return;
     }
     rf_log(RF_LOG_ERROR, "request %s: %s: %s", r->request_id, rf_db_strerror(db_code), detail);
-    rf_reply_problem(r, 500, "internal_error", "Internal error; reference request %s.",
+    rf_reply_problem(r, RF_P_INTERNAL_ERROR, "Internal error; reference request %s.",
                      r->request_id);
 }
 
@@ -308,21 +271,21 @@ void rf_reply_input_error(struct rf_req *r, enum rf_input_err err, const char *f
     utf8_cut(shown, sizeof(shown), field ? field : "");
     switch (err) {
     case RF_INPUT_UNKNOWN:
-        rf_reply_problem_field(r, 422, "unknown_field", shown, "Unknown field '%s'.", shown);
+        rf_reply_problem_field(r, RF_P_UNKNOWN_FIELD, shown, "Unknown field '%s'.", shown);
         break;
     case RF_INPUT_MISSING:
-        rf_reply_problem_field(r, 422, "missing_field", shown, "Field '%s' is required.", shown);
+        rf_reply_problem_field(r, RF_P_MISSING_FIELD, shown, "Field '%s' is required.", shown);
         break;
     case RF_INPUT_TYPE:
         for (size_t i = 0; i < n; i++)
             if (strcmp(fields[i].name, field) == 0) {
-                rf_reply_problem_field(r, 422, "invalid_field", shown, "Field '%s' must be %s.",
+                rf_reply_problem_field(r, RF_P_INVALID_FIELD, shown, "Field '%s' must be %s.",
                                        shown, type_name(fields[i].type));
                 return;
             }
         /* fallthrough */
     default:
-        rf_reply_problem(r, 422, "invalid_field", "Invalid input.");
+        rf_reply_problem(r, RF_P_INVALID_FIELD, "Invalid input.");
     }
 }
 

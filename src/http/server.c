@@ -119,18 +119,18 @@ static void preflight(struct conn_req *cr, struct MHD_Connection *conn)
                                allow, sizeof(allow));
     if (!cr->route) {
         if (path_known) {
-            rf_reply_problem(r, 405, "method_not_allowed", "%s is not allowed here; use %s.",
+            rf_reply_problem(r, RF_P_METHOD_NOT_ALLOWED, "%s is not allowed here; use %s.",
                              r->method, allow);
             r->resp.allow = rf_arena_strdup(r->a, allow);
         } else {
-            rf_reply_problem(r, 404, "not_found", "No route for this path.");
+            rf_reply_problem(r, RF_P_NOT_FOUND, "No route for this path.");
         }
         return;
     }
     if (cr->route->flags & RF_ROUTE_AUTH) {
         const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
         if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
-            rf_reply_problem(r, 401, "unauthorized",
+            rf_reply_problem(r, RF_P_UNAUTHORIZED,
                              "Send 'Authorization: Bearer <rootKey>' with every /v1 request.");
             return;
         }
@@ -139,14 +139,14 @@ static void preflight(struct conn_req *cr, struct MHD_Connection *conn)
         if (!opts->auth_cached(r, h + 7)) {
             cr->token = rf_arena_strdup(r->a, h + 7);
             if (!cr->token) {
-                rf_reply_problem(r, 500, "internal_error", "Out of memory.");
+                rf_reply_problem(r, RF_P_INTERNAL_ERROR, "Out of memory.");
                 return;
             }
         } else if (!r->ws) {
-            rf_reply_problem(r, 401, "unauthorized", "Unknown root key.");
+            rf_reply_problem(r, RF_P_UNAUTHORIZED, "Unknown root key.");
             return;
         } else if (!(cr->cached_token = rf_arena_strdup(r->a, h + 7))) {
-            rf_reply_problem(r, 500, "internal_error", "Out of memory.");
+            rf_reply_problem(r, RF_P_INTERNAL_ERROR, "Out of memory.");
             return;
         }
     }
@@ -156,7 +156,7 @@ static void preflight(struct conn_req *cr, struct MHD_Connection *conn)
          * waits for the worker that checks it. */
         if (!ctype_is_json(ct)) {
             if (!cr->token) {
-                rf_reply_problem(r, 415, "unsupported_media_type",
+                rf_reply_problem(r, RF_P_UNSUPPORTED_MEDIA_TYPE,
                                  "Send the body as 'Content-Type: application/json'.");
                 return;
             }
@@ -164,7 +164,7 @@ static void preflight(struct conn_req *cr, struct MHD_Connection *conn)
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > RF_BODY_MAX) {
-            rf_reply_problem(r, 413, "payload_too_large", "Bodies are limited to %d bytes.",
+            rf_reply_problem(r, RF_P_PAYLOAD_TOO_LARGE, "Bodies are limited to %d bytes.",
                              RF_BODY_MAX);
             return;
         }
@@ -236,7 +236,7 @@ static int run_stage(struct conn_req *cr)
         if (!r->resp.status) {
             rf_log(RF_LOG_ERROR, "request %s: handler %s gave no response", r->request_id,
                    cr->route->name);
-            rf_reply_problem(r, 500, "internal_error", "Internal error; reference request %s.",
+            rf_reply_problem(r, RF_P_INTERNAL_ERROR, "Internal error; reference request %s.",
                              r->request_id);
         }
         if (!idem || !opts->idem_finish(r, cr->attempt++))
@@ -262,19 +262,19 @@ static int begin_request(struct conn_req *cr)
         if (r->resp.status)
             return 1;
         if (!r->ws) {
-            rf_reply_problem(r, 401, "unauthorized", "Unknown root key.");
+            rf_reply_problem(r, RF_P_UNAUTHORIZED, "Unknown root key.");
             return 1;
         }
     }
     if (cr->bad_ctype) {
-        rf_reply_problem(r, 415, "unsupported_media_type",
+        rf_reply_problem(r, RF_P_UNSUPPORTED_MEDIA_TYPE,
                          "Send the body as 'Content-Type: application/json'.");
         return 1;
     }
     int idem = (cr->route->flags & RF_ROUTE_IDEMPOTENT) && opts->idem_begin;
     if (idem && cr->idem_headers > 1) {
         /* Which one would the client mean? Neither is guessed. */
-        rf_reply_problem(r, 400, "invalid_idempotency_key", "Send one Idempotency-Key header.");
+        rf_reply_problem(r, RF_P_INVALID_IDEMPOTENCY_KEY, "Send one Idempotency-Key header.");
         return 1;
     }
     /* The body is parsed before a key is reserved: a request refused as
@@ -284,7 +284,7 @@ static int begin_request(struct conn_req *cr)
         char err[256];
         r->body = rf_json_parse_object(cr->body, cr->body_len, err, sizeof(err));
         if (!r->body) {
-            rf_reply_problem(r, 400, "invalid_json", "Invalid JSON: %s.", err);
+            rf_reply_problem(r, RF_P_INVALID_JSON, "Invalid JSON: %s.", err);
             return 1;
         }
     }
@@ -314,7 +314,7 @@ static void run_job(struct rf_job *j)
     case STAGE_TIMER:
         if (rf_timer_add(&cr->timer, cr->r.then_ms) == 0)
             return;
-        rf_reply_problem(&cr->r, 500, "internal_error", "Out of memory; reference request %s.",
+        rf_reply_problem(&cr->r, RF_P_INTERNAL_ERROR, "Out of memory; reference request %s.",
                          cr->r.request_id);
         if (cr->r.idem)
             opts->idem_finish(&cr->r, cr->attempt++); /* a 5xx: released, never retried */
@@ -483,7 +483,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (!cr->r.resp.status && cr->route && (cr->route->flags & RF_ROUTE_JSON) &&
             body_append(cr, upload_data, *upload_data_size) != 0)
-            rf_reply_problem(&cr->r, 413, "payload_too_large", "Bodies are limited to %d bytes.",
+            rf_reply_problem(&cr->r, RF_P_PAYLOAD_TOO_LARGE, "Bodies are limited to %d bytes.",
                              RF_BODY_MAX);
         *upload_data_size = 0;
         return MHD_YES;

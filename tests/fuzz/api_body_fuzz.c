@@ -97,7 +97,7 @@ static void run(const char *method, const char *path, const char *idem_key, cons
     r.body = rf_json_parse_object(body, len, err, sizeof(err));
     if (!r.body) {
         CHECK(err[0] != '\0');
-        rf_reply_problem(&r, 400, "invalid_json", "Invalid JSON: %s.", err);
+        rf_reply_problem(&r, RF_P_INVALID_JSON, "Invalid JSON: %s.", err);
     } else if (!rf_api_idem_begin(&r, idem_key, body, len)) {
         rf_handler stage = rt->fn;
         for (int attempt = 0;; attempt++) {

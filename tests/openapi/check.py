@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Keeps docs/openapi.json true: checks it against the OpenAPI 3.1 object
 model and JSON Schema 2020-12, against the route table in src/api/routes.c,
-the error-code table in src/http/reply.c and docs/API.md, and against a live
+the problem map in src/core/problems.h and docs/API.md, and against a live
 `racefree serve`: every documented operation is called with its examples
 (and with the usual mistakes), and every answer must be a documented status
 whose body validates against the documented schema.
@@ -15,6 +15,7 @@ Debian 12 ships no OpenAPI 3.1 meta-schema (openapi-specification has 2.0
 and 3.0 only) and no openapi-spec-validator, so the 3.1 object model is
 written out below as a strict JSON Schema of our own, from the 3.1.0
 specification text: fixed fields only, `x-` extensions allowed."""
+import functools
 import http.client
 import json
 import os
@@ -462,6 +463,20 @@ def read(rel):
         return f.read()
 
 
+@functools.lru_cache(maxsize=None)
+def problem_map():
+    """{code: (status, title)}: the rows of RF_PROBLEM_MAP in src/core/problems.h."""
+    src = read("src/core/problems.h")
+    m = re.search(r"#define RF_PROBLEM_MAP\(XX\)(.*?)\n\n", src, re.S)
+    if not m:
+        raise ValueError("RF_PROBLEM_MAP not found in src/core/problems.h")
+    body = m.group(1).replace("\\\n", " ")
+    rows = re.findall(r'\bXX\(\w+,\s*(\d+),\s*(\w+),\s*"([^"]*)",\s*\w+\)', body)
+    if len(rows) != body.count("XX("):
+        raise ValueError(f"parsed {len(rows)} of {body.count('XX(')} map rows")
+    return {code: (int(st), title) for st, code, title in rows}
+
+
 def route_table():
     src = read("src/api/routes.c")
     m = re.search(r"rf_routes\[\]\s*=\s*\{(.*?)\n\};", src, re.S)
@@ -492,29 +507,16 @@ def code_checks(doc):
         table = {(m.lower(), p) for m, p, _, _ in route_table()}
         return [f"{m.upper()} {p}" for p, m, _ in operations(doc) if (m, p) not in table]
 
-    @case("codes: the document's problem codes are reply.c's title table")
+    @case("codes: the document's problem codes and statuses are core/problems.h's rows")
     def _():
-        src = read("src/http/reply.c")
-        m = re.search(r"titles\[\]\s*=\s*\{(.*?)\n\};", src, re.S)
-        table = set(re.findall(r'\{"([a-z_]+)",', m.group(1)))
-        listed = set(problem_codes_in(doc))
-        out = [f"{c} is in reply.c, not documented" for c in sorted(table - listed)]
-        out += [f"{c} is documented, not in reply.c" for c in sorted(listed - table)]
-        return out
-
-    @case("codes: every rf_reply_problem call in src/ uses a documented code and status")
-    def _():
+        # The build holds the two together too (api/openapi.c); this names
+        # the difference in words when a tree is tested without building.
+        table = {code: st for code, (st, _) in problem_map().items()}
         doc_codes = problem_codes_in(doc)
-        out = []
-        for d in ("src/api", "src/http"):
-            for fn in sorted(os.listdir(os.path.join(ROOT, d))):
-                if not fn.endswith(".c"):
-                    continue
-                text = read(f"{d}/{fn}")
-                for st, code in re.findall(
-                        r'rf_reply_problem(?:_field)?\(\s*[^,]+,\s*(\d+),\s*"([a-z_]+)"', text):
-                    if int(st) not in doc_codes.get(code, ()):
-                        out.append(f"{d}/{fn}: {st} {code}")
+        out = [f"{c} is in the map, not documented" for c in sorted(set(table) - set(doc_codes))]
+        out += [f"{c} is documented, not in the map" for c in sorted(set(doc_codes) - set(table))]
+        out += [f"{c}: map {table[c]}, document {sorted(doc_codes[c])}"
+                for c in sorted(set(table) & set(doc_codes)) if doc_codes[c] != {table[c]}]
         return out
 
 
@@ -659,6 +661,10 @@ def answer_errors(doc, path, method, status, headers, data):
         if ctype == "application/problem+json" and isinstance(body, dict):
             if body.get("type") != f"urn:racefree:error:{body.get('code')}":
                 out.append(f"{status}: type {body.get('type')} does not end with code")
+            row = problem_map().get(body.get("code"))
+            if row and (body.get("status"), body.get("title")) != row:
+                out.append(f"{status}: {body.get('code')} answered as {body.get('status')} "
+                           f"{body.get('title')!r}, the map says {row[0]} {row[1]!r}")
             # A replay is the stored answer byte for byte: its requestId is
             # the original request's, the one whose log lines tell its story.
             if body.get("requestId") != headers.get("x-request-id") and \
