@@ -40,7 +40,7 @@ $(FUZZ_DIR)/%_fuzz: $(FUZZ_DIR)/obj/tests/fuzz/%_fuzz.o $(FUZZ_LIB_OBJ)
 $(FUZZ_DIR)/gen/openapi_doc.inc: docs/openapi.json scripts/embed.py
 	@mkdir -p $(dir $@)
 	@python3 scripts/embed.py --json $< $@
-$(FUZZ_DIR)/obj/src/api/openapi.o: $(FUZZ_DIR)/gen/openapi_doc.inc
+$(FUZZ_DIR)/obj/src/api/openapi.o: $(FUZZ_DIR)/gen/openapi_doc.inc $(FUZZ_DIR)/gen/problems_doc.h
 $(FUZZ_DIR)/obj/src/api/openapi.o: FUZZ_CFLAGS += -I$(FUZZ_DIR)/gen
 
 fuzz-build: $(FUZZ_BINS)

@@ -14,7 +14,18 @@ $(OPENAPI_INC): docs/openapi.json scripts/embed.py
 	@echo "  GEN $@"
 	@python3 scripts/embed.py --json $< $@
 
-$(BUILD)/src/api/openapi.o: $(OPENAPI_INC)
+# The problems the document lists, as a C X-macro list that api/openapi.c
+# holds core/problems.h to: a code or status that drifts between the two
+# stops the build with a compile error (see api/openapi.c). A header the
+# compiler checks, rather than a script that reads C: the script only reads
+# JSON, and the map is compared as the compiler sees it. A pattern rule, so
+# every build directory (build-fuzz/ too, mk/fuzz.mk) makes its own.
+%/gen/problems_doc.h: docs/openapi.json scripts/gen-problems-doc.py
+	@mkdir -p $(dir $@)
+	@echo "  GEN $@"
+	@python3 scripts/gen-problems-doc.py $< > $@.tmp && mv $@.tmp $@ || { rm -f $@.tmp; exit 1; }
+
+$(BUILD)/src/api/openapi.o: $(OPENAPI_INC) $(BUILD)/gen/problems_doc.h
 $(BUILD)/src/api/openapi.o: ALL_CFLAGS += -I$(BUILD)/gen
 
 .PHONY: openapi-test
