@@ -19,12 +19,33 @@ struct rf_app {
 extern const struct rf_route rf_routes[];
 extern const size_t rf_nroutes;
 
-/* List pagination: reads ?limit= (1-100, default 20) and ?cursor=; replies
- * 422 and returns -1 when either is bad. */
-int rf_api_page_params(struct rf_req *r, int *limit, const char **after_created,
-                       const char **after_id);
+/* One page of a list: where it starts and how long it may be (from the
+ * query), then how many items the store found and whether more follow. */
+struct rf_api_page {
+    int limit;
+    const char *after_created, *after_id; /* NULL: from the start */
+    int n, more;
+};
+/* List pagination: reads ?limit= (1-100, default 20) and ?cursor= into pg;
+ * replies 422 and returns -1 when either is bad. */
+int rf_api_page_params(struct rf_req *r, struct rf_api_page *pg);
+/* The end of every list handler: the store's error (rc, detail), or 200
+ * {"data": [...], "cursor": ...} with pg->n items (size bytes apart, each
+ * rendered by item_json, whose object has "id" and "createdAt") and, when
+ * more follow, the cursor after the last one (else null). */
+void rf_api_page_reply(struct rf_req *r, int rc, const char *detail, const struct rf_api_page *pg,
+                       const void *items, size_t size, json_t *(*item_json)(const void *item));
 /* The opaque cursor for the item after which the next page starts. */
 const char *rf_api_cursor(struct rf_arena *a, const char *created, const char *id);
+
+/* 200 {"<name>": obj} with version as the ETag: what a get or a patch of
+ * one object answers. Takes obj. */
+void rf_api_reply_object(struct rf_req *r, const char *name, json_t *obj, int64_t version);
+/* A DELETE of the object the path names, by a store delete that commits on
+ * its own: 204, 404 with not_found as detail, or the database's error. */
+typedef int (*rf_api_delete_fn)(struct rf_db *db, const char *ws, const char *id, int *found,
+                                struct rf_db_error *e);
+void rf_api_delete(struct rf_req *r, rf_api_delete_fn del, const char *not_found);
 
 /* Sets the response's ETag: the object's version as a strong entity tag,
  * "<version>" (docs/API.md). */
@@ -58,10 +79,17 @@ struct rf_key_input;
 int rf_api_ratelimits_parse(struct rf_req *r, json_t *v, struct rf_ratelimits *out);
 json_t *rf_api_ratelimits_json(const struct rf_ratelimits *rl);
 /* A new API key: the plaintext (shown once), its SHA-256 (stored) and
- * its first characters (shown in lists). -1 when randomness failed. */
+ * its first characters (shown in lists). Replies 500 and returns -1 when
+ * randomness failed. */
 #define RF_API_KEY_MAX 128
 #define RF_API_KEY_START 8
-int rf_api_key_mint(char key[RF_API_KEY_MAX], char hash[65], char start[RF_API_KEY_START + 1]);
+int rf_api_key_mint(struct rf_req *r, char key[RF_API_KEY_MAX], char hash[65],
+                    char start[RF_API_KEY_START + 1]);
+/* The common end of a write to one key: the database's error, 404, or 409
+ * key_rerolled (why as detail) when the key is an alias of its successor.
+ * Returns 1 when it answered, 0 for a key the write changed. */
+int rf_api_key_write_failed(struct rf_req *r, int rc, const char *detail, int found, int rerolled,
+                            const char *why);
 /* "refill": {"interval", "amount", "refillDay"?} or null into in. */
 int rf_api_refill_parse(struct rf_req *r, json_t *v, struct rf_key_input *in);
 

@@ -60,12 +60,12 @@ static int cursor_decode(struct rf_arena *a, const char *cur, const char **creat
     return 0;
 }
 
-int rf_api_page_params(struct rf_req *r, int *limit, const char **after_created,
-                       const char **after_id)
+int rf_api_page_params(struct rf_req *r, struct rf_api_page *pg)
 {
     const char *ql = r->query(r, "limit"), *qc = r->query(r, "cursor");
-    *limit = PAGE_DEFAULT;
-    *after_created = *after_id = NULL;
+    pg->limit = PAGE_DEFAULT;
+    pg->after_created = pg->after_id = NULL;
+    pg->n = pg->more = 0;
     if (ql) {
         char *end;
         long v = strtol(ql, &end, 10);
@@ -74,14 +74,50 @@ int rf_api_page_params(struct rf_req *r, int *limit, const char **after_created,
                                    "limit is an integer from 1 to %d.", PAGE_MAX);
             return -1;
         }
-        *limit = (int)v;
+        pg->limit = (int)v;
     }
-    if (qc && *qc && cursor_decode(r->a, qc, after_created, after_id) != 0) {
+    if (qc && *qc && cursor_decode(r->a, qc, &pg->after_created, &pg->after_id) != 0) {
         rf_reply_problem_field(r, RF_P_INVALID_QUERY, "cursor",
                                "cursor must be a value returned by this endpoint.");
         return -1;
     }
     return 0;
+}
+
+void rf_api_page_reply(struct rf_req *r, int rc, const char *detail, const struct rf_api_page *pg,
+                       const void *items, size_t size, json_t *(*item_json)(const void *item))
+{
+    if (rc != RF_DB_OK) {
+        rf_reply_db_error(r, rc, detail);
+        return;
+    }
+    json_t *data = json_array(), *last = NULL;
+    for (int i = 0; i < pg->n; i++) {
+        json_t *j = item_json((const char *)items + (size_t)i * size);
+        if (json_array_append_new(data, j) == 0)
+            last = j;
+    }
+    /* The position of the last item shown, read as it was shown. */
+    const char *created = json_string_value(json_object_get(last, "createdAt"));
+    const char *id = json_string_value(json_object_get(last, "id"));
+    const char *next = pg->more && created && id ? rf_api_cursor(r->a, created, id) : NULL;
+    rf_reply_json(r, 200, json_pack("{s:o, s:s?}", "data", data, "cursor", next));
+}
+
+void rf_api_reply_object(struct rf_req *r, const char *name, json_t *obj, int64_t version)
+{
+    rf_reply_json(r, 200, json_pack("{s:o}", name, obj));
+    rf_api_etag(r, version);
+}
+
+void rf_api_delete(struct rf_req *r, rf_api_delete_fn del, const char *not_found)
+{
+    struct rf_db_error e;
+    int found;
+    int rc = del(r->app->db, r->ws, r->params[0], &found, &e);
+    if (rf_api_lookup_failed(r, rc, e.detail, found, not_found))
+        return;
+    rf_reply_empty(r, 204);
 }
 
 int rf_api_check_name(struct rf_req *r, json_t *v)

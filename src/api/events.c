@@ -13,6 +13,11 @@ static json_t *event_json(const struct rf_event *ev)
                      ev->slug, "startsAt", ev->starts_at, "createdAt", ev->created_at);
 }
 
+static json_t *event_item(const void *ev)
+{
+    return event_json(ev);
+}
+
 void rf_api_event_create(struct rf_req *r)
 {
     static const struct rf_field fields[] = {
@@ -59,37 +64,22 @@ void rf_api_event_get(struct rf_req *r)
     int rc = rf_store_event_get(r->app->db, r->a, r->ws, r->params[0], &ev, &found, &e);
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No event with this slug."))
         return;
-    rf_reply_json(r, 200, json_pack("{s:o}", "event", event_json(&ev)));
-    rf_api_etag(r, ev.version);
+    rf_api_reply_object(r, "event", event_json(&ev), ev.version);
 }
 
 void rf_api_event_delete(struct rf_req *r)
 {
-    struct rf_db_error e;
-    int found;
-    int rc = rf_store_event_delete(r->app->db, r->ws, r->params[0], &found, &e);
-    if (rf_api_lookup_failed(r, rc, e.detail, found, "No event with this slug."))
-        return;
-    rf_reply_empty(r, 204);
+    rf_api_delete(r, rf_store_event_delete, "No event with this slug.");
 }
 
 void rf_api_event_list(struct rf_req *r)
 {
-    int limit, n, more;
-    const char *after_created, *after_id;
-    struct rf_event *evs;
+    struct rf_api_page pg;
+    struct rf_event *evs = NULL;
     struct rf_db_error e;
-    if (rf_api_page_params(r, &limit, &after_created, &after_id))
+    if (rf_api_page_params(r, &pg))
         return;
-    int rc = rf_store_event_list(r->app->db, r->a, r->ws, after_created, after_id, limit, &evs,
-                                 &n, &more, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
-        return;
-    }
-    json_t *data = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(data, event_json(&evs[i]));
-    const char *next = more ? rf_api_cursor(r->a, evs[n - 1].created_at, evs[n - 1].id) : NULL;
-    rf_reply_json(r, 200, json_pack("{s:o, s:s?}", "data", data, "cursor", next));
+    int rc = rf_store_event_list(r->app->db, r->a, r->ws, pg.after_created, pg.after_id, pg.limit,
+                                 &evs, &pg.n, &pg.more, &e);
+    rf_api_page_reply(r, rc, e.detail, &pg, evs, sizeof(*evs), event_item);
 }

@@ -108,13 +108,28 @@ bad:
     return -1;
 }
 
-int rf_api_key_mint(char key[RF_API_KEY_MAX], char hash[65], char start[RF_API_KEY_START + 1])
+int rf_api_key_mint(struct rf_req *r, char key[RF_API_KEY_MAX], char hash[65],
+                    char start[RF_API_KEY_START + 1])
 {
-    if (rf_id_new(key, RF_API_KEY_MAX, "rf_", KEY_BYTES))
+    if (rf_id_new(key, RF_API_KEY_MAX, "rf_", KEY_BYTES)) {
+        rf_reply_db_error(r, RF_DB_ERROR, "key generation failed");
         return -1;
+    }
     rf_sha256_hex(key, strlen(key), hash);
     memcpy(start, key, RF_API_KEY_START);
     start[RF_API_KEY_START] = '\0';
+    return 0;
+}
+
+int rf_api_key_write_failed(struct rf_req *r, int rc, const char *detail, int found, int rerolled,
+                            const char *why)
+{
+    if (rf_api_lookup_failed(r, rc, detail, found, "No such key."))
+        return 1;
+    if (rerolled) {
+        rf_reply_problem(r, RF_P_KEY_REROLLED, "%s", why);
+        return 1;
+    }
     return 0;
 }
 
@@ -153,13 +168,10 @@ void rf_api_key_credits(struct rf_req *r)
     struct rf_db_error e;
     int rc = rf_store_key_credits(r->app->db, r->tx, r->ws, r->params[0], op, !json_is_null(v),
                                   json_integer_value(v), &res, &has, &remaining, &e);
-    if (rf_api_lookup_failed(r, rc, e.detail, res != RF_CREDITS_NOT_FOUND, "No such key."))
+    if (rf_api_key_write_failed(r, rc, e.detail, res != RF_CREDITS_NOT_FOUND,
+                                res == RF_CREDITS_REROLLED,
+                                "This key was rerolled: its credits are its successor's."))
         return;
-    if (res == RF_CREDITS_REROLLED) {
-        rf_reply_problem(r, RF_P_KEY_REROLLED,
-                         "This key was rerolled: its credits are its successor's.");
-        return;
-    }
     if (res == RF_CREDITS_UNLIMITED) {
         rf_reply_problem_field(r, RF_P_CREDITS_UNLIMITED, "op",
                                "The key has unlimited credits; set a number first.");
@@ -182,22 +194,17 @@ void rf_api_key_reroll(struct rf_req *r)
         return;
     }
     char key[RF_API_KEY_MAX], hash[65], start[RF_API_KEY_START + 1], new_id[64];
-    if (rf_api_key_mint(key, hash, start)) {
-        rf_reply_db_error(r, RF_DB_ERROR, "key generation failed");
+    if (rf_api_key_mint(r, key, hash, start))
         return;
-    }
     enum rf_reroll_result res;
     int64_t old_expires;
     struct rf_db_error e;
     int rc = rf_store_key_reroll(r->app->db, r->tx, r->a, r->ws, r->params[0], hash, start,
                                  x ? json_integer_value(x) : 0, new_id, &old_expires, &res, &e);
-    if (rf_api_lookup_failed(r, rc, e.detail, res != RF_REROLL_NOT_FOUND, "No such key."))
+    if (rf_api_key_write_failed(r, rc, e.detail, res != RF_REROLL_NOT_FOUND,
+                                res == RF_REROLL_ALREADY,
+                                "This key was already rerolled; reroll its successor instead."))
         return;
-    if (res == RF_REROLL_ALREADY) {
-        rf_reply_problem(r, RF_P_KEY_REROLLED,
-                         "This key was already rerolled; reroll its successor instead.");
-        return;
-    }
     rf_reply_json(r, 201,
                   json_pack("{s:s, s:s, s:I}", "keyId", new_id, "key", key, "previousKeyExpires",
                             (json_int_t)old_expires));

@@ -25,6 +25,11 @@ static json_t *identity_json(const struct rf_identity *idn, int with_created)
     return j;
 }
 
+static json_t *identity_item(const void *idn)
+{
+    return identity_json(idn, 1);
+}
+
 static json_t *refill_json(const struct rf_key *k)
 {
     if (k->refill == RF_REFILL_NONE)
@@ -47,6 +52,11 @@ static json_t *key_json(const struct rf_key *k)
                      meta_json(k->meta), "identity",
                      k->has_identity ? identity_json(&k->identity, 0) : json_null(), "createdAt",
                      k->created_at, "updatedAt", k->updated_at);
+}
+
+static json_t *key_item(const void *k)
+{
+    return key_json(k);
 }
 
 /* externalId: 1-255 bytes, no control characters, no '/' (it is a path
@@ -132,29 +142,19 @@ void rf_api_identity_get(struct rf_req *r)
     json_t *j = identity_json(&idn, 1);
     if (j)
         json_object_set_new(j, "ratelimits", rf_api_ratelimits_json(&rl));
-    rf_reply_json(r, 200, json_pack("{s:o}", "identity", j));
-    rf_api_etag(r, idn.version);
+    rf_api_reply_object(r, "identity", j, idn.version);
 }
 
 void rf_api_identity_list(struct rf_req *r)
 {
-    int limit, n, more;
-    const char *after_created, *after_id;
-    struct rf_identity *ids;
+    struct rf_api_page pg;
+    struct rf_identity *ids = NULL;
     struct rf_db_error e;
-    if (rf_api_page_params(r, &limit, &after_created, &after_id))
+    if (rf_api_page_params(r, &pg))
         return;
-    int rc = rf_store_identity_list(r->app->db, r->a, r->ws, after_created, after_id, limit, &ids,
-                                    &n, &more, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
-        return;
-    }
-    json_t *data = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(data, identity_json(&ids[i], 1));
-    const char *next = more ? rf_api_cursor(r->a, ids[n - 1].created_at, ids[n - 1].id) : NULL;
-    rf_reply_json(r, 200, json_pack("{s:o, s:s?}", "data", data, "cursor", next));
+    int rc = rf_store_identity_list(r->app->db, r->a, r->ws, pg.after_created, pg.after_id,
+                                    pg.limit, &ids, &pg.n, &pg.more, &e);
+    rf_api_page_reply(r, rc, e.detail, &pg, ids, sizeof(*ids), identity_item);
 }
 
 void rf_api_identity_patch(struct rf_req *r)
@@ -183,18 +183,12 @@ void rf_api_identity_patch(struct rf_req *r)
     json_t *j = identity_json(&idn, 1);
     if (j && jrl) /* shown when set; GET shows them always */
         json_object_set_new(j, "ratelimits", rf_api_ratelimits_json(&rl));
-    rf_reply_json(r, 200, json_pack("{s:o}", "identity", j));
-    rf_api_etag(r, idn.version);
+    rf_api_reply_object(r, "identity", j, idn.version);
 }
 
 void rf_api_identity_delete(struct rf_req *r)
 {
-    struct rf_db_error e;
-    int found;
-    int rc = rf_store_identity_delete(r->app->db, r->ws, r->params[0], &found, &e);
-    if (rf_api_lookup_failed(r, rc, e.detail, found, "No identity with this externalId."))
-        return;
-    rf_reply_empty(r, 204);
+    rf_api_delete(r, rf_store_identity_delete, "No identity with this externalId.");
 }
 
 /* Reads the key fields shared by create and patch into in. patch allows
@@ -273,10 +267,8 @@ void rf_api_key_create(struct rf_req *r)
     /* The plaintext exists only in this response; the database keeps its
      * SHA-256 and the first characters for display. */
     char key[RF_API_KEY_MAX], hash[65], start[RF_API_KEY_START + 1], key_id[64];
-    if (rf_api_key_mint(key, hash, start)) {
-        rf_reply_db_error(r, RF_DB_ERROR, "key generation failed");
+    if (rf_api_key_mint(r, key, hash, start))
         return;
-    }
     const char *identity_id;
     struct rf_db_error e;
     int rc = rf_store_key_create(r->app->db, r->tx, r->a, r->ws, hash, start, &in, key_id,
@@ -312,16 +304,12 @@ void rf_api_key_patch(struct rf_req *r)
         rf_api_precondition_failed(r);
         return;
     }
-    if (rf_api_lookup_failed(r, rc, e.detail, found, "No such key."))
+    if (rf_api_key_write_failed(r, rc, e.detail, found, found == RF_STORE_REROLLED,
+                                "This key was rerolled: it follows its successor until it "
+                                "expires; change the successor, or DELETE this key to end it "
+                                "now."))
         return;
-    if (found == RF_STORE_REROLLED) {
-        rf_reply_problem(r, RF_P_KEY_REROLLED,
-                         "This key was rerolled: it follows its successor until it expires; "
-                         "change the successor, or DELETE this key to end it now.");
-        return;
-    }
-    rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
-    rf_api_etag(r, k.version);
+    rf_api_reply_object(r, "key", key_json(&k), k.version);
 }
 
 void rf_api_key_get(struct rf_req *r)
@@ -332,17 +320,15 @@ void rf_api_key_get(struct rf_req *r)
     int rc = rf_store_key_get(r->app->db, r->a, r->ws, r->params[0], &k, &found, &e);
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such key."))
         return;
-    rf_reply_json(r, 200, json_pack("{s:o}", "key", key_json(&k)));
-    rf_api_etag(r, k.version);
+    rf_api_reply_object(r, "key", key_json(&k), k.version);
 }
 
 /* GET /v1/keys?externalId=: the keys of one identity, a keyset page at a
  * time. An externalId no identity has lists nothing. */
 void rf_api_key_list(struct rf_req *r)
 {
-    int limit, n, more;
-    const char *after_created, *after_id;
-    struct rf_key *ks;
+    struct rf_api_page pg;
+    struct rf_key *ks = NULL;
     struct rf_db_error e;
     const char *xid = r->query(r, "externalId");
     if (!xid || !*xid) {
@@ -350,19 +336,11 @@ void rf_api_key_list(struct rf_req *r)
                                "Give ?externalId= to list the keys of an identity.");
         return;
     }
-    if (rf_api_page_params(r, &limit, &after_created, &after_id))
+    if (rf_api_page_params(r, &pg))
         return;
-    int rc = rf_store_key_list(r->app->db, r->a, r->ws, xid, after_created, after_id, limit, &ks,
-                               &n, &more, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
-        return;
-    }
-    json_t *data = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(data, key_json(&ks[i]));
-    const char *next = more ? rf_api_cursor(r->a, ks[n - 1].created_at, ks[n - 1].id) : NULL;
-    rf_reply_json(r, 200, json_pack("{s:o, s:s?}", "data", data, "cursor", next));
+    int rc = rf_store_key_list(r->app->db, r->a, r->ws, xid, pg.after_created, pg.after_id,
+                               pg.limit, &ks, &pg.n, &pg.more, &e);
+    rf_api_page_reply(r, rc, e.detail, &pg, ks, sizeof(*ks), key_item);
 }
 
 /* "ratelimits": [{"name", "cost"?}] and "credits": {"cost"} of a verify. */

@@ -11,6 +11,11 @@ static json_t *resource_json(const struct rf_resource *o)
                      "status", o->status, "createdAt", o->created_at);
 }
 
+static json_t *resource_item(const void *o)
+{
+    return resource_json(o);
+}
+
 static void resource_commit(struct rf_req *r);
 
 void rf_api_resource_create(struct rf_req *r)
@@ -78,37 +83,22 @@ void rf_api_resource_get(struct rf_req *r)
     int rc = rf_store_resource_get(r->app->db, r->a, r->ws, r->params[0], &o, &found, &e);
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such resource."))
         return;
-    rf_reply_json(r, 200, json_pack("{s:o}", "resource", resource_json(&o)));
-    rf_api_etag(r, o.version);
+    rf_api_reply_object(r, "resource", resource_json(&o), o.version);
 }
 
 void rf_api_resource_delete(struct rf_req *r)
 {
-    struct rf_db_error e;
-    int found;
-    int rc = rf_store_resource_delete(r->app->db, r->ws, r->params[0], &found, &e);
-    if (rf_api_lookup_failed(r, rc, e.detail, found, "No such resource."))
-        return;
-    rf_reply_empty(r, 204);
+    rf_api_delete(r, rf_store_resource_delete, "No such resource.");
 }
 
 void rf_api_resource_list(struct rf_req *r)
 {
-    int limit, n, more;
-    const char *after_created, *after_id;
-    struct rf_resource *list;
+    struct rf_api_page pg;
+    struct rf_resource *list = NULL;
     struct rf_db_error e;
-    if (rf_api_page_params(r, &limit, &after_created, &after_id))
+    if (rf_api_page_params(r, &pg))
         return;
-    int rc = rf_store_resource_list(r->app->db, r->a, r->ws, after_created, after_id, limit,
-                                    &list, &n, &more, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
-        return;
-    }
-    json_t *data = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(data, resource_json(&list[i]));
-    const char *next = more ? rf_api_cursor(r->a, list[n - 1].created_at, list[n - 1].id) : NULL;
-    rf_reply_json(r, 200, json_pack("{s:o, s:s?}", "data", data, "cursor", next));
+    int rc = rf_store_resource_list(r->app->db, r->a, r->ws, pg.after_created, pg.after_id,
+                                    pg.limit, &list, &pg.n, &pg.more, &e);
+    rf_api_page_reply(r, rc, e.detail, &pg, list, sizeof(*list), resource_item);
 }

@@ -12,6 +12,11 @@ static json_t *user_json(const struct rf_user *u)
                      u->updated_at);
 }
 
+static json_t *user_item(const void *u)
+{
+    return user_json(u);
+}
+
 static void user_create_done(struct rf_req *r);
 static void user_create_reply(struct rf_req *r, int rc, const struct rf_db_error *e,
                               const struct rf_user *u, int created);
@@ -100,30 +105,20 @@ void rf_api_user_get(struct rf_req *r)
     int rc = rf_store_user_get(r->app->db, r->a, r->ws, r->params[0], &u, &found, &e);
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such user."))
         return;
-    rf_reply_json(r, 200, json_pack("{s:o}", "user", user_json(&u)));
-    rf_api_etag(r, u.version);
+    rf_api_reply_object(r, "user", user_json(&u), u.version);
 }
 
 /* Without ?email=: every user, a keyset page at a time. */
 static void user_page(struct rf_req *r)
 {
-    int limit, n, more;
-    const char *after_created, *after_id;
-    struct rf_user *us;
+    struct rf_api_page pg;
+    struct rf_user *us = NULL;
     struct rf_db_error e;
-    if (rf_api_page_params(r, &limit, &after_created, &after_id))
+    if (rf_api_page_params(r, &pg))
         return;
-    int rc = rf_store_user_list(r->app->db, r->a, r->ws, after_created, after_id, limit, &us, &n,
-                                &more, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
-        return;
-    }
-    json_t *data = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(data, user_json(&us[i]));
-    const char *next = more ? rf_api_cursor(r->a, us[n - 1].created_at, us[n - 1].id) : NULL;
-    rf_reply_json(r, 200, json_pack("{s:o, s:s?}", "data", data, "cursor", next));
+    int rc = rf_store_user_list(r->app->db, r->a, r->ws, pg.after_created, pg.after_id, pg.limit,
+                                &us, &pg.n, &pg.more, &e);
+    rf_api_page_reply(r, rc, e.detail, &pg, us, sizeof(*us), user_item);
 }
 
 void rf_api_user_list(struct rf_req *r)
@@ -204,16 +199,10 @@ void rf_api_user_patch(struct rf_req *r)
     }
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No such user."))
         return;
-    rf_reply_json(r, 200, json_pack("{s:o}", "user", user_json(&u)));
-    rf_api_etag(r, u.version);
+    rf_api_reply_object(r, "user", user_json(&u), u.version);
 }
 
 void rf_api_user_delete(struct rf_req *r)
 {
-    struct rf_db_error e;
-    int found;
-    int rc = rf_store_user_delete(r->app->db, r->ws, r->params[0], &found, &e);
-    if (rf_api_lookup_failed(r, rc, e.detail, found, "No such user."))
-        return;
-    rf_reply_empty(r, 204);
+    rf_api_delete(r, rf_store_user_delete, "No such user.");
 }
