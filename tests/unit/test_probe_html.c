@@ -110,12 +110,12 @@ static void free_res(struct rf_burst_res *r, size_t n)
         rf_httpres_free(&r[i].http);
 }
 
-static const struct rf_probe_html_target target = {.method = "POST",
-                                                   .url = "http://h/v1/users?q=" HOSTILE,
-                                                   .n = 5,
-                                                   .rounds = 1,
-                                                   .sync = "lastbyte",
-                                                   .timeout_ms = 10000};
+static const struct rf_probe_target target = {.method = "POST",
+                                              .url = "http://h/v1/users?q=" HOSTILE,
+                                              .n = 5,
+                                              .rounds = 1,
+                                              .sync = "lastbyte",
+                                              .timeout_ms = 10000};
 
 /* ---- escaping ------------------------------------------------------------------ */
 
@@ -203,25 +203,25 @@ void test_probehtml_rows_and_escaping(void)
     CHECK(path);
     struct rf_probe_html *h = rf_probe_html_open(path, &target, e, sizeof(e));
     CHECK(h);
-    struct rf_probe_html_round r = {.round = 1,
-                                    .res = res,
-                                    .n = N,
-                                    .t0_ns = t0,
-                                    .stats = &st,
-                                    .exps = exps,
-                                    .exp_res = er,
-                                    .nexps = 2,
-                                    .verify_url = "http://h/v?e=" HOSTILE,
-                                    .verify = &vres};
+    struct rf_probe_round r = {.round = 1,
+                               .res = res,
+                               .n = N,
+                               .t0_ns = t0,
+                               .stats = &st,
+                               .exps = exps,
+                               .exp_res = er,
+                               .nexps = 2,
+                               .verify_url = "http://h/v?e=" HOSTILE,
+                               .verify = &vres};
     CHECK_INT(rf_probe_html_round(h, &r), 0);
     size_t held[2] = {1, 0};
-    struct rf_probe_html_total t = {.stats = &st,
-                                    .rounds_done = 1,
-                                    .exps = exps,
-                                    .exp_held = held,
-                                    .nexps = 2,
-                                    .exit_code = 1,
-                                    .error = "1 expectation check failed " HOSTILE};
+    struct rf_probe_summary t = {.stats = &st,
+                                 .rounds_done = 1,
+                                 .exps = exps,
+                                 .exp_held = held,
+                                 .nexps = 2,
+                                 .exit_code = 1,
+                                 .error = "1 expectation check failed " HOSTILE};
     CHECK_INT(rf_probe_html_close(h, &t, e, sizeof(e)), 0);
     char *doc = slurp(path);
     unlink(path);
@@ -300,7 +300,7 @@ void test_probehtml_bursts_and_cap(void)
     rf_probe_stats_init(&st);
     rf_probe_stats_init(&total);
     CHECK_INT(rf_probe_stats_add(&st, res, n, 1), 0);
-    struct rf_probe_html_target t = target;
+    struct rf_probe_target t = target;
     t.n = n;
     t.rounds = 3;
     t.max_rows = cap;
@@ -310,11 +310,11 @@ void test_probehtml_bursts_and_cap(void)
     struct rf_probe_html *h = rf_probe_html_open(path, &t, e, sizeof(e));
     CHECK(h);
     for (unsigned k = 1; k <= 3; k++) {
-        struct rf_probe_html_round r = {.round = k, .res = res, .n = n, .t0_ns = t0, .stats = &st};
+        struct rf_probe_round r = {.round = k, .res = res, .n = n, .t0_ns = t0, .stats = &st};
         CHECK_INT(rf_probe_html_round(h, &r), 0);
         CHECK_INT(rf_probe_stats_merge(&total, &st), 0);
     }
-    struct rf_probe_html_total tot = {.stats = &total, .rounds_done = 3, .exit_code = 0};
+    struct rf_probe_summary tot = {.stats = &total, .rounds_done = 3, .exit_code = 0};
     CHECK_INT(rf_probe_html_close(h, &tot, e, sizeof(e)), 0);
     char *doc = slurp(path);
     unlink(path);
@@ -349,9 +349,9 @@ void test_probehtml_empty_times(void)
     CHECK(path);
     struct rf_probe_html *h = rf_probe_html_open(path, &target, e, sizeof(e));
     CHECK(h);
-    struct rf_probe_html_round rr = {.round = 1, .res = &r, .n = 1, .t0_ns = 1000, .stats = &st};
+    struct rf_probe_round rr = {.round = 1, .res = &r, .n = 1, .t0_ns = 1000, .stats = &st};
     CHECK_INT(rf_probe_html_round(h, &rr), 0);
-    struct rf_probe_html_total tot = {.stats = &st, .rounds_done = 1, .exit_code = 2};
+    struct rf_probe_summary tot = {.stats = &st, .rounds_done = 1, .exit_code = 2};
     CHECK_INT(rf_probe_html_close(h, &tot, e, sizeof(e)), 0);
     char *doc = slurp(path);
     unlink(path);
@@ -378,7 +378,7 @@ void test_probehtml_open_errors(void)
     if (access("/dev/full", W_OK) == 0) {
         h = rf_probe_html_open("/dev/full", &target, e, sizeof(e));
         if (h) {
-            struct rf_probe_html_total tot = {.exit_code = 0};
+            struct rf_probe_summary tot = {.exit_code = 0};
             CHECK_INT(rf_probe_html_close(h, &tot, e, sizeof(e)), -1);
             CHECK(strstr(e, "writing report /dev/full failed"));
         }
