@@ -285,16 +285,7 @@ static int parse_num(const char *s, long min, long max, long *out)
 
 static int valid_method(const char *m)
 {
-    size_t n = strlen(m);
-    if (n == 0 || n > 32)
-        return 0;
-    for (size_t k = 0; k < n; k++) {
-        char c = m[k];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return 0;
-    }
-    return 1;
+    return rf_probe_name_ok(m, strlen(m), 32);
 }
 
 /* Splits the --request arguments once -n is known (COUNT defaults to it);
@@ -1115,7 +1106,7 @@ static int run_round(struct run *r, unsigned rnd)
     if (d.have_vres && d.vres.err)
         r->total.no_response++;
     for (size_t k = 0; k < r->nreps; k++)
-        r->reps[k].round(r->reps[k].ctx, &rr);
+        r->reps[k].ops->round(r->reps[k].ctx, &rr);
     for (size_t g = 0; g < r->ngroups; g++)
         rf_probe_stats_free(&gst[g]);
     rc = 0;
@@ -1180,7 +1171,7 @@ static int finish(struct run *r, int setup_failed)
     for (size_t k = 0; k < r->nreps; k++) {
         char e[300];
         /* The report was asked for, so losing it is an error like a usage one. */
-        if (r->reps[k].end(r->reps[k].ctx, &sum, e, sizeof(e)) < 0) {
+        if (r->reps[k].ops->end(r->reps[k].ctx, &sum, e, sizeof(e)) < 0) {
             code = sum.exit_code = 2;
             snprintf(why, sizeof(why), "%s", e);
             sum.error = why;
@@ -1223,7 +1214,7 @@ static int open_reporters(struct run *r)
     }
     for (size_t k = 0; k < r->nreps; k++) {
         char e[400];
-        if (r->reps[k].begin(r->reps[k].ctx, &r->target, e, sizeof(e)) < 0) {
+        if (r->reps[k].ops->begin(r->reps[k].ctx, &r->target, e, sizeof(e)) < 0) {
             msg(r->err, "%s", e);
             return -1;
         }
@@ -1286,7 +1277,7 @@ out:
     rf_tls_ctx_free(r->tls_h1);
     rf_probe_stats_free(&r->total);
     for (size_t k = 0; k < r->nreps; k++)
-        r->reps[k].discard(r->reps[k].ctx);
+        r->reps[k].ops->discard(r->reps[k].ctx);
     free(o);
     free(r);
     return code;

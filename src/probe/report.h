@@ -75,8 +75,8 @@ struct rf_probe_summary {
     const char *error; /* why the exit code is not 0, or NULL */
 };
 
-struct rf_probe_reporter {
-    void *ctx;
+/* What a report format implements; one static table per format. */
+struct rf_probe_reporter_ops {
     /* Before the first burst; t outlives the reporter. Returns 0, or -1
      * with err filled: nothing is sent then (exit 2). */
     int (*begin)(void *ctx, const struct rf_probe_target *t, char *err, size_t errlen);
@@ -85,8 +85,13 @@ struct rf_probe_reporter {
      * filled when the report could not be written: the run then exits 2,
      * and reporters ended after this one see that verdict. */
     int (*end)(void *ctx, const struct rf_probe_summary *s, char *err, size_t errlen);
-    /* Frees ctx of a reporter never ended (begin failed). */
+    /* Frees ctx of a reporter that will not be ended (a begin failed). */
     void (*discard)(void *ctx);
+};
+
+struct rf_probe_reporter {
+    const struct rf_probe_reporter_ops *ops;
+    void *ctx;
 };
 
 /* The reporters. Each returns 0, or -1 when out of memory. */

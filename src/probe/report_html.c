@@ -796,16 +796,15 @@ static void html_discard(void *ctx)
     free(x);
 }
 
+static const struct rf_probe_reporter_ops html_ops = {
+    .begin = html_begin, .round = html_round, .end = html_end, .discard = html_discard};
+
 int rf_probe_reporter_html(struct rf_probe_reporter *rep, const char *path)
 {
     struct html_rep *x = calloc(1, sizeof(*x));
     if (!x)
         return -1;
     x->path = path;
-    *rep = (struct rf_probe_reporter){.ctx = x,
-                                      .begin = html_begin,
-                                      .round = html_round,
-                                      .end = html_end,
-                                      .discard = html_discard};
+    *rep = (struct rf_probe_reporter){.ops = &html_ops, .ctx = x};
     return 0;
 }

@@ -242,6 +242,9 @@ static void json_discard(void *ctx)
     free(x);
 }
 
+static const struct rf_probe_reporter_ops json_ops = {
+    .begin = json_begin, .round = json_round, .end = json_end, .discard = json_discard};
+
 int rf_probe_reporter_json(struct rf_probe_reporter *rep, FILE *out)
 {
     struct jrep *x = calloc(1, sizeof(*x));
@@ -250,10 +253,6 @@ int rf_probe_reporter_json(struct rf_probe_reporter *rep, FILE *out)
         return -1;
     }
     x->f = out;
-    *rep = (struct rf_probe_reporter){.ctx = x,
-                                      .begin = json_begin,
-                                      .round = json_round,
-                                      .end = json_end,
-                                      .discard = json_discard};
+    *rep = (struct rf_probe_reporter){.ops = &json_ops, .ctx = x};
     return 0;
 }

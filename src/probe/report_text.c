@@ -206,13 +206,15 @@ static int text_end(void *ctx, const struct rf_probe_summary *s, char *err, size
     return 0;
 }
 
+static const struct rf_probe_reporter_ops text_ops = {
+    .begin = text_begin, .round = text_round, .end = text_end, .discard = free};
+
 int rf_probe_reporter_text(struct rf_probe_reporter *rep, FILE *out)
 {
     struct text *x = calloc(1, sizeof(*x));
     if (!x)
         return -1;
     x->f = out;
-    *rep = (struct rf_probe_reporter){
-        .ctx = x, .begin = text_begin, .round = text_round, .end = text_end, .discard = free};
+    *rep = (struct rf_probe_reporter){.ops = &text_ops, .ctx = x};
     return 0;
 }

@@ -236,15 +236,7 @@ void rf_probe_reqfile_free(struct rf_probe_reqfile *f)
 
 int rf_probe_group_name_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > RF_PROBE_GROUP_NAME_MAX)
-        return 0;
-    for (size_t k = 0; k < n; k++) {
-        char c = s[k];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return rf_probe_name_ok(s, n, RF_PROBE_GROUP_NAME_MAX);
 }
 
 int rf_probe_reqarg_split(const char *arg, size_t def, size_t max,
