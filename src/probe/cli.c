@@ -283,6 +283,16 @@ static int parse_num(const char *s, long min, long max, long *out)
     return 0;
 }
 
+/* A numeric option's value in [min, max], or -1 after saying what it wants. */
+static int num_arg(const char *arg, const char *name, const char *unit, long min, long max, long *v,
+                   FILE *err)
+{
+    if (parse_num(arg, min, max, v) == 0)
+        return 0;
+    msg(err, "%s wants %ld..%ld%s%s, got \"%.20s\"", name, min, max, unit[0] ? " " : "", unit, arg);
+    return -1;
+}
+
 static int valid_method(const char *m)
 {
     return rf_probe_name_ok(m, strlen(m), 32);
@@ -404,25 +414,18 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
             o->vars[o->nvars++] = optarg;
             break;
         case 'n':
-            if (parse_num(optarg, 1, RF_BURST_MAX, &v) < 0) {
-                msg(err, "-n wants 1..%d requests, got \"%.20s\"", RF_BURST_MAX, optarg);
+            if (num_arg(optarg, "-n", "requests", 1, RF_BURST_MAX, &v, err) < 0)
                 return 2;
-            }
             o->n = (size_t)v;
             break;
         case OPT_ROUNDS:
-            if (parse_num(optarg, 1, MAX_ROUNDS, &v) < 0) {
-                msg(err, "--rounds wants 1..%d, got \"%.20s\"", MAX_ROUNDS, optarg);
+            if (num_arg(optarg, "--rounds", "", 1, MAX_ROUNDS, &v, err) < 0)
                 return 2;
-            }
             o->rounds = (unsigned)v;
             break;
         case OPT_TIMEOUT:
-            if (parse_num(optarg, 1, MAX_TIMEOUT_MS, &v) < 0) {
-                msg(err, "--timeout wants 1..%d milliseconds, got \"%.20s\"", MAX_TIMEOUT_MS,
-                    optarg);
+            if (num_arg(optarg, "--timeout", "milliseconds", 1, MAX_TIMEOUT_MS, &v, err) < 0)
                 return 2;
-            }
             o->timeout_ms = (int)v;
             break;
         case OPT_SYNC:
@@ -500,18 +503,13 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
             o->server_time = optarg;
             break;
         case OPT_MAX_SPREAD:
-            if (parse_num(optarg, 0, MAX_SPREAD_US, &v) < 0) {
-                msg(err, "--max-spread wants 0..%ld microseconds, got \"%.20s\"", MAX_SPREAD_US,
-                    optarg);
+            if (num_arg(optarg, "--max-spread", "microseconds", 0, MAX_SPREAD_US, &v, err) < 0)
                 return 2;
-            }
             o->max_spread_us = v;
             break;
         case OPT_WARMUP:
-            if (parse_num(optarg, 0, MAX_WARMUP, &v) < 0) {
-                msg(err, "--warmup wants 0..%d requests, got \"%.20s\"", MAX_WARMUP, optarg);
+            if (num_arg(optarg, "--warmup", "requests", 0, MAX_WARMUP, &v, err) < 0)
                 return 2;
-            }
             o->warmup = (unsigned)v;
             break;
         case OPT_WARMUP_REQUEST:
