@@ -283,6 +283,18 @@ static int parse_num(const char *s, long min, long max, long *out)
     return 0;
 }
 
+/* Appends a repeatable option's argument, or -1 after saying there are too many. */
+static int push_arg(const char **arr, size_t *n, size_t max, const char *what, const char *arg,
+                    FILE *err)
+{
+    if (*n >= max) {
+        msg(err, "more than %zu %s", max, what);
+        return -1;
+    }
+    arr[(*n)++] = arg;
+    return 0;
+}
+
 /* A numeric option's value in [min, max], or -1 after saying what it wants. */
 static int num_arg(const char *arg, const char *name, const char *unit, long min, long max, long *v,
                    FILE *err)
@@ -397,21 +409,16 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
             o->method = optarg;
             break;
         case 'H':
-            if (o->nheaders >= RF_PROBE_HEADERS_MAX) {
-                msg(err, "more than %d -H headers", RF_PROBE_HEADERS_MAX);
+            if (push_arg(o->headers, &o->nheaders, RF_PROBE_HEADERS_MAX, "-H headers", optarg,
+                         err) < 0)
                 return 2;
-            }
-            o->headers[o->nheaders++] = optarg;
             break;
         case 'd':
             o->data = optarg;
             break;
         case OPT_VAR:
-            if (o->nvars >= RF_PROBE_VARS_MAX) {
-                msg(err, "more than %d --var", RF_PROBE_VARS_MAX);
+            if (push_arg(o->vars, &o->nvars, RF_PROBE_VARS_MAX, "--var", optarg, err) < 0)
                 return 2;
-            }
-            o->vars[o->nvars++] = optarg;
             break;
         case 'n':
             if (num_arg(optarg, "-n", "requests", 1, RF_BURST_MAX, &v, err) < 0)
@@ -489,11 +496,9 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
             o->report = optarg;
             break;
         case OPT_REQUEST:
-            if (o->nrequests >= RF_PROBE_GROUPS_MAX) {
-                msg(err, "more than %d --request groups", RF_PROBE_GROUPS_MAX);
+            if (push_arg(o->requests, &o->nrequests, RF_PROBE_GROUPS_MAX, "--request groups",
+                         optarg, err) < 0)
                 return 2;
-            }
-            o->requests[o->nrequests++] = optarg;
             break;
         case OPT_SERVER_TIME:
             if (!rf_probe_group_name_ok(optarg, strlen(optarg))) {
