@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../support/testsrv.h"
 #include "probe/burst.h"
 #include "probe/expect.h"
 #include "probe/probe.h"
@@ -767,104 +768,25 @@ void test_probecli_usage_errors(void)
     }
 }
 
-/* A tiny HTTP server in a thread: answers POST with 201 to the first
- * request and 200 to the others (a correct create-if-missing), and GET with
- * a list of one row. Serves `expect` connections, one at a time, or stops
- * after 5 s without one. */
-struct tsrv {
-    int ls, port, expect;
-    int served;
-    pthread_t th;
-};
-
-static void srv_reply(int fd, int status, const char *body)
+/* A correct create-if-missing, served by tests/support/testsrv.c: POST is
+ * 201 for the first and 200 for every later one, GET /list a list of one row. */
+static void create_once(struct tserver *s, struct ts_conn *c)
 {
-    char buf[512];
-    int k = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     status, strlen(body), body);
-    if (k > 0 && write(fd, buf, (size_t)k) < 0)
-        return;
-}
-
-static void *srv_main(void *arg)
-{
-    struct tsrv *s = arg;
-    while (s->served < s->expect) {
-        struct pollfd p = {.fd = s->ls, .events = POLLIN};
-        if (poll(&p, 1, 5000) <= 0)
-            break;
-        int fd = accept(s->ls, NULL, NULL);
-        if (fd < 0)
-            break;
-        char req[4096];
-        size_t len = 0;
-        /* Read until the head and its Content-Length of body are in. */
-        for (;;) {
-            struct pollfd q = {.fd = fd, .events = POLLIN};
-            if (poll(&q, 1, 5000) <= 0)
-                break;
-            ssize_t got = read(fd, req + len, sizeof(req) - 1 - len);
-            if (got <= 0)
-                break;
-            len += (size_t)got;
-            req[len] = '\0';
-            char *end = strstr(req, "\r\n\r\n");
-            if (!end)
-                continue;
-            char *cl = strstr(req, "Content-Length: ");
-            size_t need = (size_t)(end + 4 - req) + (cl ? strtoul(cl + 16, NULL, 10) : 0);
-            if (len >= need)
-                break;
-        }
-        if (!strncmp(req, "GET /list", 9))
-            srv_reply(fd, 200, "{\"data\":[{\"id\":\"a\"}]}");
-        else if (!strncmp(req, "POST", 4))
-            srv_reply(fd, s->served == 0 ? 201 : 200, "{\"user\":{\"id\":\"a\"}}");
-        else
-            srv_reply(fd, 404, "{}");
-        close(fd);
-        s->served++;
-    }
-    return NULL;
-}
-
-static int srv_start(struct tsrv *s, int expect)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t al = sizeof(a);
-    memset(s, 0, sizeof(*s));
-    s->expect = expect;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s->ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s->ls < 0 || bind(s->ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s->ls, 128) < 0 ||
-        getsockname(s->ls, (struct sockaddr *)&a, &al) < 0) {
-        if (s->ls >= 0)
-            close(s->ls);
-        return -1;
-    }
-    s->port = ntohs(a.sin_port);
-    if (pthread_create(&s->th, NULL, srv_main, s) != 0) {
-        close(s->ls);
-        return -1;
-    }
-    return 0;
-}
-
-static void srv_stop(struct tsrv *s)
-{
-    pthread_join(s->th, NULL);
-    close(s->ls);
+    if (ts_is(c, "GET", "/list"))
+        ts_reply(c, 200, "{\"data\":[{\"id\":\"a\"}]}");
+    else if (ts_is(c, "POST", ""))
+        ts_reply(c, s->posts++ == 0 ? 201 : 200, "{\"user\":{\"id\":\"a\"}}");
+    else
+        ts_reply(c, 404, "{}");
 }
 
 void test_probecli_run_pass_and_fail(void)
 {
-    struct tsrv s;
+    struct tserver *s = ts_start(0, 0, create_once, NULL);
     char url[64], vurl[64];
-    CHECK_INT(srv_start(&s, 2 * (8 + 1)), 0);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/users", s.port);
-    snprintf(vurl, sizeof(vurl), "http://127.0.0.1:%d/list", s.port);
+    CHECK(s != NULL);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/users", ts_port(s));
+    snprintf(vurl, sizeof(vurl), "http://127.0.0.1:%d/list", ts_port(s));
 
     struct cap c;
     const char *pass[] = {"probe",
@@ -919,8 +841,11 @@ void test_probecli_run_pass_and_fail(void)
         json_decref(doc);
         cap_free(&c);
     }
-    srv_stop(&s);
+    ts_stop(s);
+    size_t served = s->completed;
+    free(s);
     CHECK(ok);
+    CHECK_INT(served, 2 * (8 + 1));
 }
 
 void test_probecli_run_refused(void)
