@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "probe/burst.h"
+#include "probe/httpres.h"
+#include "probe/probe.h"
 
 static void ts_accept_all(struct tserver *s)
 {
@@ -223,4 +225,52 @@ int ts_is(const struct ts_conn *c, const char *method, const char *path)
     size_t ml = strlen(method);
     return strncmp(c->head, method, ml) == 0 && c->head[ml] == ' ' &&
            strncmp(c->head + ml + 1, path, strlen(path)) == 0;
+}
+
+int ts_free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t al = sizeof(a);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+             getsockname(fd, (struct sockaddr *)&a, &al) == 0;
+    close(fd);
+    return ok ? ntohs(a.sin_port) : 0;
+}
+
+void ts_fake_res(struct rf_burst_res *r, int status, const char *body)
+{
+    memset(r, 0, sizeof(*r));
+    rf_httpres_init(&r->http, 0);
+    r->http.status = status;
+    if (body) {
+        r->http.body = strdup(body);
+        r->http.body_len = strlen(body);
+    }
+}
+
+int ts_run_probe(const char *const *args, char **out, char **err)
+{
+    char *argv[64];
+    int argc = 0;
+    size_t ol = 0, el = 0;
+    for (; args[argc] && argc < 63; argc++)
+        argv[argc] = (char *)args[argc];
+    argv[argc] = NULL;
+    *out = *err = NULL;
+    FILE *o = open_memstream(out, &ol), *e = open_memstream(err, &el);
+    if (!o || !e) {
+        if (o)
+            fclose(o);
+        if (e)
+            fclose(e);
+        return -1;
+    }
+    int code = rf_probe_run(argc, argv, o, e);
+    fclose(o);
+    fclose(e);
+    return code;
 }

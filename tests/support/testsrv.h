@@ -62,4 +62,17 @@ void ts_reply(struct ts_conn *c, int status, const char *body);
 /* 1 when the request line is METHOD followed by a path starting with path. */
 int ts_is(const struct ts_conn *c, const char *method, const char *path);
 
+/* ---- more for the probe tests ---- */
+
+struct rf_burst_res;
+/* A port that was just free on 127.0.0.1: nothing listens there. 0 on error. */
+int ts_free_port(void);
+/* A burst result as the engine would leave it: status, and body when not
+ * NULL (owned by r; rf_burst_res_free frees it). */
+void ts_fake_res(struct rf_burst_res *r, int status, const char *body);
+/* Runs `racefree probe` in-process on a NULL-terminated argument list,
+ * capturing stdout and stderr into *out and *err (malloc'd, NUL-terminated;
+ * the caller frees them). Returns the exit code, or -1 when capture failed. */
+int ts_run_probe(const char *const *args, char **out, char **err);
+
 #endif

@@ -74,18 +74,6 @@ static char *write_temp(const char *content)
     return path;
 }
 
-/* A fake burst result, as the engine would leave it. */
-static void fake_res(struct rf_burst_res *r, int status, const char *body)
-{
-    memset(r, 0, sizeof(*r));
-    rf_httpres_init(&r->http, 0);
-    r->http.status = status;
-    if (body) {
-        r->http.body = strdup(body);
-        r->http.body_len = strlen(body);
-    }
-}
-
 /* ---- templates --------------------------------------------------------------- */
 
 void test_probecli_tpl_literal(void)
@@ -341,17 +329,17 @@ void test_probecli_exp_eval(void)
     enum { N = 6 };
     struct rf_burst_res res[N], vres;
     json_t *bodies[N];
-    fake_res(&res[0], 201, "{\"user\":{\"id\":\"a\"}}");
-    fake_res(&res[1], 200, "{\"user\":{\"id\":\"a\"}}");
-    fake_res(&res[2], 200, "{\"user\":{\"id\":\"b\"}}");
-    fake_res(&res[3], 409, "{\"code\":\"taken\"}");
-    fake_res(&res[4], 503, "not json");
-    fake_res(&res[5], 0, NULL);
+    ts_fake_res(&res[0], 201, "{\"user\":{\"id\":\"a\"}}");
+    ts_fake_res(&res[1], 200, "{\"user\":{\"id\":\"a\"}}");
+    ts_fake_res(&res[2], 200, "{\"user\":{\"id\":\"b\"}}");
+    ts_fake_res(&res[3], 409, "{\"code\":\"taken\"}");
+    ts_fake_res(&res[4], 503, "not json");
+    ts_fake_res(&res[5], 0, NULL);
     res[5].err = ECONNRESET;
     snprintf(res[5].err_msg, sizeof(res[5].err_msg), "recv: reset");
     for (int i = 0; i < N; i++)
         bodies[i] = rf_probe_body_json(&res[i]);
-    fake_res(&vres, 200, "{\"data\":[1,2,3],\"total\":7,\"s\":\"x\"}");
+    ts_fake_res(&vres, 200, "{\"data\":[1,2,3],\"total\":7,\"s\":\"x\"}");
     struct rf_probe_view v = {.res = res,
                               .n = N,
                               .bodies = bodies,
@@ -594,7 +582,7 @@ void test_probecli_stats(void)
     enum { N = 100 };
     struct rf_burst_res res[N];
     for (int i = 0; i < N; i++) {
-        fake_res(&res[i], i == 0 ? 201 : i < 98 ? 200 : 500, NULL);
+        ts_fake_res(&res[i], i == 0 ? 201 : i < 98 ? 200 : 500, NULL);
         res[i].t_lastbyte_ns = 1000000 + (uint64_t)i * 10;                  /* spread 990 ns */
         res[i].t_done_ns = res[i].t_lastbyte_ns + (uint64_t)(i + 1) * 1000; /* 1..100 µs */
     }
@@ -652,7 +640,6 @@ void test_probecli_stats(void)
 
 struct cap {
     char *out, *err;
-    size_t outlen, errlen;
     int code;
 };
 
@@ -662,28 +649,9 @@ static void cap_free(struct cap *c)
     free(c->err);
 }
 
-/* Runs the CLI on a NULL-terminated argument list, capturing its output. */
 static void run_cli(struct cap *c, const char *const *args)
 {
-    char *argv[64];
-    int argc = 0;
-    for (; args[argc] && argc < 63; argc++)
-        argv[argc] = (char *)args[argc];
-    argv[argc] = NULL;
-    memset(c, 0, sizeof(*c));
-    FILE *out = open_memstream(&c->out, &c->outlen);
-    FILE *err = open_memstream(&c->err, &c->errlen);
-    if (!out || !err) {
-        if (out)
-            fclose(out);
-        if (err)
-            fclose(err);
-        c->code = -1;
-        return;
-    }
-    c->code = rf_probe_run(argc, argv, out, err);
-    fclose(out);
-    fclose(err);
+    c->code = ts_run_probe(args, &c->out, &c->err);
 }
 
 void test_probecli_help(void)
@@ -759,7 +727,7 @@ void test_probecli_usage_errors(void)
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         struct cap c;
         run_cli(&c, cases[k].args);
-        int ok = c.code == 2 && contains(c.err, cases[k].why) && c.outlen == 0;
+        int ok = c.code == 2 && contains(c.err, cases[k].why) && c.out && !c.out[0];
         if (!ok)
             fprintf(stderr, "  case %zu: code %d err \"%s\" out \"%s\"\n", k, c.code,
                     c.err ? c.err : "", c.out ? c.out : "");
@@ -851,19 +819,10 @@ void test_probecli_run_pass_and_fail(void)
 void test_probecli_run_refused(void)
 {
     /* A port that was just free: nothing listens there. */
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t al = sizeof(a);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &al) < 0) {
-        close(fd);
-        CHECK(0);
-    }
-    close(fd);
+    int port = ts_free_port();
+    CHECK(port > 0);
     char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
     const char *args[] = {"probe", "-n", "3", "--rounds", "5", url, NULL};
     struct cap c;
     run_cli(&c, args);

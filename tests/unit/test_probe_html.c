@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../support/testsrv.h"
 #include "probe/probe.h"
 #include "probe/report_html.h"
 #include "unit.h"
@@ -387,28 +388,11 @@ void test_probehtml_open_errors(void)
 
 /* ---- through the CLI ---------------------------------------------------------- */
 
-static int run_probe(const char *const *args, char **out, char **err)
-{
-    char *argv[32];
-    int argc = 0;
-    size_t ol = 0, el = 0;
-    for (; args[argc] && argc < 31; argc++)
-        argv[argc] = (char *)args[argc];
-    argv[argc] = NULL;
-    FILE *o = open_memstream(out, &ol), *e = open_memstream(err, &el);
-    if (!o || !e)
-        return -1;
-    int code = rf_probe_run(argc, argv, o, e);
-    fclose(o);
-    fclose(e);
-    return code;
-}
-
 void test_probehtml_cli(void)
 {
     char *out = NULL, *err = NULL;
     const char *help[] = {"probe", "--help", NULL};
-    int code = run_probe(help, &out, &err);
+    int code = ts_run_probe(help, &out, &err);
     int ok = code == 0 && out && strstr(out, "--report FILE");
     free(out);
     free(err);
@@ -417,7 +401,7 @@ void test_probehtml_cli(void)
     /* An unwritable report is refused before anything is sent. */
     const char *bad[] = {"probe", "--report", "/nonexistent-dir-rf/r.html", "http://127.0.0.1:9/",
                          NULL};
-    code = run_probe(bad, &out, &err);
+    code = ts_run_probe(bad, &out, &err);
     ok = code == 2 && err && strstr(err, "--report: cannot create report") && out &&
          !strstr(out, "round 1");
     free(out);
@@ -425,23 +409,14 @@ void test_probehtml_cli(void)
     CHECK(ok);
 
     /* A port that was just free: every request fails, the report says so. */
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t al = sizeof(a);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &al) < 0) {
-        close(fd);
-        CHECK(0);
-    }
-    close(fd);
+    int port = ts_free_port();
+    CHECK(port > 0);
     char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
     char *path = temp_path();
     CHECK(path);
     const char *args[] = {"probe", "-n", "3", "--json", "--report", path, url, NULL};
-    code = run_probe(args, &out, &err);
+    code = ts_run_probe(args, &out, &err);
     char *doc = slurp(path);
     unlink(path);
     free(path);
