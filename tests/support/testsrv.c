@@ -274,3 +274,26 @@ int ts_run_probe(const char *const *args, char **out, char **err)
     fclose(e);
     return code;
 }
+
+char *ts_temp_file(const char *name, const char *content)
+{
+    char tmpl[96];
+    snprintf(tmpl, sizeof(tmpl), "/tmp/rf-%s-XXXXXX", name);
+    char *path = strdup(tmpl);
+    if (!path)
+        return NULL;
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        free(path);
+        return NULL;
+    }
+    size_t n = content ? strlen(content) : 0;
+    if (n && write(fd, content, n) != (ssize_t)n) {
+        close(fd);
+        unlink(path);
+        free(path);
+        return NULL;
+    }
+    close(fd);
+    return path;
+}

@@ -74,5 +74,8 @@ void ts_fake_res(struct rf_burst_res *r, int status, const char *body);
  * capturing stdout and stderr into *out and *err (malloc'd, NUL-terminated;
  * the caller frees them). Returns the exit code, or -1 when capture failed. */
 int ts_run_probe(const char *const *args, char **out, char **err);
+/* A new file /tmp/rf-NAME-XXXXXX holding content (NULL: empty); its path
+ * (malloc'd), or NULL. The caller unlinks and frees it. */
+char *ts_temp_file(const char *name, const char *content);
 
 #endif

@@ -53,27 +53,6 @@ static int contains(const char *hay, const char *needle)
     return hay && strstr(hay, needle) != NULL;
 }
 
-static char *write_temp(const char *content)
-{
-    char *path = strdup("/tmp/rf-probecli-XXXXXX");
-    if (!path)
-        return NULL;
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        free(path);
-        return NULL;
-    }
-    size_t n = strlen(content);
-    if (write(fd, content, n) != (ssize_t)n) {
-        close(fd);
-        unlink(path);
-        free(path);
-        return NULL;
-    }
-    close(fd);
-    return path;
-}
-
 /* ---- templates --------------------------------------------------------------- */
 
 void test_probecli_tpl_literal(void)
@@ -165,17 +144,26 @@ void test_probecli_tpl_bound(void)
     rf_probe_buf_free(&b);
 }
 
+/* --var NAME=@FILE with a file holding content; rf_probe_vars_add's result,
+ * or -2 when the file could not be made. */
+static int add_var_file(struct rf_probe_vars *vs, const char *name, const char *content, char *err,
+                        size_t errlen)
+{
+    char *path = ts_temp_file("probecli", content), spec[96];
+    if (!path)
+        return -2;
+    snprintf(spec, sizeof(spec), "%s=@%s", name, path);
+    int rc = rf_probe_vars_add(vs, spec, err, errlen);
+    unlink(path);
+    free(path);
+    return rc;
+}
+
 void test_probecli_vars_file(void)
 {
     char err[256];
     struct rf_probe_vars vs = {0};
-    char *path = write_temp("alice\r\n\nbob\ncarol"), spec[64];
-    CHECK(path != NULL);
-    snprintf(spec, sizeof(spec), "id=@%s", path);
-    int rc = rf_probe_vars_add(&vs, spec, err, sizeof(err));
-    unlink(path);
-    free(path);
-    CHECK_INT(rc, 0);
+    CHECK_INT(add_var_file(&vs, "id", "alice\r\n\nbob\ncarol", err, sizeof(err)), 0);
     CHECK_INT(rf_probe_vars_add(&vs, "k=v=w", err, sizeof(err)), 0);
     CHECK_INT(vs.v[0].nvals, 3);
     const char *want[] = {"alice/v=w", "bob/v=w", "carol/v=w", "alice/v=w"};
@@ -207,13 +195,7 @@ void test_probecli_vars_errors(void)
     CHECK(contains(err, "given twice"));
     CHECK_INT(rf_probe_vars_add(&vs, "f=@/nonexistent/rf-probe", err, sizeof(err)), -1);
     CHECK(contains(err, "cannot open"));
-    char *path = write_temp("\n\r\n\n"), spec[64];
-    CHECK(path != NULL);
-    snprintf(spec, sizeof(spec), "e=@%s", path);
-    int rc = rf_probe_vars_add(&vs, spec, err, sizeof(err));
-    unlink(path);
-    free(path);
-    CHECK_INT(rc, -1);
+    CHECK_INT(add_var_file(&vs, "e", "\n\r\n\n", err, sizeof(err)), -1);
     CHECK(contains(err, "no non-empty line"));
     CHECK_INT(vs.n, 1);
     rf_probe_vars_free(&vs);

@@ -69,20 +69,6 @@ static size_t count(const char *hay, const char *needle)
     return n;
 }
 
-static char *temp_path(void)
-{
-    char *path = strdup("/tmp/rf-probehtml-XXXXXX");
-    if (!path)
-        return NULL;
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        free(path);
-        return NULL;
-    }
-    close(fd);
-    return path;
-}
-
 /* A request as the burst engine leaves it, times in µs after t0. */
 static void fake(struct rf_burst_res *r, uint64_t t0, int status, const char *body, double conn,
                  double lb, double fb, double done)
@@ -200,7 +186,7 @@ void test_probehtml_rows_and_escaping(void)
     struct rf_burst_res vres;
     fake(&vres, t0, 200, "[]", 1, 2, 3, 4);
 
-    char *path = temp_path();
+    char *path = ts_temp_file("probehtml", NULL);
     CHECK(path);
     struct rf_probe_html *h = rf_probe_html_open(path, &target, e, sizeof(e));
     CHECK(h);
@@ -306,7 +292,7 @@ void test_probehtml_bursts_and_cap(void)
     t.rounds = 3;
     t.max_rows = cap;
     char e[256];
-    char *path = temp_path();
+    char *path = ts_temp_file("probehtml", NULL);
     CHECK(path);
     struct rf_probe_html *h = rf_probe_html_open(path, &t, e, sizeof(e));
     CHECK(h);
@@ -346,7 +332,7 @@ void test_probehtml_empty_times(void)
     rf_probe_stats_init(&st);
     CHECK_INT(rf_probe_stats_add(&st, &r, 1, 1), 0);
     char e[256];
-    char *path = temp_path();
+    char *path = ts_temp_file("probehtml", NULL);
     CHECK(path);
     struct rf_probe_html *h = rf_probe_html_open(path, &target, e, sizeof(e));
     CHECK(h);
@@ -413,7 +399,7 @@ void test_probehtml_cli(void)
     CHECK(port > 0);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
-    char *path = temp_path();
+    char *path = ts_temp_file("probehtml", NULL);
     CHECK(path);
     const char *args[] = {"probe", "-n", "3", "--json", "--report", path, url, NULL};
     code = ts_run_probe(args, &out, &err);
