@@ -68,6 +68,16 @@ static int fails_with(const char *resp, const char *want)
 
 /* ---- parser tests -------------------------------------------------------- */
 
+/* Every {response, reason} case must fail with its reason; each failure
+ * is reported by fails_with. */
+static int all_fail(const char *const (*cases)[2], size_t n)
+{
+    int ok = 1;
+    for (size_t k = 0; k < n; k++)
+        ok &= fails_with(cases[k][0], cases[k][1]);
+    return ok;
+}
+
 void test_httpres_content_length(void)
 {
     static const char resp[] = "HTTP/1.1 201 Created\r\n"
@@ -404,14 +414,17 @@ void test_httpres_oversize(void)
 
 void test_httpres_malformed_status(void)
 {
-    CHECK(fails_with("HTTP/1.1 2OO OK\r\n\r\n", "malformed status line \"HTTP/1.1 2OO OK\""));
-    CHECK(fails_with("HTTP/2 200\r\n\r\n", "malformed status line"));
-    CHECK(fails_with("HTTP/2.0 200 OK\r\n\r\n", "unsupported protocol version HTTP/2.0"));
-    CHECK(fails_with("HTTP/1.1 099 Low\r\n\r\n", "malformed status line"));
-    CHECK(fails_with("HTTP/1.1 200OK\r\n\r\n", "malformed status line"));
-    CHECK(fails_with("HTTP/1.1 20\r\n\r\n", "malformed status line"));
-    CHECK(fails_with("HTTP/1.1  200 OK\r\n\r\n", "malformed status line"));
-    CHECK(fails_with("http/1.1 200 OK\r\n\r\n", "malformed status line \"h\""));
+    static const char *const cases[][2] = {
+        {"HTTP/1.1 2OO OK\r\n\r\n", "malformed status line \"HTTP/1.1 2OO OK\""},
+        {"HTTP/2 200\r\n\r\n", "malformed status line"},
+        {"HTTP/2.0 200 OK\r\n\r\n", "unsupported protocol version HTTP/2.0"},
+        {"HTTP/1.1 099 Low\r\n\r\n", "malformed status line"},
+        {"HTTP/1.1 200OK\r\n\r\n", "malformed status line"},
+        {"HTTP/1.1 20\r\n\r\n", "malformed status line"},
+        {"HTTP/1.1  200 OK\r\n\r\n", "malformed status line"},
+        {"http/1.1 200 OK\r\n\r\n", "malformed status line \"h\""},
+    };
+    CHECK(all_fail(cases, sizeof(cases) / sizeof(cases[0])));
 
     /* A non-HTTP peer is rejected on its first wrong byte, not at max_size. */
     struct rf_httpres r;
@@ -430,11 +443,14 @@ void test_httpres_malformed_status(void)
 
 void test_httpres_malformed_headers(void)
 {
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", "malformed header line \"NoColon\""));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "malformed header line"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nName : x\r\n\r\n", "malformed header line"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\n: x\r\n\r\n", "malformed header line"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n", "obsolete header line folding"));
+    static const char *const cases[][2] = {
+        {"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", "malformed header line \"NoColon\""},
+        {"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "malformed header line"},
+        {"HTTP/1.1 200 OK\r\nName : x\r\n\r\n", "malformed header line"},
+        {"HTTP/1.1 200 OK\r\n: x\r\n\r\n", "malformed header line"},
+        {"HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n", "obsolete header line folding"},
+    };
+    CHECK(all_fail(cases, sizeof(cases) / sizeof(cases[0])));
 
     struct rf_httpres r;
     static const char nul[] = "HTTP/1.1 200 OK\r\nA: b\0c\r\n\r\n";
@@ -446,19 +462,20 @@ void test_httpres_malformed_headers(void)
 
 void test_httpres_bad_content_length(void)
 {
-    CHECK(
-        fails_with("HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n", "bad Content-Length \"abc\""));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-                     "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 5,\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-                     "bad Content-Length"));
+    static const char *const cases[][2] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n", "bad Content-Length \"abc\""},
+        {"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+         "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5,\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", "bad Content-Length"},
+    };
+    CHECK(all_fail(cases, sizeof(cases) / sizeof(cases[0])));
 
     /* Identical repeats are allowed (RFC 9110 section 8.6). */
     struct rf_httpres r;
@@ -474,29 +491,33 @@ void test_httpres_bad_content_length(void)
 void test_httpres_bad_chunks(void)
 {
 #define CHUNKED "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    CHECK(fails_with(CHUNKED "zz\r\n", "bad chunk size (byte 0x7a)"));
-    CHECK(fails_with(CHUNKED "\r\n", "bad chunk size"));
-    CHECK(fails_with(CHUNKED ";ext\r\n", "bad chunk size"));
-    CHECK(fails_with(CHUNKED "-5\r\n", "bad chunk size"));
-    CHECK(fails_with(CHUNKED "5 x\r\nhello\r\n0\r\n\r\n", "bad chunk size"));
-    CHECK(fails_with(CHUNKED "5\rX", "CR not followed by LF"));
-    CHECK(fails_with(CHUNKED "5\r\nhelloX\r\n0\r\n\r\n", "missing CRLF after chunk data"));
-    CHECK(fails_with(CHUNKED "5\r\nhello\rX0\r\n\r\n", "missing CRLF after chunk data"));
-    CHECK(fails_with(CHUNKED "0\r\n\rX", "bad chunked trailer"));
+    static const char *const cases[][2] = {
+        {CHUNKED "zz\r\n", "bad chunk size (byte 0x7a)"},
+        {CHUNKED "\r\n", "bad chunk size"},
+        {CHUNKED ";ext\r\n", "bad chunk size"},
+        {CHUNKED "-5\r\n", "bad chunk size"},
+        {CHUNKED "5 x\r\nhello\r\n0\r\n\r\n", "bad chunk size"},
+        {CHUNKED "5\rX", "CR not followed by LF"},
+        {CHUNKED "5\r\nhelloX\r\n0\r\n\r\n", "missing CRLF after chunk data"},
+        {CHUNKED "5\r\nhello\rX0\r\n\r\n", "missing CRLF after chunk data"},
+        {CHUNKED "0\r\n\rX", "bad chunked trailer"},
+    };
+    CHECK(all_fail(cases, sizeof(cases) / sizeof(cases[0])));
 #undef CHUNKED
 }
 
 void test_httpres_truncated(void)
 {
-    CHECK(fails_with("", "connection closed before any response"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Le", "closed inside the head"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
-                     "truncated body: connection closed with 7 bytes missing"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
-                     "truncated chunked body"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
-                     "truncated chunked body"));
-    CHECK(fails_with("HTTP/1.1 100 Continue\r\n\r\n", "closed inside the head"));
+    static const char *const cases[][2] = {
+        {"", "connection closed before any response"},
+        {"HTTP/1.1 200 OK\r\nContent-Le", "closed inside the head"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+         "truncated body: connection closed with 7 bytes missing"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "truncated chunked body"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n", "truncated chunked body"},
+        {"HTTP/1.1 100 Continue\r\n\r\n", "closed inside the head"},
+    };
+    CHECK(all_fail(cases, sizeof(cases) / sizeof(cases[0])));
 }
 
 /* ---- test server ------------------------------------------------------------ */
