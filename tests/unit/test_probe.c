@@ -2,16 +2,10 @@
  * burst engine against the in-process server of tests/support/testsrv.c,
  * which checks from the server's side that no request completed before all
  * of them were ready. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../support/testsrv.h"

@@ -1,16 +1,11 @@
 /* Unit tests of the probe command line: templates, variables, counts, JSON
  * paths, expectations, URL parsing, request bytes, statistics, and whole runs
  * of rf_probe_run against a small in-process server. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../support/testsrv.h"

@@ -1,12 +1,9 @@
 /* Unit tests of the probe's HTML report: escaping of hostile values, one
  * timeline row per request, bursts grouped one SVG each, the row cap, and
  * --report wired into the CLI. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../support/testsrv.h"
