@@ -24,7 +24,7 @@ ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) -Isrc $(shell pkg-config --cflags $(PKGS)
 
 LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
-UNIT_SRC  := $(wildcard tests/unit/*.c)
+UNIT_SRC  := $(wildcard tests/unit/*.c) tests/support/testsrv.c
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 ITEST_SRC := $(wildcard tests/integration/*.c)
 ITEST_OBJ := $(ITEST_SRC:%.c=$(BUILD)/%.o)

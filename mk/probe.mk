@@ -24,9 +24,10 @@ $(BUILD)/probecli-unit/main.c: tests/unit/main.c
 
 $(BUILD)/probecli-unit/unit: $(BUILD)/probecli-unit/main.c tests/unit/test_probe_cli.c \
 		tests/unit/test_probe_mixed.c tests/unit/list.probecli.h tests/unit/list.probemixed.h \
-		$(LIB_OBJ)
+		tests/support/testsrv.c tests/support/testsrv.h $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(BUILD)/probecli-unit/main.c \
-		tests/unit/test_probe_cli.c tests/unit/test_probe_mixed.c $(LIB_OBJ) $(LDLIBS)
+		tests/unit/test_probe_cli.c tests/unit/test_probe_mixed.c tests/support/testsrv.c \
+		$(LIB_OBJ) $(LDLIBS)
 
 probe-unit: $(BUILD)/probecli-unit/unit
 	./$(BUILD)/probecli-unit/unit

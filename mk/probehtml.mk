@@ -12,9 +12,9 @@ $(BUILD)/probehtml-unit/main.c: tests/unit/main.c
 	printf '#include "list.probehtml.h"\n' > $(dir $@)list.h
 
 $(BUILD)/probehtml-unit/unit: $(BUILD)/probehtml-unit/main.c tests/unit/test_probe_html.c \
-		tests/unit/list.probehtml.h $(LIB_OBJ)
+		tests/unit/list.probehtml.h tests/support/testsrv.c tests/support/testsrv.h $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(BUILD)/probehtml-unit/main.c \
-		tests/unit/test_probe_html.c $(LIB_OBJ) $(LDLIBS)
+		tests/unit/test_probe_html.c tests/support/testsrv.c $(LIB_OBJ) $(LDLIBS)
 
 probe-html-unit: $(BUILD)/probehtml-unit/unit
 	./$(BUILD)/probehtml-unit/unit

@@ -536,7 +536,7 @@ static const char *timeout_what(enum phase ph)
     }
 }
 
-static int raise_nofile(size_t n, char *errbuf, size_t errlen)
+int rf_burst_raise_nofile(size_t n, int strict, char *errbuf, size_t errlen)
 {
     struct rlimit rl;
     rlim_t need = (rlim_t)n + FD_RESERVE;
@@ -547,16 +547,19 @@ static int raise_nofile(size_t n, char *errbuf, size_t errlen)
     if (rl.rlim_cur >= need)
         return 0;
     if (rl.rlim_max < need) {
-        rf_errf(errbuf, errlen,
-             "RLIMIT_NOFILE hard limit %llu is below the %llu descriptors needed for %zu "
-             "connections",
-             (unsigned long long)rl.rlim_max, (unsigned long long)need, n);
-        return -1;
+        if (strict) {
+            rf_errf(errbuf, errlen,
+                    "RLIMIT_NOFILE hard limit %llu is below the %llu descriptors needed for %zu "
+                    "connections",
+                    (unsigned long long)rl.rlim_max, (unsigned long long)need, n);
+            return -1;
+        }
+        need = rl.rlim_max;
     }
     rl.rlim_cur = need;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && strict) {
         rf_errf(errbuf, errlen, "setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)need,
-             strerror(errno));
+                strerror(errno));
         return -1;
     }
     return 0;
@@ -675,7 +678,7 @@ int rf_burst_run(const struct rf_burst_req *reqs, size_t n, const struct rf_burs
     }
     if (n == 0)
         return 0;
-    if (raise_nofile(n, errbuf, errlen) < 0)
+    if (rf_burst_raise_nofile(n, 1, errbuf, errlen) < 0)
         return -1;
 
     int nevs = n < MAX_EVENTS ? (int)n : MAX_EVENTS;

@@ -95,6 +95,12 @@ void rf_burst_res_free(struct rf_burst_res *res, size_t n);
  * engines): the fd, or -errno with why ("connect: …") filled. */
 int rf_burst_dial(const struct rf_burst_req *q, char *why, size_t whylen);
 
+/* Raises the soft RLIMIT_NOFILE to fit n sockets and a reserve. strict: a
+ * hard limit too low or a refused raise is -1 with errbuf filled; otherwise
+ * the limit goes as high as it may and the sockets that do not fit fail
+ * one by one. Returns 0, or -1 when the limit cannot even be read. */
+int rf_burst_raise_nofile(size_t n, int strict, char *errbuf, size_t errlen);
+
 /* CLOCK_MONOTONIC in nanoseconds, the clock of every t_*_ns field. */
 uint64_t rf_burst_now_ns(void);
 

@@ -16,10 +16,8 @@
 #include "probe/expect.h"
 #include "probe/probe.h"
 #include "probe/report.h"
-#include "probe/report_html.h"
 #include "probe/reqfile.h"
 #include "probe/request.h"
-#include "probe/servertime.h"
 #include "probe/template.h"
 #include "probe/tls.h"
 
@@ -36,7 +34,6 @@
 #define RESPONSE_MIN ((size_t)16 << 10)
 #define RESPONSE_MAX ((size_t)8 << 20)
 #define RESOLVE_CACHE 8
-#define BODY_SNIPPET 1024
 #define MAX_WARMUP 100
 #define MAX_SPREAD_US 60000000L
 /* Exit status of a run whose bursts were too loose to tell (--max-spread). */
@@ -239,8 +236,12 @@ struct run {
     size_t exp_failures;         /* (round, expectation) pairs that failed */
     char first_failure[256];
     unsigned rounds_done;
-    json_t *jrounds;            /* --json: one object per round */
-    struct rf_probe_html *html; /* --report */
+    struct rf_probe_target target;
+    const char *group_names[RF_PROBE_GROUPS_MAX];
+    /* The reporters, called in this order: --report's HTML first, so that
+     * losing the file turns the verdict the text or JSON one prints. */
+    struct rf_probe_reporter reps[2];
+    size_t nreps;
     int tls;                    /* the URL is https:// */
     struct rf_tls_ctx *tls_burst; /* https: for the burst (ALPN h2 with --sync packet) */
     struct rf_tls_ctx *tls_h1;    /* https: for HTTP/1.1 (--verify, and the burst otherwise) */
@@ -282,18 +283,31 @@ static int parse_num(const char *s, long min, long max, long *out)
     return 0;
 }
 
+/* Appends a repeatable option's argument, or -1 after saying there are too many. */
+static int push_arg(const char **arr, size_t *n, size_t max, const char *what, const char *arg,
+                    FILE *err)
+{
+    if (*n >= max) {
+        msg(err, "more than %zu %s", max, what);
+        return -1;
+    }
+    arr[(*n)++] = arg;
+    return 0;
+}
+
+/* A numeric option's value in [min, max], or -1 after saying what it wants. */
+static int num_arg(const char *arg, const char *name, const char *unit, long min, long max, long *v,
+                   FILE *err)
+{
+    if (parse_num(arg, min, max, v) == 0)
+        return 0;
+    msg(err, "%s wants %ld..%ld%s%s, got \"%.20s\"", name, min, max, unit[0] ? " " : "", unit, arg);
+    return -1;
+}
+
 static int valid_method(const char *m)
 {
-    size_t n = strlen(m);
-    if (n == 0 || n > 32)
-        return 0;
-    for (size_t k = 0; k < n; k++) {
-        char c = m[k];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return 0;
-    }
-    return 1;
+    return rf_probe_name_ok(m, strlen(m), 32);
 }
 
 /* Splits the --request arguments once -n is known (COUNT defaults to it);
@@ -395,42 +409,30 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
             o->method = optarg;
             break;
         case 'H':
-            if (o->nheaders >= RF_PROBE_HEADERS_MAX) {
-                msg(err, "more than %d -H headers", RF_PROBE_HEADERS_MAX);
+            if (push_arg(o->headers, &o->nheaders, RF_PROBE_HEADERS_MAX, "-H headers", optarg,
+                         err) < 0)
                 return 2;
-            }
-            o->headers[o->nheaders++] = optarg;
             break;
         case 'd':
             o->data = optarg;
             break;
         case OPT_VAR:
-            if (o->nvars >= RF_PROBE_VARS_MAX) {
-                msg(err, "more than %d --var", RF_PROBE_VARS_MAX);
+            if (push_arg(o->vars, &o->nvars, RF_PROBE_VARS_MAX, "--var", optarg, err) < 0)
                 return 2;
-            }
-            o->vars[o->nvars++] = optarg;
             break;
         case 'n':
-            if (parse_num(optarg, 1, RF_BURST_MAX, &v) < 0) {
-                msg(err, "-n wants 1..%d requests, got \"%.20s\"", RF_BURST_MAX, optarg);
+            if (num_arg(optarg, "-n", "requests", 1, RF_BURST_MAX, &v, err) < 0)
                 return 2;
-            }
             o->n = (size_t)v;
             break;
         case OPT_ROUNDS:
-            if (parse_num(optarg, 1, MAX_ROUNDS, &v) < 0) {
-                msg(err, "--rounds wants 1..%d, got \"%.20s\"", MAX_ROUNDS, optarg);
+            if (num_arg(optarg, "--rounds", "", 1, MAX_ROUNDS, &v, err) < 0)
                 return 2;
-            }
             o->rounds = (unsigned)v;
             break;
         case OPT_TIMEOUT:
-            if (parse_num(optarg, 1, MAX_TIMEOUT_MS, &v) < 0) {
-                msg(err, "--timeout wants 1..%d milliseconds, got \"%.20s\"", MAX_TIMEOUT_MS,
-                    optarg);
+            if (num_arg(optarg, "--timeout", "milliseconds", 1, MAX_TIMEOUT_MS, &v, err) < 0)
                 return 2;
-            }
             o->timeout_ms = (int)v;
             break;
         case OPT_SYNC:
@@ -494,11 +496,9 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
             o->report = optarg;
             break;
         case OPT_REQUEST:
-            if (o->nrequests >= RF_PROBE_GROUPS_MAX) {
-                msg(err, "more than %d --request groups", RF_PROBE_GROUPS_MAX);
+            if (push_arg(o->requests, &o->nrequests, RF_PROBE_GROUPS_MAX, "--request groups",
+                         optarg, err) < 0)
                 return 2;
-            }
-            o->requests[o->nrequests++] = optarg;
             break;
         case OPT_SERVER_TIME:
             if (!rf_probe_group_name_ok(optarg, strlen(optarg))) {
@@ -508,18 +508,13 @@ static int parse_args(int argc, char **argv, struct opts *o, FILE *out, FILE *er
             o->server_time = optarg;
             break;
         case OPT_MAX_SPREAD:
-            if (parse_num(optarg, 0, MAX_SPREAD_US, &v) < 0) {
-                msg(err, "--max-spread wants 0..%ld microseconds, got \"%.20s\"", MAX_SPREAD_US,
-                    optarg);
+            if (num_arg(optarg, "--max-spread", "microseconds", 0, MAX_SPREAD_US, &v, err) < 0)
                 return 2;
-            }
             o->max_spread_us = v;
             break;
         case OPT_WARMUP:
-            if (parse_num(optarg, 0, MAX_WARMUP, &v) < 0) {
-                msg(err, "--warmup wants 0..%d requests, got \"%.20s\"", MAX_WARMUP, optarg);
+            if (num_arg(optarg, "--warmup", "requests", 0, MAX_WARMUP, &v, err) < 0)
                 return 2;
-            }
             o->warmup = (unsigned)v;
             break;
         case OPT_WARMUP_REQUEST:
@@ -820,93 +815,6 @@ static int resolve(struct run *r, const struct rf_probe_url *u, struct rf_burst_
     return 0;
 }
 
-static json_t *opt_us(uint64_t t, uint64_t t0)
-{
-    if (!t || t < t0)
-        return json_null();
-    return json_real((double)((t - t0) / 100) / 10.0);
-}
-
-static json_t *body_snippet(const struct rf_burst_res *q)
-{
-    if (q->err || !q->http.body)
-        return json_null();
-    size_t n = q->http.body_len < BODY_SNIPPET ? q->http.body_len : BODY_SNIPPET;
-    /* A cut may split a UTF-8 sequence; back off up to 3 bytes. */
-    for (int back = 0; back < 4 && back <= (int)n; back++) {
-        json_t *s = json_stringn(q->http.body, n - (size_t)back);
-        if (s)
-            return s;
-    }
-    return json_null();
-}
-
-static json_t *request_json(const struct rf_burst_res *q, size_t i, uint64_t t0)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "i", json_integer((json_int_t)i));
-    json_object_set_new(o, "status", q->err ? json_null() : json_integer(q->http.status));
-    json_object_set_new(o, "error", q->err ? json_string(q->err_msg) : json_null());
-    json_object_set_new(o, "latency_us",
-                        q->err || !q->t_lastbyte_ns ? json_null()
-                                                    : opt_us(q->t_done_ns, q->t_lastbyte_ns));
-    json_object_set_new(o, "connected_us", opt_us(q->t_connected_ns, t0));
-    json_object_set_new(o, "lastbyte_us", opt_us(q->t_lastbyte_ns, t0));
-    json_object_set_new(o, "firstbyte_us", opt_us(q->t_firstbyte_ns, t0));
-    json_object_set_new(o, "done_us", opt_us(q->t_done_ns, t0));
-    json_object_set_new(o, "body", body_snippet(q));
-    if (!q->err && q->http.body_len > BODY_SNIPPET)
-        json_object_set_new(o, "body_truncated", json_true());
-    return o;
-}
-
-static void print_requests(FILE *f, const struct run *r, const struct rf_burst_res *res, size_t n)
-{
-    uint64_t first = UINT64_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (res[i].t_lastbyte_ns && res[i].t_lastbyte_ns < first)
-            first = res[i].t_lastbyte_ns;
-    int width = 0;
-    for (size_t g = 0; g < r->ngroups; g++)
-        if ((int)strlen(r->groups[g].name) > width)
-            width = (int)strlen(r->groups[g].name);
-    for (size_t i = 0; i < n; i++) {
-        const struct rf_burst_res *q = &res[i];
-        char lat[32] = "-", off[32] = "-";
-        if (q->t_lastbyte_ns) {
-            rf_probe_fmt_ns(off, sizeof(off), q->t_lastbyte_ns - first);
-            if (!q->err && q->t_done_ns >= q->t_lastbyte_ns)
-                rf_probe_fmt_ns(lat, sizeof(lat), q->t_done_ns - q->t_lastbyte_ns);
-        }
-        char grp[RF_PROBE_GROUP_NAME_MAX + 4] = "";
-        if (r->ngroups)
-            snprintf(grp, sizeof(grp), " %-*s", width, r->groups[r->slot_group[i]].name);
-        if (q->err)
-            fprintf(f, "    #%-5zu%s no response: %s\n", i, grp, q->err_msg);
-        else
-            fprintf(f, "    #%-5zu%s %3d   latency %-10s final byte +%s\n", i, grp, q->http.status,
-                    lat, off);
-    }
-}
-
-static void print_expectation(FILE *f, int first, const struct rf_probe_exp *x,
-                              const struct rf_probe_exp_res *er)
-{
-    char label[400];
-    if (x->kind == RF_PROBE_EXP_NO5XX)
-        snprintf(label, sizeof(label), "no-5xx");
-    else
-        snprintf(label, sizeof(label), "%s %s", rf_probe_exp_kind_name(x->kind), x->spec);
-    fprintf(f, "  %-9s %s  %-32s ", first ? "expect" : "", er->pass ? "PASS" : "FAIL", label);
-    if (er->got < 0)
-        fprintf(f, "want %ld", er->want);
-    else
-        fprintf(f, "got %ld, want %ld", er->got, er->want);
-    if (er->detail[0])
-        fprintf(f, " (%s)", er->detail);
-    fputc('\n', f);
-}
-
 struct round_data {
     struct rf_probe_buf *bufs;
     struct rf_probe_buf *wbufs; /* --warmup: the warm-up request of each slot */
@@ -1175,16 +1083,22 @@ static int run_round(struct run *r, unsigned rnd)
         snprintf(r->errmsg, sizeof(r->errmsg), "out of memory for the statistics");
         goto out;
     }
-    /* Did the burst overlap? The server's own clock says best, when it
-     * talks; otherwise the release spread is all there is. */
-    uint64_t sspread = 0, judged = 0;
-    size_t nstamps =
-        o->server_time ? rf_probe_servertime_spread(d.res, n, o->server_time, &sspread) : 0;
-    const char *judged_what = nstamps >= 2 ? "server" : st.nspread ? "release" : NULL;
-    judged = nstamps >= 2 ? sspread : st.nspread ? st.spread_ns[0] : 0;
-    int inconclusive =
-        o->max_spread_us >= 0 && (!judged_what || judged > (uint64_t)o->max_spread_us * 1000ull);
-    if (inconclusive && r->inconclusive++ == 0)
+    struct rf_probe_round rr = {.round = rnd,
+                                .res = d.res,
+                                .n = n,
+                                .t0_ns = t0,
+                                .stats = &st,
+                                .exps = o->exps,
+                                .exp_res = er,
+                                .nexps = o->nexps,
+                                .verify_url = d.have_vres ? d.vurl.p : NULL,
+                                .verify = d.have_vres ? &d.vres : NULL,
+                                .group_of = r->ngroups ? r->slot_group : NULL,
+                                .group_names = r->group_names,
+                                .ngroups = r->ngroups,
+                                .group_stats = gst};
+    rf_probe_spread_judge(d.res, n, o->server_time, o->max_spread_us, &st, &rr.spread);
+    if (rr.spread.inconclusive && r->inconclusive++ == 0)
         r->first_inconclusive = rnd;
     if (d.have_vres && d.vres.err && r->total.no_response == 0) {
         /* The verify GET counts as a request without a response too. */
@@ -1194,108 +1108,8 @@ static int run_round(struct run *r, unsigned rnd)
     }
     if (d.have_vres && d.vres.err)
         r->total.no_response++;
-
-    if (o->json) {
-        json_t *js = rf_probe_stats_json(&st, 0);
-        json_t *jr = json_pack("{s:I}", "round", (json_int_t)rnd);
-        json_t *je = json_array();
-        json_object_update(jr, js);
-        json_decref(js);
-        if (d.have_vres) {
-            json_object_set_new(
-                jr, "verify",
-                json_pack("{s:s, s:o, s:o, s:o}", "url", d.vurl.p, "status",
-                          d.vres.err ? json_null() : json_integer(d.vres.http.status), "error",
-                          d.vres.err ? json_string(d.vres.err_msg) : json_null(), "body",
-                          body_snippet(&d.vres)));
-        }
-        for (size_t k = 0; k < o->nexps; k++)
-            json_array_append_new(je,
-                                  json_pack("{s:s, s:s, s:I, s:o, s:b, s:s}", "kind",
-                                            rf_probe_exp_kind_name(o->exps[k].kind), "spec",
-                                            o->exps[k].spec, "want", (json_int_t)er[k].want, "got",
-                                            er[k].got < 0 ? json_null() : json_integer(er[k].got),
-                                            "pass", er[k].pass, "detail", er[k].detail));
-        json_object_set_new(jr, "expectations", je);
-        if (o->server_time) {
-            json_object_set_new(jr, "server_spread_us",
-                                nstamps >= 2 ? json_real((double)(sspread / 100) / 10.0)
-                                             : json_null());
-            json_object_set_new(jr, "server_stamps", json_integer((json_int_t)nstamps));
-        }
-        if (o->max_spread_us >= 0)
-            json_object_set_new(jr, "inconclusive", json_boolean(inconclusive));
-        if (r->ngroups)
-            json_object_set_new(jr, "groups", rf_probe_groups_json(r->groups, r->ngroups, gst, 0));
-        if (o->per_request) {
-            json_t *ja = json_array();
-            for (size_t i = 0; i < n; i++) {
-                json_t *jq = request_json(&d.res[i], i, t0);
-                if (r->ngroups)
-                    json_object_set_new(jq, "group", json_string(r->groups[r->slot_group[i]].name));
-                json_array_append_new(ja, jq);
-            }
-            json_object_set_new(jr, "per_request", ja);
-        }
-        json_array_append_new(r->jrounds, jr);
-    } else {
-        FILE *f = r->out;
-        fprintf(f, "round %u/%u\n", rnd, o->rounds);
-        rf_probe_stats_print(f, &st);
-        if (r->ngroups)
-            rf_probe_groups_print(f, r->groups, r->ngroups, gst);
-        if (o->server_time) {
-            char a[32];
-            rf_probe_fmt_ns(a, sizeof(a), sspread);
-            if (nstamps >= 2)
-                fprintf(f, "  server    spread %s (%s in %zu of %zu responses)\n", a,
-                        o->server_time, nstamps, n);
-            else
-                fprintf(f, "  server    spread unknown (%s in %zu of %zu responses)\n",
-                        o->server_time, nstamps, n);
-        }
-        if (inconclusive) {
-            char a[32];
-            rf_probe_fmt_ns(a, sizeof(a), judged);
-            if (judged_what)
-                fprintf(f, "  INCONCLUSIVE  %s spread %s is over --max-spread %ld µs\n",
-                        judged_what, a, o->max_spread_us);
-            else
-                fprintf(f, "  INCONCLUSIVE  no spread known (no final byte was sent)\n");
-        }
-        if (d.have_vres) {
-            if (d.vres.err)
-                fprintf(f, "  verify    GET %s: no response: %s\n", d.vurl.p, d.vres.err_msg);
-            else
-                fprintf(f, "  verify    GET %s answered %d\n", d.vurl.p, d.vres.http.status);
-        }
-        for (size_t k = 0; k < o->nexps; k++)
-            print_expectation(f, k == 0, &o->exps[k], &er[k]);
-        if (o->per_request)
-            print_requests(f, r, d.res, n);
-    }
-    struct rf_probe_html_round hr = {.round = rnd,
-                                     .res = d.res,
-                                     .n = n,
-                                     .t0_ns = t0,
-                                     .stats = &st,
-                                     .exps = o->exps,
-                                     .exp_res = er,
-                                     .nexps = o->nexps,
-                                     .verify_url = d.have_vres ? d.vurl.p : NULL,
-                                     .verify = d.have_vres ? &d.vres : NULL,
-                                     .group_of = r->ngroups ? r->slot_group : NULL,
-                                     .ngroups = r->ngroups,
-                                     .group_stats = gst,
-                                     .server_spread_ns = nstamps >= 2 ? sspread : 0,
-                                     .has_server_spread = nstamps >= 2,
-                                     .inconclusive = inconclusive};
-    const char *gnames[RF_PROBE_GROUPS_MAX];
-    for (size_t g = 0; g < r->ngroups; g++)
-        gnames[g] = r->groups[g].name;
-    hr.group_names = gnames;
-    /* A write error is reported once, when the report is closed. */
-    (void)rf_probe_html_round(r->html, &hr);
+    for (size_t k = 0; k < r->nreps; k++)
+        r->reps[k].ops->round(r->reps[k].ctx, &rr);
     for (size_t g = 0; g < r->ngroups; g++)
         rf_probe_stats_free(&gst[g]);
     rc = 0;
@@ -1347,111 +1161,68 @@ static int finish(struct run *r, int setup_failed)
                  r->inconclusive, r->rounds_done, r->rounds_done == 1 ? "" : "s", o->max_spread_us,
                  r->first_inconclusive);
     }
-    if (r->html) {
-        struct rf_probe_html_total ht = {.stats = &r->total,
-                                         .rounds_done = r->rounds_done,
-                                         .exps = o->exps,
-                                         .exp_held = r->exp_held,
-                                         .nexps = o->nexps,
-                                         .realtime = r->rt_state > 0,
-                                         .exit_code = code,
-                                         .error = why[0] ? why : NULL};
+    struct rf_probe_summary sum = {.stats = &r->total,
+                                   .group_stats = r->group_total,
+                                   .rounds_done = r->rounds_done,
+                                   .exps = o->exps,
+                                   .exp_held = r->exp_held,
+                                   .nexps = o->nexps,
+                                   .inconclusive_rounds = r->inconclusive,
+                                   .realtime = r->rt_state > 0,
+                                   .exit_code = code,
+                                   .error = why[0] ? why : NULL};
+    for (size_t k = 0; k < r->nreps; k++) {
         char e[300];
         /* The report was asked for, so losing it is an error like a usage one. */
-        if (rf_probe_html_close(r->html, &ht, e, sizeof(e)) < 0) {
-            code = 2;
+        if (r->reps[k].ops->end(r->reps[k].ctx, &sum, e, sizeof(e)) < 0) {
+            code = sum.exit_code = 2;
             snprintf(why, sizeof(why), "%s", e);
+            sum.error = why;
         }
-        r->html = NULL;
     }
-
-    if (o->json) {
-        json_t *doc = json_object();
-        json_object_set_new(doc, "target",
-                            json_pack("{s:s, s:s, s:I, s:I, s:s, s:i, s:b}", "method", r->method,
-                                      "url", target_url(r), "n", (json_int_t)o->n, "rounds",
-                                      (json_int_t)o->rounds, "sync", sync_name(o->sync),
-                                      "timeout_ms", o->timeout_ms, "realtime", r->rt_state > 0));
-        json_t *jt = json_object_get(doc, "target");
-        if (r->ngroups) {
-            json_t *jg = json_array();
-            for (size_t g = 0; g < r->ngroups; g++)
-                json_array_append_new(
-                    jg, json_pack("{s:s, s:s, s:s, s:I}", "name", r->groups[g].name, "method",
-                                  r->groups[g].method, "target", r->groups[g].target, "count",
-                                  (json_int_t)r->groups[g].count));
-            json_object_set_new(jt, "groups", jg);
-        }
-        json_object_set_new(jt, "warmup", json_integer(o->warmup));
-        json_object_set_new(jt, "server_time",
-                            o->server_time ? json_string(o->server_time) : json_null());
-        json_object_set_new(jt, "max_spread_us",
-                            o->max_spread_us >= 0 ? json_integer(o->max_spread_us) : json_null());
-        json_object_set(doc, "rounds", r->jrounds);
-        json_t *tot = rf_probe_stats_json(&r->total, 1);
-        json_t *je = json_array();
-        for (size_t k = 0; k < o->nexps; k++)
-            json_array_append_new(
-                je,
-                json_pack("{s:s, s:s, s:b, s:I, s:I}", "kind",
-                          rf_probe_exp_kind_name(o->exps[k].kind), "spec", o->exps[k].spec, "pass",
-                          r->exp_held[k] == r->rounds_done && r->rounds_done > 0, "rounds_held",
-                          (json_int_t)r->exp_held[k], "rounds", (json_int_t)r->rounds_done));
-        json_object_set_new(tot, "expectations", je);
-        if (r->ngroups)
-            json_object_set_new(tot, "groups",
-                                rf_probe_groups_json(r->groups, r->ngroups, r->group_total, 1));
-        if (o->max_spread_us >= 0)
-            json_object_set_new(tot, "inconclusive_rounds", json_integer(r->inconclusive));
-        json_object_set_new(doc, "total", tot);
-        json_object_set_new(doc, "pass", json_boolean(code == 0));
-        json_object_set_new(doc, "exit_code", json_integer(code));
-        json_object_set_new(doc, "error", why[0] ? json_string(why) : json_null());
-        if (!json_object_get(doc, "error"))
-            json_object_set_new(doc, "error", json_string("(unprintable error)"));
-        char *s = json_dumps(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12));
-        if (s) {
-            fputs(s, r->out);
-            fputc('\n', r->out);
-        }
-        free(s);
-        json_decref(doc);
-    } else {
-        FILE *f = r->out;
-        if (o->rounds > 1 && r->rounds_done > 0) {
-            fprintf(f, "total over %u round%s\n", r->rounds_done, r->rounds_done == 1 ? "" : "s");
-            rf_probe_stats_print(f, &r->total);
-            if (r->ngroups)
-                rf_probe_groups_print(f, r->groups, r->ngroups, r->group_total);
-            for (size_t k = 0; k < o->nexps; k++) {
-                const struct rf_probe_exp *x = &o->exps[k];
-                char label[400];
-                if (x->kind == RF_PROBE_EXP_NO5XX)
-                    snprintf(label, sizeof(label), "no-5xx");
-                else
-                    snprintf(label, sizeof(label), "%s %s", rf_probe_exp_kind_name(x->kind),
-                             x->spec);
-                fprintf(f, "  %-9s %s  %-32s held in %zu of %u rounds\n", k ? "" : "expect",
-                        r->exp_held[k] == r->rounds_done ? "PASS" : "FAIL", label, r->exp_held[k],
-                        r->rounds_done);
-            }
-        }
-        if (r->rounds_done > 0) {
-            if (code == 0)
-                fprintf(f, "PASS: %s\n",
-                        o->nexps ? "every expectation held" : "no expectations given");
-            else
-                fprintf(f, "%s: %s\n",
-                        code == 1                   ? "FAIL"
-                        : code == EXIT_INCONCLUSIVE ? "INCONCLUSIVE"
-                                                    : "ERROR",
-                        why);
-        }
-        fflush(f);
-    }
+    r->nreps = 0;
     if (code == 2)
         msg(r->err, "%s", why);
     return code;
+}
+
+/* Starts the reporters before anything is sent: an unwritable --report
+ * path is a usage error. */
+static int open_reporters(struct run *r)
+{
+    struct opts *o = r->o;
+    for (size_t g = 0; g < r->ngroups; g++)
+        r->group_names[g] = r->groups[g].name;
+    r->target = (struct rf_probe_target){.method = r->method,
+                                         .url = target_url(r),
+                                         .given_url = o->url,
+                                         .n = o->n,
+                                         .rounds = o->rounds,
+                                         .sync = sync_name(o->sync),
+                                         .timeout_ms = o->timeout_ms,
+                                         .groups = r->groups,
+                                         .ngroups = r->ngroups,
+                                         .warmup = o->warmup,
+                                         .server_time = o->server_time,
+                                         .max_spread_us = o->max_spread_us,
+                                         .per_request = o->per_request,
+                                         .exps = o->exps,
+                                         .nexps = o->nexps};
+    if ((o->report && rf_probe_reporter_html(&r->reps[r->nreps++], o->report) < 0) ||
+        (o->json ? rf_probe_reporter_json(&r->reps[r->nreps++], r->out)
+                 : rf_probe_reporter_text(&r->reps[r->nreps++], r->out)) < 0) {
+        r->nreps--;
+        msg(r->err, "out of memory");
+        return -1;
+    }
+    for (size_t k = 0; k < r->nreps; k++) {
+        char e[400];
+        if (r->reps[k].ops->begin(r->reps[k].ctx, &r->target, e, sizeof(e)) < 0) {
+            msg(r->err, "%s", e);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int rf_probe_run(int argc, char **argv, FILE *out, FILE *err)
@@ -1469,7 +1240,6 @@ int rf_probe_run(int argc, char **argv, FILE *out, FILE *err)
     r->out = out;
     r->err = err;
     rf_probe_stats_init(&r->total);
-    r->jrounds = json_array();
 
     int pa = parse_args(argc, argv, o, out, err);
     if (pa != 0) {
@@ -1478,36 +1248,8 @@ int rf_probe_run(int argc, char **argv, FILE *out, FILE *err)
     }
     if (prepare(r) < 0)
         goto out;
-    if (o->report) {
-        /* Before anything is sent: an unwritable path is a usage error. */
-        char e[300];
-        struct rf_probe_html_target t = {.method = r->method,
-                                         .url = target_url(r),
-                                         .n = o->n,
-                                         .rounds = o->rounds,
-                                         .sync = sync_name(o->sync),
-                                         .timeout_ms = o->timeout_ms};
-        r->html = rf_probe_html_open(o->report, &t, e, sizeof(e));
-        if (!r->html) {
-            msg(err, "--report: %s", e);
-            goto out;
-        }
-    }
-    if (!o->json && r->ngroups) {
-        fprintf(out, "racefree probe: %zu requests in %zu groups (", o->n, r->ngroups);
-        for (size_t g = 0; g < r->ngroups; g++)
-            fprintf(out, "%s%s %zu × %s %s", g ? ", " : "", r->groups[g].name, r->groups[g].count,
-                    r->groups[g].method, r->groups[g].target);
-        fprintf(out, ")%s%s, %u round%s, sync %s, timeout %d ms\n", o->url ? " at " : "",
-                o->url ? o->url : "", o->rounds, o->rounds == 1 ? "" : "s", sync_name(o->sync),
-                o->timeout_ms);
-        fflush(out);
-    } else if (!o->json) {
-        fprintf(out, "racefree probe: %zu × %s %s, %u round%s, sync %s, timeout %d ms\n", o->n,
-                r->method, o->url, o->rounds, o->rounds == 1 ? "" : "s", sync_name(o->sync),
-                o->timeout_ms);
-        fflush(out);
-    }
+    if (open_reporters(r) < 0)
+        goto out;
     int setup_failed = 0;
     for (unsigned rnd = 1; rnd <= o->rounds; rnd++) {
         size_t before = r->total.no_response;
@@ -1537,7 +1279,8 @@ out:
     rf_tls_ctx_free(r->tls_burst);
     rf_tls_ctx_free(r->tls_h1);
     rf_probe_stats_free(&r->total);
-    json_decref(r->jrounds);
+    for (size_t k = 0; k < r->nreps; k++)
+        r->reps[k].ops->discard(r->reps[k].ctx);
     free(o);
     free(r);
     return code;

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,7 +20,6 @@
 /* Our receive windows: responses should never wait for a WINDOW_UPDATE. */
 #define LOCAL_WINDOW ((int32_t)1 << 30)
 #define STREAM_WINDOW ((uint32_t)1 << 24)
-#define FD_RESERVE 64
 
 enum cphase {
     C_IDLE,       /* not opened (yet): the first connection's SETTINGS decide */
@@ -925,21 +923,6 @@ static const char *timeout_what(enum cphase ph)
     }
 }
 
-static int raise_nofile(size_t n, char *errbuf, size_t errlen)
-{
-    struct rlimit rl;
-    rlim_t need = (rlim_t)n + FD_RESERVE;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-        rf_errf(errbuf, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
-        return -1;
-    }
-    if (rl.rlim_cur >= need)
-        return 0;
-    rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
-    (void)setrlimit(RLIMIT_NOFILE, &rl);
-    return 0;
-}
-
 static void burst_free(struct h2burst *b)
 {
     for (size_t k = 0; b->c && k < b->n; k++) {
@@ -1009,7 +992,7 @@ int rf_h2_run(const struct rf_burst_req *reqs, size_t n, const struct rf_burst_o
         burst_free(&b);
         return 0;
     }
-    (void)raise_nofile(n, errbuf, errlen);
+    (void)rf_burst_raise_nofile(n, 0, errbuf, errlen);
     b.ep = epoll_create1(EPOLL_CLOEXEC);
     if (b.ep < 0) {
         rf_errf(errbuf, errlen, "epoll_create1: %s", strerror(errno));

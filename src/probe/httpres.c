@@ -239,20 +239,31 @@ static int check_header_line(struct rf_httpres *r, const char *s, size_t n)
     return RF_HTTPRES_MORE;
 }
 
+/* The comma-separated element of v[0, vl) that starts at *i, trimmed, into
+ * e and el; moves *i past it. Returns 0 when the list is done. */
+static int list_item(const char *v, size_t vl, size_t *i, const char **e, size_t *el)
+{
+    if (*i > vl)
+        return 0;
+    size_t j = *i;
+    while (j < vl && v[j] != ',')
+        j++;
+    *e = v + *i;
+    *el = j - *i;
+    trim(e, el);
+    *i = j + 1;
+    return 1;
+}
+
 /* Content-Length may legally repeat (as headers or a list) only if every
  * value is identical; anything else is how response splitting starts. */
 static int parse_content_length(struct rf_httpres *r, const char *v, size_t vl, int *have,
                                 uint64_t *out)
 {
     char snip[48];
-    size_t i = 0;
-    while (i <= vl) {
-        size_t j = i;
-        while (j < vl && v[j] != ',')
-            j++;
-        const char *e = v + i;
-        size_t el = j - i;
-        trim(&e, &el);
+    const char *e;
+    size_t el;
+    for (size_t i = 0; list_item(v, vl, &i, &e, &el);) {
         uint64_t x = 0;
         int ok = el > 0;
         for (size_t k = 0; ok && k < el; k++) {
@@ -267,7 +278,6 @@ static int parse_content_length(struct rf_httpres *r, const char *v, size_t vl, 
         }
         *have = 1;
         *out = x;
-        i = j + 1;
     }
     return RF_HTTPRES_MORE;
 }
@@ -285,17 +295,11 @@ static void last_token(const char *v, size_t vl, const char **tok, size_t *tl)
 
 static int has_token(const char *v, size_t vl, const char *want)
 {
-    size_t i = 0;
-    while (i <= vl) {
-        size_t j = i;
-        while (j < vl && v[j] != ',')
-            j++;
-        const char *e = v + i;
-        size_t el = j - i;
-        trim(&e, &el);
+    const char *e;
+    size_t el;
+    for (size_t i = 0; list_item(v, vl, &i, &e, &el);) {
         if (span_ieq(e, el, want))
             return 1;
-        i = j + 1;
     }
     return 0;
 }
@@ -417,15 +421,25 @@ static size_t feed_head(struct rf_httpres *r, const char *d, size_t n)
     return n;
 }
 
+/* Takes *k = up to priv.left body bytes (a Content-Length body, or one
+ * chunk's data). Returns 1 when that was the rest, 0 when more is to come,
+ * -1 on error. */
+static int take_counted(struct rf_httpres *r, const char *d, size_t n, size_t *k)
+{
+    *k = n < r->priv.left ? n : (size_t)r->priv.left;
+    if (!charge(r, *k) || !body_append(r, d, *k))
+        return -1;
+    r->priv.left -= *k;
+    return r->priv.left == 0;
+}
+
 static size_t feed_length(struct rf_httpres *r, const char *d, size_t n)
 {
-    size_t k = n < r->priv.left ? n : (size_t)r->priv.left;
-    if (!charge(r, k) || !body_append(r, d, k))
-        return 0;
-    r->priv.left -= k;
-    if (r->priv.left == 0)
+    size_t k;
+    int st = take_counted(r, d, n, &k);
+    if (st > 0)
         finish(r);
-    return k;
+    return st < 0 ? 0 : k;
 }
 
 static size_t feed_close(struct rf_httpres *r, const char *d, size_t n)
@@ -437,13 +451,11 @@ static size_t feed_close(struct rf_httpres *r, const char *d, size_t n)
 
 static size_t feed_chunk_data(struct rf_httpres *r, const char *d, size_t n)
 {
-    size_t k = n < r->priv.left ? n : (size_t)r->priv.left;
-    if (!charge(r, k) || !body_append(r, d, k))
-        return 0;
-    r->priv.left -= k;
-    if (r->priv.left == 0)
+    size_t k;
+    int st = take_counted(r, d, n, &k);
+    if (st > 0)
         r->priv.phase = PH_CHUNK_DATA_CR;
-    return k;
+    return st < 0 ? 0 : k;
 }
 
 static void chunk_size_line_done(struct rf_httpres *r)

@@ -156,11 +156,6 @@ static double nice_step(double span, int target)
     return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
 }
 
-static void fmt_ns(char *buf, size_t len, uint64_t ns)
-{
-    rf_probe_fmt_ns(buf, len, ns);
-}
-
 static const char css[] =
     "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;"
     "background:#f4f5f7;color:#1d2330}\n"
@@ -240,7 +235,7 @@ static void legend(FILE *f)
           f);
 }
 
-struct rf_probe_html *rf_probe_html_open(const char *path, const struct rf_probe_html_target *t,
+struct rf_probe_html *rf_probe_html_open(const char *path, const struct rf_probe_target *t,
                                          char *err, size_t errlen)
 {
     struct rf_probe_html *h = calloc(1, sizeof(*h));
@@ -330,7 +325,7 @@ static void histogram(FILE *f, const struct rf_probe_stats *s)
 
 static void figures(FILE *f, struct rf_probe_stats *s)
 {
-    char a[32], b[32], c[32], d[32];
+    struct rf_probe_figs fg;
     fprintf(f,
             "<table class=\"figs\"><tr><th>requests</th><td class=\"num\">%zu</td></tr>\n"
             "<tr><th>5xx</th><td class=\"num\">%zu</td></tr>\n"
@@ -342,41 +337,31 @@ static void figures(FILE *f, struct rf_probe_stats *s)
         esc(f, s->first_err);
         fputs("</td></tr>\n", f);
     }
-    if (s->nlat) {
-        fmt_ns(a, sizeof(a), rf_probe_stats_lat(s, 0));
-        fmt_ns(b, sizeof(b), rf_probe_stats_lat(s, 0.5));
-        fmt_ns(c, sizeof(c), rf_probe_stats_lat(s, 0.99));
-        fmt_ns(d, sizeof(d), rf_probe_stats_lat(s, 1));
+    rf_probe_stats_figs(s, &fg);
+    if (fg.has_lat)
         fprintf(f,
                 "<tr><th>latency</th><td>min %s &middot; p50 %s &middot; p99 %s &middot; max "
                 "%s</td></tr>\n",
-                a, b, c, d);
-    }
-    if (s->nspread == 1) {
-        fmt_ns(a, sizeof(a), s->spread_ns[0]);
-        fprintf(f, "<tr><th>spread</th><td>%s (first to last final byte sent)</td></tr>\n", a);
-    } else if (s->nspread > 1) {
-        fmt_ns(a, sizeof(a), rf_probe_stats_spread(s, 0));
-        fmt_ns(b, sizeof(b), rf_probe_stats_spread(s, 0.5));
-        fmt_ns(c, sizeof(c), rf_probe_stats_spread(s, 1));
+                fg.lat_min, fg.lat_p50, fg.lat_p99, fg.lat_max);
+    if (fg.nspread == 1)
+        fprintf(f, "<tr><th>spread</th><td>%s (first to last final byte sent)</td></tr>\n",
+                fg.spread_one);
+    else if (fg.nspread > 1)
         fprintf(f,
                 "<tr><th>spread</th><td>min %s &middot; median %s &middot; max %s over %zu "
                 "bursts</td></tr>\n",
-                a, b, c, s->nspread);
-    }
+                fg.spread_min, fg.spread_median, fg.spread_max, fg.nspread);
     fputs("</table>\n", f);
 }
 
 static void exp_label(FILE *f, const struct rf_probe_exp *x)
 {
-    esc(f, rf_probe_exp_kind_name(x->kind));
-    if (x->kind != RF_PROBE_EXP_NO5XX) {
-        fputc(' ', f);
-        esc(f, x->spec);
-    }
+    char label[400];
+    rf_probe_exp_label(label, sizeof(label), x);
+    esc(f, label);
 }
 
-static void expectations(FILE *f, const struct rf_probe_html_round *r)
+static void expectations(FILE *f, const struct rf_probe_round *r)
 {
     if (!r->nexps) {
         fputs("<p class=\"muted\">No expectations given.</p>\n", f);
@@ -468,7 +453,7 @@ static void axis_labels(FILE *f, double y, double step, const struct scale *s)
     fputc('\n', f);
 }
 
-static void timeline(FILE *f, const struct rf_probe_html_round *r)
+static void timeline(FILE *f, const struct rf_probe_round *r)
 {
     size_t n = r->n;
     uint64_t t0 = r->t0_ns, lo = UINT64_MAX, hi = 0;
@@ -494,7 +479,7 @@ static void timeline(FILE *f, const struct rf_probe_html_round *r)
 
     if (hi) {
         char sp[32];
-        fmt_ns(sp, sizeof(sp), hi - lo);
+        rf_probe_fmt_ns(sp, sizeof(sp), hi - lo);
         fprintf(f,
                 "<p>Final bytes released within <b>%s</b> (yellow band), from %.1f to %.1f "
                 "\xC2\xB5s after the burst started.</p>\n",
@@ -515,7 +500,7 @@ static void timeline(FILE *f, const struct rf_probe_html_round *r)
     if (hi) {
         double x1 = sx(&s, rel_us(lo, t0)), x2 = sx(&s, rel_us(hi, t0));
         char sp[32];
-        fmt_ns(sp, sizeof(sp), hi - lo);
+        rf_probe_fmt_ns(sp, sizeof(sp), hi - lo);
         fprintf(f,
                 "<rect class=\"band\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%.0f\">"
                 "<title>release window: every final byte sent within %s</title></rect>\n",
@@ -585,7 +570,7 @@ static void timeline(FILE *f, const struct rf_probe_html_round *r)
             TL_LEFT + TL_PLOT_W / 2, bottom + 34);
 }
 
-static void request_table(FILE *f, const struct rf_probe_html_round *r)
+static void request_table(FILE *f, const struct rf_probe_round *r)
 {
     fputs("<details><summary>Every request as a table (times in \xC2\xB5s since the burst "
           "started)</summary>\n<table class=\"reqs\"><tr><th>#</th>",
@@ -631,7 +616,7 @@ static void request_table(FILE *f, const struct rf_probe_html_round *r)
     fputs("</table></details>\n", f);
 }
 
-int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_html_round *r)
+int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_round *r)
 {
     if (!h)
         return 0;
@@ -648,7 +633,7 @@ int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_html_roun
             pass                    ? "PASS"
             : r->stats->no_response ? "ERROR"
                                     : "FAIL");
-    if (r->inconclusive)
+    if (r->spread.inconclusive)
         fputs(" <span class=\"fail\">INCONCLUSIVE</span> (spread over --max-spread)", f);
     fputs("</summary>\n", f);
     int draw = h->rows_drawn + r->n <= h->max_rows;
@@ -678,9 +663,9 @@ int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_html_roun
         }
         fputs("</p>\n", f);
     }
-    if (r->has_server_spread) {
+    if (r->spread.nstamps >= 2) {
         char a[32];
-        fmt_ns(a, sizeof(a), r->server_spread_ns);
+        rf_probe_fmt_ns(a, sizeof(a), r->spread.server_ns);
         fprintf(f, "<p>server-side spread %s</p>\n", a);
     }
     fputs("</div><div>", f);
@@ -702,7 +687,7 @@ int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_html_roun
 
 /* ---- summary ------------------------------------------------------------------------- */
 
-static void summary(FILE *f, const struct rf_probe_html *h, const struct rf_probe_html_total *t)
+static void summary(FILE *f, const struct rf_probe_html *h, const struct rf_probe_summary *t)
 {
     static const char *const verdicts[] = {"PASS", "FAIL", "ERROR", "INCONCLUSIVE"};
     int code = t->exit_code >= 0 && t->exit_code <= 3 ? t->exit_code : 2;
@@ -746,7 +731,7 @@ static void summary(FILE *f, const struct rf_probe_html *h, const struct rf_prob
     fputs("</div></div></section>\n", f);
 }
 
-int rf_probe_html_close(struct rf_probe_html *h, const struct rf_probe_html_total *t, char *err,
+int rf_probe_html_close(struct rf_probe_html *h, const struct rf_probe_summary *t, char *err,
                         size_t errlen)
 {
     if (!h)
@@ -765,4 +750,61 @@ int rf_probe_html_close(struct rf_probe_html *h, const struct rf_probe_html_tota
     free(h->path);
     free(h);
     return rc;
+}
+
+/* ---- the reporter ------------------------------------------------------------------ */
+
+struct html_rep {
+    const char *path;
+    struct rf_probe_html *h;
+};
+
+static int html_begin(void *ctx, const struct rf_probe_target *t, char *err, size_t errlen)
+{
+    struct html_rep *x = ctx;
+    char e[300];
+    x->h = rf_probe_html_open(x->path, t, e, sizeof(e));
+    if (!x->h) {
+        snprintf(err, errlen, "--report: %s", e);
+        return -1;
+    }
+    return 0;
+}
+
+static void html_round(void *ctx, const struct rf_probe_round *r)
+{
+    /* A write error is reported once, when the report is closed. */
+    (void)rf_probe_html_round(((struct html_rep *)ctx)->h, r);
+}
+
+static int html_end(void *ctx, const struct rf_probe_summary *s, char *err, size_t errlen)
+{
+    struct html_rep *x = ctx;
+    int rc = rf_probe_html_close(x->h, s, err, errlen);
+    free(x);
+    return rc;
+}
+
+static void html_discard(void *ctx)
+{
+    struct html_rep *x = ctx;
+    if (x->h) {
+        fclose(x->h->f);
+        free(x->h->path);
+        free(x->h);
+    }
+    free(x);
+}
+
+static const struct rf_probe_reporter_ops html_ops = {
+    .begin = html_begin, .round = html_round, .end = html_end, .discard = html_discard};
+
+int rf_probe_reporter_html(struct rf_probe_reporter *rep, const char *path)
+{
+    struct html_rep *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -1;
+    x->path = path;
+    *rep = (struct rf_probe_reporter){.ops = &html_ops, .ctx = x};
+    return 0;
 }

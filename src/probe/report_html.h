@@ -10,7 +10,8 @@
  * that came from the server or the command line is HTML-escaped.
  *
  * The report is streamed: each burst is written as it finishes, so a run of
- * many bursts never holds more than one burst's results. */
+ * many bursts never holds more than one burst's results. The functions
+ * below are the HTML reporter (rf_probe_reporter_html) without the vtable. */
 #ifndef RF_PROBE_REPORT_HTML_H
 #define RF_PROBE_REPORT_HTML_H
 
@@ -18,8 +19,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "probe/burst.h"
-#include "probe/expect.h"
 #include "probe/report.h"
 
 /* Timelines of later bursts are left out (their figures are not) once this
@@ -31,60 +30,17 @@
 
 struct rf_probe_html;
 
-struct rf_probe_html_target {
-    const char *method;
-    const char *url; /* as given, templates unexpanded */
-    size_t n;
-    unsigned rounds;
-    const char *sync; /* "lastbyte" or "none" */
-    int timeout_ms;
-    size_t max_rows; /* rows drawn at most; 0 = RF_PROBE_HTML_MAX_ROWS */
-};
-
-struct rf_probe_html_round {
-    unsigned round; /* 1-based */
-    const struct rf_burst_res *res;
-    size_t n;
-    uint64_t t0_ns;               /* burst start, the timeline's zero (CLOCK_MONOTONIC) */
-    struct rf_probe_stats *stats; /* this burst's figures (sorted in place) */
-    const struct rf_probe_exp *exps;
-    const struct rf_probe_exp_res *exp_res; /* nexps results, same order */
-    size_t nexps;
-    const char *verify_url;            /* expanded --verify URL, or NULL */
-    const struct rf_burst_res *verify; /* its response, or NULL */
-    /* A mixed burst (--request): request i belongs to group group_of[i];
-     * NULL for a burst of one kind of request. */
-    const unsigned *group_of;
-    const char *const *group_names; /* ngroups names */
-    size_t ngroups;
-    struct rf_probe_stats *group_stats; /* ngroups figures (sorted in place) */
-    int has_server_spread;              /* --server-time found 2+ stamps */
-    uint64_t server_spread_ns;
-    int inconclusive; /* looser than --max-spread */
-};
-
-struct rf_probe_html_total {
-    struct rf_probe_stats *stats; /* every burst's figures (sorted in place) */
-    unsigned rounds_done;
-    const struct rf_probe_exp *exps;
-    const size_t *exp_held; /* nexps entries: bursts in which each held */
-    size_t nexps;
-    int realtime;      /* --rt was applied */
-    int exit_code;     /* 0, 1, 2 or 3, as the probe exits */
-    const char *error; /* why the exit code is not 0, or NULL */
-};
-
 /* Creates (truncates) path and writes the document's head. NULL with err
  * filled when the file cannot be created. */
-struct rf_probe_html *rf_probe_html_open(const char *path, const struct rf_probe_html_target *t,
+struct rf_probe_html *rf_probe_html_open(const char *path, const struct rf_probe_target *t,
                                          char *err, size_t errlen);
 /* Appends one burst: figures, expectations, timeline. Returns 0, or -1 when
  * writing failed (rf_probe_html_close then reports it). */
-int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_html_round *r);
+int rf_probe_html_round(struct rf_probe_html *h, const struct rf_probe_round *r);
 /* Writes the summary and the end of the document, closes the file and frees
  * h (always). Returns 0, or -1 with err filled when anything failed to be
  * written. */
-int rf_probe_html_close(struct rf_probe_html *h, const struct rf_probe_html_total *t, char *err,
+int rf_probe_html_close(struct rf_probe_html *h, const struct rf_probe_summary *t, char *err,
                         size_t errlen);
 
 /* Writes len bytes of s as HTML text, safe both between tags and inside a

@@ -236,15 +236,7 @@ void rf_probe_reqfile_free(struct rf_probe_reqfile *f)
 
 int rf_probe_group_name_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > RF_PROBE_GROUP_NAME_MAX)
-        return 0;
-    for (size_t k = 0; k < n; k++) {
-        char c = s[k];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return rf_probe_name_ok(s, n, RF_PROBE_GROUP_NAME_MAX);
 }
 
 int rf_probe_reqarg_split(const char *arg, size_t def, size_t max,
@@ -446,51 +438,4 @@ int rf_probe_group_load(struct rf_probe_group *g, const char *name, const char *
 void rf_probe_group_free(struct rf_probe_group *g)
 {
     rf_probe_reqspec_free(&g->spec);
-}
-
-int rf_probe_group_stats_add(struct rf_probe_stats *st, size_t ng, const struct rf_burst_res *res,
-                             const unsigned *group_of, size_t n, unsigned rnd)
-{
-    /* The stats take a contiguous array; a shallow copy per group is enough,
-     * since they only read. */
-    struct rf_burst_res *sub = malloc((n ? n : 1) * sizeof(*sub));
-    if (!sub)
-        return -1;
-    int rc = 0;
-    for (size_t g = 0; g < ng && rc == 0; g++) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (group_of[i] == g)
-                sub[k++] = res[i];
-        rc = rf_probe_stats_add(&st[g], sub, k, rnd);
-    }
-    free(sub);
-    return rc;
-}
-
-void rf_probe_groups_print(FILE *f, const struct rf_probe_group *g, size_t ng,
-                           const struct rf_probe_stats *st)
-{
-    for (size_t k = 0; k < ng; k++) {
-        unsigned short order[RF_PROBE_STATUS_MAX];
-        size_t no = rf_probe_status_order(&st[k], order);
-        fprintf(f, "  %-9s %s ×%zu:", k ? "" : "group", g[k].name, st[k].requests);
-        for (size_t j = 0; j < no; j++)
-            fprintf(f, "%s%u ×%zu", j ? "   " : " ", order[j], st[k].status[order[j]]);
-        if (st[k].no_response)
-            fprintf(f, "%sno response ×%zu", no ? "   " : " ", st[k].no_response);
-        fputc('\n', f);
-    }
-}
-
-json_t *rf_probe_groups_json(const struct rf_probe_group *g, size_t ng, struct rf_probe_stats *st,
-                             int summary)
-{
-    json_t *o = json_object();
-    for (size_t k = 0; o && k < ng; k++) {
-        json_t *j = rf_probe_stats_json(&st[k], summary);
-        json_object_set_new(j, "count", json_integer((json_int_t)g[k].count));
-        json_object_set_new(o, g[k].name, j);
-    }
-    return o;
 }

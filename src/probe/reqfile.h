@@ -7,12 +7,10 @@
 #ifndef RF_PROBE_REQFILE_H
 #define RF_PROBE_REQFILE_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 
 #include "probe/burst.h"
-#include "probe/report.h"
 #include "probe/request.h"
 #include "probe/template.h"
 
@@ -99,17 +97,5 @@ int rf_probe_group_load(struct rf_probe_group *g, const char *name, const char *
                         size_t path_len, size_t count, const char *base, const char *const *extra,
                         size_t nextra, const struct rf_probe_vars *vs, char *err, size_t errlen);
 void rf_probe_group_free(struct rf_probe_group *g);
-
-/* Adds one burst's figures to per-group stats st[0, ng): request i goes to
- * st[group_of[i]]. Returns 0, or -1 when out of memory. */
-int rf_probe_group_stats_add(struct rf_probe_stats *st, size_t ng, const struct rf_burst_res *res,
-                             const unsigned *group_of, size_t n, unsigned rnd);
-/* "  group     redeem ×10: 200 ×1  409 ×9" for each group. */
-void rf_probe_groups_print(FILE *f, const struct rf_probe_group *g, size_t ng,
-                           const struct rf_probe_stats *st);
-/* {"redeem": {stats...}, ...} (new reference); summary as for
- * rf_probe_stats_json. */
-json_t *rf_probe_groups_json(const struct rf_probe_group *g, size_t ng, struct rf_probe_stats *st,
-                             int summary);
 
 #endif

@@ -88,9 +88,9 @@ void rf_probe_buf_free(struct rf_probe_buf *b)
 
 /* ---- variables ----------------------------------------------------------- */
 
-static int valid_var_name(const char *s, size_t n)
+int rf_probe_name_ok(const char *s, size_t n, size_t max)
 {
-    if (n == 0 || n > RF_PROBE_VAR_NAME_MAX)
+    if (n == 0 || n > max)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -168,6 +168,17 @@ fail:
     return NULL;
 }
 
+/* The line of d[0, len) that starts at i: returns where it ends (its '\n',
+ * or len), and *e where its text ends (before a CR). */
+static size_t line_end(const char *d, size_t len, size_t i, size_t *e)
+{
+    size_t j = i;
+    while (j < len && d[j] != '\n')
+        j++;
+    *e = j > i && d[j - 1] == '\r' ? j - 1 : j;
+    return j;
+}
+
 /* Splits data in place into its non-empty lines. */
 static int split_lines(struct rf_probe_var *v, size_t len, const char *path, char *err,
                        size_t errlen)
@@ -179,16 +190,9 @@ static int split_lines(struct rf_probe_var *v, size_t len, const char *path, cha
             rf_errf(err, errlen, "%s contains a NUL byte", path);
             return -1;
         }
-    for (size_t i = 0; i < len;) {
-        size_t j = i;
-        while (j < len && d[j] != '\n')
-            j++;
-        size_t e = j;
-        if (e > i && d[e - 1] == '\r')
-            e--;
-        if (e > i)
-            count++;
-        i = j + 1;
+    for (size_t i = 0, j, e; i < len; i = j + 1) {
+        j = line_end(d, len, i, &e);
+        count += e > i;
     }
     if (count == 0) {
         rf_errf(err, errlen, "%s has no non-empty line", path);
@@ -203,17 +207,11 @@ static int split_lines(struct rf_probe_var *v, size_t len, const char *path, cha
         rf_errf(err, errlen, "out of memory for %zu lines", count);
         return -1;
     }
-    for (size_t i = 0; i < len;) {
-        size_t j = i;
-        while (j < len && d[j] != '\n')
-            j++;
-        size_t e = j;
-        if (e > i && d[e - 1] == '\r')
-            e--;
+    for (size_t i = 0, j, e; i < len; i = j + 1) {
+        j = line_end(d, len, i, &e);
         d[e] = '\0'; /* e <= j <= len, and data[len] is the terminator */
         if (e > i)
             v->vals[v->nvals++] = d + i;
-        i = j + 1;
     }
     return 0;
 }
@@ -226,7 +224,7 @@ int rf_probe_vars_add(struct rf_probe_vars *vs, const char *spec, char *err, siz
         return -1;
     }
     size_t nl = (size_t)(eq - spec);
-    if (!valid_var_name(spec, nl)) {
+    if (!rf_probe_name_ok(spec, nl, RF_PROBE_VAR_NAME_MAX)) {
         rf_errf(err, errlen, "bad variable name \"%.*s\" (1-%d of A-Z a-z 0-9 _ -)",
              (int)(nl > 64 ? 64 : nl), spec, RF_PROBE_VAR_NAME_MAX);
         return -1;

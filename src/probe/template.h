@@ -33,6 +33,11 @@ int rf_probe_buf_addf(struct rf_probe_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void rf_probe_buf_free(struct rf_probe_buf *b);
 
+/* 1 when s[0, n) is 1..max letters, digits, '_' or '-': the one alphabet
+ * of --var names, --request group names, header names we are given and
+ * HTTP methods. */
+int rf_probe_name_ok(const char *s, size_t n, size_t max);
+
 /* Reads a whole file ("-" is stdin) of at most max bytes into a malloc'd,
  * NUL-terminated buffer the caller frees; NULL with err filled on failure. */
 char *rf_probe_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);

@@ -1,18 +1,14 @@
 /* Prober unit tests: the response parser fed in every possible split, and the
- * burst engine against a small in-process server that checks, from the
- * server's side, that no request completed before all of them were ready. */
-#include <arpa/inet.h>
+ * burst engine against the in-process server of tests/support/testsrv.c,
+ * which checks from the server's side that no request completed before all
+ * of them were ready. */
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "../support/testsrv.h"
 #include "probe/burst.h"
 #include "probe/httpres.h"
 #include "unit.h"
@@ -65,6 +61,16 @@ static int fails_with(const char *resp, const char *want)
 }
 
 /* ---- parser tests -------------------------------------------------------- */
+
+/* Every {response, reason} case must fail with its reason; each failure
+ * is reported by fails_with. */
+static int all_fail(const char *const (*cases)[2], size_t n)
+{
+    int ok = 1;
+    for (size_t k = 0; k < n; k++)
+        ok &= fails_with(cases[k][0], cases[k][1]);
+    return ok;
+}
 
 void test_httpres_content_length(void)
 {
@@ -402,14 +408,17 @@ void test_httpres_oversize(void)
 
 void test_httpres_malformed_status(void)
 {
-    CHECK(fails_with("HTTP/1.1 2OO OK\r\n\r\n", "malformed status line \"HTTP/1.1 2OO OK\""));
-    CHECK(fails_with("HTTP/2 200\r\n\r\n", "malformed status line"));
-    CHECK(fails_with("HTTP/2.0 200 OK\r\n\r\n", "unsupported protocol version HTTP/2.0"));
-    CHECK(fails_with("HTTP/1.1 099 Low\r\n\r\n", "malformed status line"));
-    CHECK(fails_with("HTTP/1.1 200OK\r\n\r\n", "malformed status line"));
-    CHECK(fails_with("HTTP/1.1 20\r\n\r\n", "malformed status line"));
-    CHECK(fails_with("HTTP/1.1  200 OK\r\n\r\n", "malformed status line"));
-    CHECK(fails_with("http/1.1 200 OK\r\n\r\n", "malformed status line \"h\""));
+    static const char *const cases[][2] = {
+        {"HTTP/1.1 2OO OK\r\n\r\n", "malformed status line \"HTTP/1.1 2OO OK\""},
+        {"HTTP/2 200\r\n\r\n", "malformed status line"},
+        {"HTTP/2.0 200 OK\r\n\r\n", "unsupported protocol version HTTP/2.0"},
+        {"HTTP/1.1 099 Low\r\n\r\n", "malformed status line"},
+        {"HTTP/1.1 200OK\r\n\r\n", "malformed status line"},
+        {"HTTP/1.1 20\r\n\r\n", "malformed status line"},
+        {"HTTP/1.1  200 OK\r\n\r\n", "malformed status line"},
+        {"http/1.1 200 OK\r\n\r\n", "malformed status line \"h\""},
+    };
+    CHECK(all_fail(cases, sizeof(cases) / sizeof(cases[0])));
 
     /* A non-HTTP peer is rejected on its first wrong byte, not at max_size. */
     struct rf_httpres r;
@@ -428,11 +437,14 @@ void test_httpres_malformed_status(void)
 
 void test_httpres_malformed_headers(void)
 {
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", "malformed header line \"NoColon\""));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "malformed header line"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nName : x\r\n\r\n", "malformed header line"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\n: x\r\n\r\n", "malformed header line"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n", "obsolete header line folding"));
+    static const char *const cases[][2] = {
+        {"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", "malformed header line \"NoColon\""},
+        {"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "malformed header line"},
+        {"HTTP/1.1 200 OK\r\nName : x\r\n\r\n", "malformed header line"},
+        {"HTTP/1.1 200 OK\r\n: x\r\n\r\n", "malformed header line"},
+        {"HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n", "obsolete header line folding"},
+    };
+    CHECK(all_fail(cases, sizeof(cases) / sizeof(cases[0])));
 
     struct rf_httpres r;
     static const char nul[] = "HTTP/1.1 200 OK\r\nA: b\0c\r\n\r\n";
@@ -444,19 +456,20 @@ void test_httpres_malformed_headers(void)
 
 void test_httpres_bad_content_length(void)
 {
-    CHECK(
-        fails_with("HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n", "bad Content-Length \"abc\""));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-                     "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 5,\r\n\r\n", "bad Content-Length"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-                     "bad Content-Length"));
+    static const char *const cases[][2] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n", "bad Content-Length \"abc\""},
+        {"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+         "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5,\r\n\r\n", "bad Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", "bad Content-Length"},
+    };
+    CHECK(all_fail(cases, sizeof(cases) / sizeof(cases[0])));
 
     /* Identical repeats are allowed (RFC 9110 section 8.6). */
     struct rf_httpres r;
@@ -472,135 +485,41 @@ void test_httpres_bad_content_length(void)
 void test_httpres_bad_chunks(void)
 {
 #define CHUNKED "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    CHECK(fails_with(CHUNKED "zz\r\n", "bad chunk size (byte 0x7a)"));
-    CHECK(fails_with(CHUNKED "\r\n", "bad chunk size"));
-    CHECK(fails_with(CHUNKED ";ext\r\n", "bad chunk size"));
-    CHECK(fails_with(CHUNKED "-5\r\n", "bad chunk size"));
-    CHECK(fails_with(CHUNKED "5 x\r\nhello\r\n0\r\n\r\n", "bad chunk size"));
-    CHECK(fails_with(CHUNKED "5\rX", "CR not followed by LF"));
-    CHECK(fails_with(CHUNKED "5\r\nhelloX\r\n0\r\n\r\n", "missing CRLF after chunk data"));
-    CHECK(fails_with(CHUNKED "5\r\nhello\rX0\r\n\r\n", "missing CRLF after chunk data"));
-    CHECK(fails_with(CHUNKED "0\r\n\rX", "bad chunked trailer"));
+    static const char *const cases[][2] = {
+        {CHUNKED "zz\r\n", "bad chunk size (byte 0x7a)"},
+        {CHUNKED "\r\n", "bad chunk size"},
+        {CHUNKED ";ext\r\n", "bad chunk size"},
+        {CHUNKED "-5\r\n", "bad chunk size"},
+        {CHUNKED "5 x\r\nhello\r\n0\r\n\r\n", "bad chunk size"},
+        {CHUNKED "5\rX", "CR not followed by LF"},
+        {CHUNKED "5\r\nhelloX\r\n0\r\n\r\n", "missing CRLF after chunk data"},
+        {CHUNKED "5\r\nhello\rX0\r\n\r\n", "missing CRLF after chunk data"},
+        {CHUNKED "0\r\n\rX", "bad chunked trailer"},
+    };
+    CHECK(all_fail(cases, sizeof(cases) / sizeof(cases[0])));
 #undef CHUNKED
 }
 
 void test_httpres_truncated(void)
 {
-    CHECK(fails_with("", "connection closed before any response"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Le", "closed inside the head"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
-                     "truncated body: connection closed with 7 bytes missing"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
-                     "truncated chunked body"));
-    CHECK(fails_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
-                     "truncated chunked body"));
-    CHECK(fails_with("HTTP/1.1 100 Continue\r\n\r\n", "closed inside the head"));
+    static const char *const cases[][2] = {
+        {"", "connection closed before any response"},
+        {"HTTP/1.1 200 OK\r\nContent-Le", "closed inside the head"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+         "truncated body: connection closed with 7 bytes missing"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "truncated chunked body"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n", "truncated chunked body"},
+        {"HTTP/1.1 100 Continue\r\n\r\n", "closed inside the head"},
+    };
+    CHECK(all_fail(cases, sizeof(cases) / sizeof(cases[0])));
 }
 
-/* ---- test server ----------------------------------------------------------- */
+/* ---- test server ------------------------------------------------------------ */
 
-#define TS_MAX_CONN 128
-#define TS_HEAD_MAX 4096
-
-struct ts_conn {
-    int fd;
-    char head[TS_HEAD_MAX + 1];
-    size_t head_len; /* bytes kept of the request's start */
-    size_t total;    /* bytes received */
-    size_t need;     /* request size once its head is in, else 0 */
-    int complete, eof;
-};
-
-/* Single-threaded poll server. Results are read only after ts_stop joins. */
-struct tserver {
-    int lfd, stop[2];
-    pthread_t th;
-    struct sockaddr_in addr;
-    size_t prefix_len; /* bytes each request holds before its final byte */
-    uint64_t stall_until_ns;
-    int thread_err;
-    size_t accepted, completed;
-    int first_seen;
-    size_t ready_at_first;    /* connections holding >= prefix_len bytes at first completion */
-    size_t accepted_at_first; /* connections accepted at first completion */
-    struct ts_conn c[TS_MAX_CONN];
-};
-
-static void ts_accept_all(struct tserver *s)
+/* The parser cases the burst tests need, by path. */
+static void respond(struct tserver *s, struct ts_conn *c)
 {
-    for (;;) {
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                s->thread_err = errno;
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        size_t k = 0;
-        while (k < TS_MAX_CONN && s->c[k].fd >= 0)
-            k++;
-        if (k == TS_MAX_CONN) {
-            s->thread_err = EMFILE;
-            close(fd);
-            continue;
-        }
-        memset(&s->c[k], 0, sizeof(s->c[k]));
-        s->c[k].fd = fd;
-        s->accepted++;
-    }
-}
-
-static void ts_drain(struct ts_conn *c)
-{
-    char buf[65536];
-    while (c->fd >= 0 && !c->eof) {
-        ssize_t got = recv(c->fd, buf, sizeof(buf), 0);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (got <= 0) {
-            c->eof = 1;
-            return;
-        }
-        size_t keep = TS_HEAD_MAX - c->head_len;
-        if (keep > (size_t)got)
-            keep = (size_t)got;
-        memcpy(c->head + c->head_len, buf, keep);
-        c->head_len += keep;
-        c->head[c->head_len] = '\0';
-        c->total += (size_t)got;
-        char *end = c->need ? NULL : strstr(c->head, "\r\n\r\n");
-        if (end) {
-            const char *cl = strcasestr(c->head, "\r\nContent-Length:");
-            size_t body = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
-            c->need = (size_t)(end + 4 - c->head) + body;
-        }
-    }
-}
-
-static void ts_send(struct ts_conn *c, const char *d, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = send(c->fd, d, len, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return; /* the client's problem shows up in its results */
-        d += w;
-        len -= (size_t)w;
-    }
-}
-
-static void ts_close(struct ts_conn *c)
-{
-    close(c->fd);
-    c->fd = -1;
-}
-
-static void ts_respond(struct ts_conn *c)
-{
+    (void)s;
     static const char cl[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Test: yes\r\n\r\nhello";
     static const char chunked[] = "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
                                   "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
@@ -638,123 +557,6 @@ static void ts_respond(struct ts_conn *c)
 #undef IS
 }
 
-static void ts_process(struct tserver *s)
-{
-    int fresh = 0;
-    for (size_t k = 0; k < TS_MAX_CONN; k++) {
-        struct ts_conn *c = &s->c[k];
-        if (c->fd >= 0 && !c->complete && c->need && c->total >= c->need)
-            fresh = 1;
-    }
-    if (fresh && !s->first_seen) {
-        /* The barrier check: at the first complete request, every other
-         * connection must already be established and hold its prefix. Pull in
-         * whatever the kernel has queued so the count reflects arrivals. */
-        s->first_seen = 1;
-        ts_accept_all(s);
-        for (size_t k = 0; k < TS_MAX_CONN; k++)
-            if (s->c[k].fd >= 0)
-                ts_drain(&s->c[k]);
-        s->accepted_at_first = s->accepted;
-        for (size_t k = 0; k < TS_MAX_CONN; k++)
-            if (s->c[k].fd >= 0 && s->c[k].total >= s->prefix_len)
-                s->ready_at_first++;
-    }
-    for (size_t k = 0; k < TS_MAX_CONN; k++) {
-        struct ts_conn *c = &s->c[k];
-        if (c->fd >= 0 && !c->complete && c->need && c->total >= c->need) {
-            c->complete = 1;
-            s->completed++;
-            ts_respond(c);
-        }
-        if (c->fd >= 0 && c->eof)
-            ts_close(c);
-    }
-}
-
-static void *ts_main(void *arg)
-{
-    struct tserver *s = arg;
-    struct pollfd pf[TS_MAX_CONN + 2];
-    size_t idx[TS_MAX_CONN + 2];
-    for (;;) {
-        nfds_t np = 0;
-        uint64_t now = rf_burst_now_ns();
-        int stalled = now < s->stall_until_ns;
-        pf[np++] = (struct pollfd){.fd = s->stop[0], .events = POLLIN};
-        pf[np++] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
-        for (size_t k = 0; k < TS_MAX_CONN && !stalled; k++) {
-            if (s->c[k].fd >= 0) {
-                idx[np] = k;
-                pf[np++] = (struct pollfd){.fd = s->c[k].fd, .events = POLLIN};
-            }
-        }
-        int wait = stalled ? (int)((s->stall_until_ns - now) / 1000000) + 1 : -1;
-        if (poll(pf, np, wait) < 0) {
-            if (errno == EINTR)
-                continue;
-            s->thread_err = errno;
-            break;
-        }
-        if (pf[0].revents)
-            break;
-        if (pf[1].revents)
-            ts_accept_all(s);
-        for (nfds_t j = 2; j < np; j++)
-            if (pf[j].revents)
-                ts_drain(&s->c[idx[j]]);
-        ts_process(s);
-    }
-    for (size_t k = 0; k < TS_MAX_CONN; k++)
-        if (s->c[k].fd >= 0)
-            ts_close(&s->c[k]);
-    return NULL;
-}
-
-/* stall_ms > 0 leaves request bytes unread for that long after the start, so
- * that a request larger than the client's send buffer forces partial writes. */
-static struct tserver *ts_start(size_t prefix_len, int stall_ms)
-{
-    struct tserver *s = calloc(1, sizeof(*s));
-    socklen_t al = sizeof(s->addr);
-    if (!s)
-        return NULL;
-    for (size_t k = 0; k < TS_MAX_CONN; k++)
-        s->c[k].fd = -1;
-    s->prefix_len = prefix_len;
-    s->stall_until_ns = stall_ms > 0 ? rf_burst_now_ns() + (uint64_t)stall_ms * 1000000 : 0;
-    s->addr.sin_family = AF_INET;
-    s->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&s->addr, sizeof(s->addr)) < 0 ||
-        listen(s->lfd, 256) < 0 || getsockname(s->lfd, (struct sockaddr *)&s->addr, &al) < 0 ||
-        pipe2(s->stop, O_CLOEXEC) < 0) {
-        perror("ts_start");
-        if (s->lfd >= 0)
-            close(s->lfd);
-        free(s);
-        return NULL;
-    }
-    if (pthread_create(&s->th, NULL, ts_main, s) != 0) {
-        close(s->lfd);
-        close(s->stop[0]);
-        close(s->stop[1]);
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
-static void ts_stop(struct tserver *s)
-{
-    if (write(s->stop[1], "x", 1) != 1)
-        perror("ts_stop");
-    pthread_join(s->th, NULL);
-    close(s->lfd);
-    close(s->stop[0]);
-    close(s->stop[1]);
-}
-
 static void req_to(struct rf_burst_req *q, const struct sockaddr_in *a, const char *data)
 {
     memset(q, 0, sizeof(*q));
@@ -778,7 +580,7 @@ static int timing_ok(const struct rf_burst_res *r)
 void test_burst_lastbyte_sync(void)
 {
     static const char get[] = "GET /cl HTTP/1.1\r\nHost: t\r\nX-Pad: 0123456789\r\n\r\n";
-    struct tserver *s = ts_start(sizeof(get) - 2, 0);
+    struct tserver *s = ts_start(sizeof(get) - 2, 0, respond, NULL);
     CHECK(s != NULL);
     struct rf_burst_req reqs[SYNC_N];
     struct rf_burst_res res[SYNC_N];
@@ -834,7 +636,7 @@ void test_burst_none_mode(void)
     };
     static const int want_status[] = {200, 201, 200, 201};
     static const char *const want_body[] = {"hello", "hello world", "bye", "ok"};
-    struct tserver *s = ts_start(0, 0);
+    struct tserver *s = ts_start(0, 0, respond, NULL);
     CHECK(s != NULL);
     struct rf_burst_req reqs[8];
     struct rf_burst_res res[8];
@@ -879,7 +681,7 @@ void test_burst_large_requests(void)
     memset(big + hl, 'a', BODY);
     big[hl + BODY] = '\0';
     size_t len = (size_t)hl + BODY;
-    struct tserver *s = ts_start(len - 1, 30);
+    struct tserver *s = ts_start(len - 1, 30, respond, NULL);
     if (!s)
         free(big);
     CHECK(s != NULL);
@@ -913,7 +715,7 @@ void test_burst_large_requests(void)
 
 void test_burst_head_request(void)
 {
-    struct tserver *s = ts_start(0, 0);
+    struct tserver *s = ts_start(0, 0, respond, NULL);
     CHECK(s != NULL);
     struct rf_burst_req reqs[2];
     struct rf_burst_res res[2];
@@ -950,7 +752,7 @@ void test_burst_refused(void)
         CHECK(!"bind");
     }
     static const char get[] = "GET /cl HTTP/1.1\r\nHost: t\r\n\r\n";
-    struct tserver *s = ts_start(sizeof(get) - 2, 0);
+    struct tserver *s = ts_start(sizeof(get) - 2, 0, respond, NULL);
     if (!s)
         close(dfd);
     CHECK(s != NULL);
@@ -985,7 +787,7 @@ void test_burst_refused(void)
 
 void test_burst_timeout(void)
 {
-    struct tserver *s = ts_start(0, 0);
+    struct tserver *s = ts_start(0, 0, respond, NULL);
     CHECK(s != NULL);
     struct rf_burst_req reqs[2];
     struct rf_burst_res res[2];
@@ -1013,7 +815,7 @@ void test_burst_timeout(void)
 
 void test_burst_closed_without_response(void)
 {
-    struct tserver *s = ts_start(0, 0);
+    struct tserver *s = ts_start(0, 0, respond, NULL);
     CHECK(s != NULL);
     struct rf_burst_req reqs[1];
     struct rf_burst_res res[1];
@@ -1032,7 +834,7 @@ void test_burst_closed_without_response(void)
 
 void test_burst_max_response(void)
 {
-    struct tserver *s = ts_start(0, 0);
+    struct tserver *s = ts_start(0, 0, respond, NULL);
     CHECK(s != NULL);
     struct rf_burst_req reqs[1];
     struct rf_burst_res res[1];
@@ -1053,7 +855,7 @@ void test_burst_max_response(void)
 void test_burst_empty_request(void)
 {
     static const char get[] = "GET /cl HTTP/1.1\r\nHost: t\r\n\r\n";
-    struct tserver *s = ts_start(sizeof(get) - 2, 0);
+    struct tserver *s = ts_start(sizeof(get) - 2, 0, respond, NULL);
     CHECK(s != NULL);
     struct rf_burst_req reqs[3];
     struct rf_burst_res res[3];

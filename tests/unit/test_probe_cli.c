@@ -1,18 +1,14 @@
 /* Unit tests of the probe command line: templates, variables, counts, JSON
  * paths, expectations, URL parsing, request bytes, statistics, and whole runs
  * of rf_probe_run against a small in-process server. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "../support/testsrv.h"
 #include "probe/burst.h"
 #include "probe/expect.h"
 #include "probe/probe.h"
@@ -50,39 +46,6 @@ static char *expand(const char *src, size_t i, unsigned rnd, const struct rf_pro
 static int contains(const char *hay, const char *needle)
 {
     return hay && strstr(hay, needle) != NULL;
-}
-
-static char *write_temp(const char *content)
-{
-    char *path = strdup("/tmp/rf-probecli-XXXXXX");
-    if (!path)
-        return NULL;
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        free(path);
-        return NULL;
-    }
-    size_t n = strlen(content);
-    if (write(fd, content, n) != (ssize_t)n) {
-        close(fd);
-        unlink(path);
-        free(path);
-        return NULL;
-    }
-    close(fd);
-    return path;
-}
-
-/* A fake burst result, as the engine would leave it. */
-static void fake_res(struct rf_burst_res *r, int status, const char *body)
-{
-    memset(r, 0, sizeof(*r));
-    rf_httpres_init(&r->http, 0);
-    r->http.status = status;
-    if (body) {
-        r->http.body = strdup(body);
-        r->http.body_len = strlen(body);
-    }
 }
 
 /* ---- templates --------------------------------------------------------------- */
@@ -176,17 +139,26 @@ void test_probecli_tpl_bound(void)
     rf_probe_buf_free(&b);
 }
 
+/* --var NAME=@FILE with a file holding content; rf_probe_vars_add's result,
+ * or -2 when the file could not be made. */
+static int add_var_file(struct rf_probe_vars *vs, const char *name, const char *content, char *err,
+                        size_t errlen)
+{
+    char *path = ts_temp_file("probecli", content), spec[96];
+    if (!path)
+        return -2;
+    snprintf(spec, sizeof(spec), "%s=@%s", name, path);
+    int rc = rf_probe_vars_add(vs, spec, err, errlen);
+    unlink(path);
+    free(path);
+    return rc;
+}
+
 void test_probecli_vars_file(void)
 {
     char err[256];
     struct rf_probe_vars vs = {0};
-    char *path = write_temp("alice\r\n\nbob\ncarol"), spec[64];
-    CHECK(path != NULL);
-    snprintf(spec, sizeof(spec), "id=@%s", path);
-    int rc = rf_probe_vars_add(&vs, spec, err, sizeof(err));
-    unlink(path);
-    free(path);
-    CHECK_INT(rc, 0);
+    CHECK_INT(add_var_file(&vs, "id", "alice\r\n\nbob\ncarol", err, sizeof(err)), 0);
     CHECK_INT(rf_probe_vars_add(&vs, "k=v=w", err, sizeof(err)), 0);
     CHECK_INT(vs.v[0].nvals, 3);
     const char *want[] = {"alice/v=w", "bob/v=w", "carol/v=w", "alice/v=w"};
@@ -218,13 +190,7 @@ void test_probecli_vars_errors(void)
     CHECK(contains(err, "given twice"));
     CHECK_INT(rf_probe_vars_add(&vs, "f=@/nonexistent/rf-probe", err, sizeof(err)), -1);
     CHECK(contains(err, "cannot open"));
-    char *path = write_temp("\n\r\n\n"), spec[64];
-    CHECK(path != NULL);
-    snprintf(spec, sizeof(spec), "e=@%s", path);
-    int rc = rf_probe_vars_add(&vs, spec, err, sizeof(err));
-    unlink(path);
-    free(path);
-    CHECK_INT(rc, -1);
+    CHECK_INT(add_var_file(&vs, "e", "\n\r\n\n", err, sizeof(err)), -1);
     CHECK(contains(err, "no non-empty line"));
     CHECK_INT(vs.n, 1);
     rf_probe_vars_free(&vs);
@@ -340,17 +306,17 @@ void test_probecli_exp_eval(void)
     enum { N = 6 };
     struct rf_burst_res res[N], vres;
     json_t *bodies[N];
-    fake_res(&res[0], 201, "{\"user\":{\"id\":\"a\"}}");
-    fake_res(&res[1], 200, "{\"user\":{\"id\":\"a\"}}");
-    fake_res(&res[2], 200, "{\"user\":{\"id\":\"b\"}}");
-    fake_res(&res[3], 409, "{\"code\":\"taken\"}");
-    fake_res(&res[4], 503, "not json");
-    fake_res(&res[5], 0, NULL);
+    ts_fake_res(&res[0], 201, "{\"user\":{\"id\":\"a\"}}");
+    ts_fake_res(&res[1], 200, "{\"user\":{\"id\":\"a\"}}");
+    ts_fake_res(&res[2], 200, "{\"user\":{\"id\":\"b\"}}");
+    ts_fake_res(&res[3], 409, "{\"code\":\"taken\"}");
+    ts_fake_res(&res[4], 503, "not json");
+    ts_fake_res(&res[5], 0, NULL);
     res[5].err = ECONNRESET;
     snprintf(res[5].err_msg, sizeof(res[5].err_msg), "recv: reset");
     for (int i = 0; i < N; i++)
         bodies[i] = rf_probe_body_json(&res[i]);
-    fake_res(&vres, 200, "{\"data\":[1,2,3],\"total\":7,\"s\":\"x\"}");
+    ts_fake_res(&vres, 200, "{\"data\":[1,2,3],\"total\":7,\"s\":\"x\"}");
     struct rf_probe_view v = {.res = res,
                               .n = N,
                               .bodies = bodies,
@@ -593,7 +559,7 @@ void test_probecli_stats(void)
     enum { N = 100 };
     struct rf_burst_res res[N];
     for (int i = 0; i < N; i++) {
-        fake_res(&res[i], i == 0 ? 201 : i < 98 ? 200 : 500, NULL);
+        ts_fake_res(&res[i], i == 0 ? 201 : i < 98 ? 200 : 500, NULL);
         res[i].t_lastbyte_ns = 1000000 + (uint64_t)i * 10;                  /* spread 990 ns */
         res[i].t_done_ns = res[i].t_lastbyte_ns + (uint64_t)(i + 1) * 1000; /* 1..100 µs */
     }
@@ -651,7 +617,6 @@ void test_probecli_stats(void)
 
 struct cap {
     char *out, *err;
-    size_t outlen, errlen;
     int code;
 };
 
@@ -661,28 +626,9 @@ static void cap_free(struct cap *c)
     free(c->err);
 }
 
-/* Runs the CLI on a NULL-terminated argument list, capturing its output. */
 static void run_cli(struct cap *c, const char *const *args)
 {
-    char *argv[64];
-    int argc = 0;
-    for (; args[argc] && argc < 63; argc++)
-        argv[argc] = (char *)args[argc];
-    argv[argc] = NULL;
-    memset(c, 0, sizeof(*c));
-    FILE *out = open_memstream(&c->out, &c->outlen);
-    FILE *err = open_memstream(&c->err, &c->errlen);
-    if (!out || !err) {
-        if (out)
-            fclose(out);
-        if (err)
-            fclose(err);
-        c->code = -1;
-        return;
-    }
-    c->code = rf_probe_run(argc, argv, out, err);
-    fclose(out);
-    fclose(err);
+    c->code = ts_run_probe(args, &c->out, &c->err);
 }
 
 void test_probecli_help(void)
@@ -758,7 +704,7 @@ void test_probecli_usage_errors(void)
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         struct cap c;
         run_cli(&c, cases[k].args);
-        int ok = c.code == 2 && contains(c.err, cases[k].why) && c.outlen == 0;
+        int ok = c.code == 2 && contains(c.err, cases[k].why) && c.out && !c.out[0];
         if (!ok)
             fprintf(stderr, "  case %zu: code %d err \"%s\" out \"%s\"\n", k, c.code,
                     c.err ? c.err : "", c.out ? c.out : "");
@@ -767,104 +713,25 @@ void test_probecli_usage_errors(void)
     }
 }
 
-/* A tiny HTTP server in a thread: answers POST with 201 to the first
- * request and 200 to the others (a correct create-if-missing), and GET with
- * a list of one row. Serves `expect` connections, one at a time, or stops
- * after 5 s without one. */
-struct tsrv {
-    int ls, port, expect;
-    int served;
-    pthread_t th;
-};
-
-static void srv_reply(int fd, int status, const char *body)
+/* A correct create-if-missing, served by tests/support/testsrv.c: POST is
+ * 201 for the first and 200 for every later one, GET /list a list of one row. */
+static void create_once(struct tserver *s, struct ts_conn *c)
 {
-    char buf[512];
-    int k = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     status, strlen(body), body);
-    if (k > 0 && write(fd, buf, (size_t)k) < 0)
-        return;
-}
-
-static void *srv_main(void *arg)
-{
-    struct tsrv *s = arg;
-    while (s->served < s->expect) {
-        struct pollfd p = {.fd = s->ls, .events = POLLIN};
-        if (poll(&p, 1, 5000) <= 0)
-            break;
-        int fd = accept(s->ls, NULL, NULL);
-        if (fd < 0)
-            break;
-        char req[4096];
-        size_t len = 0;
-        /* Read until the head and its Content-Length of body are in. */
-        for (;;) {
-            struct pollfd q = {.fd = fd, .events = POLLIN};
-            if (poll(&q, 1, 5000) <= 0)
-                break;
-            ssize_t got = read(fd, req + len, sizeof(req) - 1 - len);
-            if (got <= 0)
-                break;
-            len += (size_t)got;
-            req[len] = '\0';
-            char *end = strstr(req, "\r\n\r\n");
-            if (!end)
-                continue;
-            char *cl = strstr(req, "Content-Length: ");
-            size_t need = (size_t)(end + 4 - req) + (cl ? strtoul(cl + 16, NULL, 10) : 0);
-            if (len >= need)
-                break;
-        }
-        if (!strncmp(req, "GET /list", 9))
-            srv_reply(fd, 200, "{\"data\":[{\"id\":\"a\"}]}");
-        else if (!strncmp(req, "POST", 4))
-            srv_reply(fd, s->served == 0 ? 201 : 200, "{\"user\":{\"id\":\"a\"}}");
-        else
-            srv_reply(fd, 404, "{}");
-        close(fd);
-        s->served++;
-    }
-    return NULL;
-}
-
-static int srv_start(struct tsrv *s, int expect)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t al = sizeof(a);
-    memset(s, 0, sizeof(*s));
-    s->expect = expect;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s->ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s->ls < 0 || bind(s->ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s->ls, 128) < 0 ||
-        getsockname(s->ls, (struct sockaddr *)&a, &al) < 0) {
-        if (s->ls >= 0)
-            close(s->ls);
-        return -1;
-    }
-    s->port = ntohs(a.sin_port);
-    if (pthread_create(&s->th, NULL, srv_main, s) != 0) {
-        close(s->ls);
-        return -1;
-    }
-    return 0;
-}
-
-static void srv_stop(struct tsrv *s)
-{
-    pthread_join(s->th, NULL);
-    close(s->ls);
+    if (ts_is(c, "GET", "/list"))
+        ts_reply(c, 200, "{\"data\":[{\"id\":\"a\"}]}");
+    else if (ts_is(c, "POST", ""))
+        ts_reply(c, s->posts++ == 0 ? 201 : 200, "{\"user\":{\"id\":\"a\"}}");
+    else
+        ts_reply(c, 404, "{}");
 }
 
 void test_probecli_run_pass_and_fail(void)
 {
-    struct tsrv s;
+    struct tserver *s = ts_start(0, 0, create_once, NULL);
     char url[64], vurl[64];
-    CHECK_INT(srv_start(&s, 2 * (8 + 1)), 0);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/users", s.port);
-    snprintf(vurl, sizeof(vurl), "http://127.0.0.1:%d/list", s.port);
+    CHECK(s != NULL);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/users", ts_port(s));
+    snprintf(vurl, sizeof(vurl), "http://127.0.0.1:%d/list", ts_port(s));
 
     struct cap c;
     const char *pass[] = {"probe",
@@ -919,26 +786,20 @@ void test_probecli_run_pass_and_fail(void)
         json_decref(doc);
         cap_free(&c);
     }
-    srv_stop(&s);
+    ts_stop(s);
+    size_t served = s->completed;
+    free(s);
     CHECK(ok);
+    CHECK_INT(served, 2 * (8 + 1));
 }
 
 void test_probecli_run_refused(void)
 {
     /* A port that was just free: nothing listens there. */
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t al = sizeof(a);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &al) < 0) {
-        close(fd);
-        CHECK(0);
-    }
-    close(fd);
+    int port = ts_free_port();
+    CHECK(port > 0);
     char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
     const char *args[] = {"probe", "-n", "3", "--rounds", "5", url, NULL};
     struct cap c;
     run_cli(&c, args);

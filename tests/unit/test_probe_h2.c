@@ -123,18 +123,25 @@ void test_probeh2_split(void)
     }
 }
 
+/* SETTINGS, one control frame (type on stream id), then a 200 on stream answered. */
+static void control_then_200(struct stream *s, uint8_t type, uint32_t id, const uint8_t *p,
+                             size_t len, uint32_t answered)
+{
+    nghttp2_hd_deflater *d;
+    nghttp2_hd_deflate_new(&d, 4096);
+    settings(s);
+    frame(s, type, 0, id, p, len);
+    headers(s, d, answered, "200", 1);
+    nghttp2_hd_deflate_del(d);
+}
+
 void test_probeh2_rst_stream(void)
 {
     struct stream s = {.len = 0};
     struct rf_burst_res res[2];
     uint8_t code[4];
-    nghttp2_hd_deflater *d;
-    nghttp2_hd_deflate_new(&d, 4096);
-    settings(&s);
     u32(code, NGHTTP2_REFUSED_STREAM);
-    frame(&s, NGHTTP2_RST_STREAM, 0, 1, code, 4);
-    headers(&s, d, 3, "200", 1);
-    nghttp2_hd_deflate_del(d);
+    control_then_200(&s, NGHTTP2_RST_STREAM, 1, code, 4, 3);
     CHECK_INT(rf_h2_parse_responses(s.buf, s.len, 0, 2, 0, res), 0);
     CHECK_INT(res[0].err, RF_BURST_ERR_RESET);
     CHECK(strstr(res[0].err_msg, "stream reset") && strstr(res[0].err_msg, "REFUSED_STREAM"));
@@ -149,14 +156,9 @@ void test_probeh2_goaway(void)
     struct stream s = {.len = 0};
     struct rf_burst_res res[3];
     uint8_t ga[8];
-    nghttp2_hd_deflater *d;
-    nghttp2_hd_deflate_new(&d, 4096);
-    settings(&s);
     u32(ga, 1);
     u32(ga + 4, NGHTTP2_NO_ERROR);
-    frame(&s, NGHTTP2_GOAWAY, 0, 0, ga, 8);
-    headers(&s, d, 1, "200", 1);
-    nghttp2_hd_deflate_del(d);
+    control_then_200(&s, NGHTTP2_GOAWAY, 0, ga, 8, 1);
     CHECK_INT(rf_h2_parse_responses(s.buf, s.len, 0, 3, 0, res), 0);
     CHECK_INT(res[0].err, 0);
     CHECK_INT(res[0].http.status, 200);

@@ -1,14 +1,12 @@
 /* Unit tests of the probe's HTML report: escaping of hostile values, one
  * timeline row per request, bursts grouped one SVG each, the row cap, and
  * --report wired into the CLI. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "../support/testsrv.h"
 #include "probe/probe.h"
 #include "probe/report_html.h"
 #include "unit.h"
@@ -68,20 +66,6 @@ static size_t count(const char *hay, const char *needle)
     return n;
 }
 
-static char *temp_path(void)
-{
-    char *path = strdup("/tmp/rf-probehtml-XXXXXX");
-    if (!path)
-        return NULL;
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        free(path);
-        return NULL;
-    }
-    close(fd);
-    return path;
-}
-
 /* A request as the burst engine leaves it, times in µs after t0. */
 static void fake(struct rf_burst_res *r, uint64_t t0, int status, const char *body, double conn,
                  double lb, double fb, double done)
@@ -110,12 +94,12 @@ static void free_res(struct rf_burst_res *r, size_t n)
         rf_httpres_free(&r[i].http);
 }
 
-static const struct rf_probe_html_target target = {.method = "POST",
-                                                   .url = "http://h/v1/users?q=" HOSTILE,
-                                                   .n = 5,
-                                                   .rounds = 1,
-                                                   .sync = "lastbyte",
-                                                   .timeout_ms = 10000};
+static const struct rf_probe_target target = {.method = "POST",
+                                              .url = "http://h/v1/users?q=" HOSTILE,
+                                              .n = 5,
+                                              .rounds = 1,
+                                              .sync = "lastbyte",
+                                              .timeout_ms = 10000};
 
 /* ---- escaping ------------------------------------------------------------------ */
 
@@ -199,29 +183,29 @@ void test_probehtml_rows_and_escaping(void)
     struct rf_burst_res vres;
     fake(&vres, t0, 200, "[]", 1, 2, 3, 4);
 
-    char *path = temp_path();
+    char *path = ts_temp_file("probehtml", NULL);
     CHECK(path);
     struct rf_probe_html *h = rf_probe_html_open(path, &target, e, sizeof(e));
     CHECK(h);
-    struct rf_probe_html_round r = {.round = 1,
-                                    .res = res,
-                                    .n = N,
-                                    .t0_ns = t0,
-                                    .stats = &st,
-                                    .exps = exps,
-                                    .exp_res = er,
-                                    .nexps = 2,
-                                    .verify_url = "http://h/v?e=" HOSTILE,
-                                    .verify = &vres};
+    struct rf_probe_round r = {.round = 1,
+                               .res = res,
+                               .n = N,
+                               .t0_ns = t0,
+                               .stats = &st,
+                               .exps = exps,
+                               .exp_res = er,
+                               .nexps = 2,
+                               .verify_url = "http://h/v?e=" HOSTILE,
+                               .verify = &vres};
     CHECK_INT(rf_probe_html_round(h, &r), 0);
     size_t held[2] = {1, 0};
-    struct rf_probe_html_total t = {.stats = &st,
-                                    .rounds_done = 1,
-                                    .exps = exps,
-                                    .exp_held = held,
-                                    .nexps = 2,
-                                    .exit_code = 1,
-                                    .error = "1 expectation check failed " HOSTILE};
+    struct rf_probe_summary t = {.stats = &st,
+                                 .rounds_done = 1,
+                                 .exps = exps,
+                                 .exp_held = held,
+                                 .nexps = 2,
+                                 .exit_code = 1,
+                                 .error = "1 expectation check failed " HOSTILE};
     CHECK_INT(rf_probe_html_close(h, &t, e, sizeof(e)), 0);
     char *doc = slurp(path);
     unlink(path);
@@ -300,21 +284,21 @@ void test_probehtml_bursts_and_cap(void)
     rf_probe_stats_init(&st);
     rf_probe_stats_init(&total);
     CHECK_INT(rf_probe_stats_add(&st, res, n, 1), 0);
-    struct rf_probe_html_target t = target;
+    struct rf_probe_target t = target;
     t.n = n;
     t.rounds = 3;
     t.max_rows = cap;
     char e[256];
-    char *path = temp_path();
+    char *path = ts_temp_file("probehtml", NULL);
     CHECK(path);
     struct rf_probe_html *h = rf_probe_html_open(path, &t, e, sizeof(e));
     CHECK(h);
     for (unsigned k = 1; k <= 3; k++) {
-        struct rf_probe_html_round r = {.round = k, .res = res, .n = n, .t0_ns = t0, .stats = &st};
+        struct rf_probe_round r = {.round = k, .res = res, .n = n, .t0_ns = t0, .stats = &st};
         CHECK_INT(rf_probe_html_round(h, &r), 0);
         CHECK_INT(rf_probe_stats_merge(&total, &st), 0);
     }
-    struct rf_probe_html_total tot = {.stats = &total, .rounds_done = 3, .exit_code = 0};
+    struct rf_probe_summary tot = {.stats = &total, .rounds_done = 3, .exit_code = 0};
     CHECK_INT(rf_probe_html_close(h, &tot, e, sizeof(e)), 0);
     char *doc = slurp(path);
     unlink(path);
@@ -345,13 +329,13 @@ void test_probehtml_empty_times(void)
     rf_probe_stats_init(&st);
     CHECK_INT(rf_probe_stats_add(&st, &r, 1, 1), 0);
     char e[256];
-    char *path = temp_path();
+    char *path = ts_temp_file("probehtml", NULL);
     CHECK(path);
     struct rf_probe_html *h = rf_probe_html_open(path, &target, e, sizeof(e));
     CHECK(h);
-    struct rf_probe_html_round rr = {.round = 1, .res = &r, .n = 1, .t0_ns = 1000, .stats = &st};
+    struct rf_probe_round rr = {.round = 1, .res = &r, .n = 1, .t0_ns = 1000, .stats = &st};
     CHECK_INT(rf_probe_html_round(h, &rr), 0);
-    struct rf_probe_html_total tot = {.stats = &st, .rounds_done = 1, .exit_code = 2};
+    struct rf_probe_summary tot = {.stats = &st, .rounds_done = 1, .exit_code = 2};
     CHECK_INT(rf_probe_html_close(h, &tot, e, sizeof(e)), 0);
     char *doc = slurp(path);
     unlink(path);
@@ -378,7 +362,7 @@ void test_probehtml_open_errors(void)
     if (access("/dev/full", W_OK) == 0) {
         h = rf_probe_html_open("/dev/full", &target, e, sizeof(e));
         if (h) {
-            struct rf_probe_html_total tot = {.exit_code = 0};
+            struct rf_probe_summary tot = {.exit_code = 0};
             CHECK_INT(rf_probe_html_close(h, &tot, e, sizeof(e)), -1);
             CHECK(strstr(e, "writing report /dev/full failed"));
         }
@@ -387,28 +371,11 @@ void test_probehtml_open_errors(void)
 
 /* ---- through the CLI ---------------------------------------------------------- */
 
-static int run_probe(const char *const *args, char **out, char **err)
-{
-    char *argv[32];
-    int argc = 0;
-    size_t ol = 0, el = 0;
-    for (; args[argc] && argc < 31; argc++)
-        argv[argc] = (char *)args[argc];
-    argv[argc] = NULL;
-    FILE *o = open_memstream(out, &ol), *e = open_memstream(err, &el);
-    if (!o || !e)
-        return -1;
-    int code = rf_probe_run(argc, argv, o, e);
-    fclose(o);
-    fclose(e);
-    return code;
-}
-
 void test_probehtml_cli(void)
 {
     char *out = NULL, *err = NULL;
     const char *help[] = {"probe", "--help", NULL};
-    int code = run_probe(help, &out, &err);
+    int code = ts_run_probe(help, &out, &err);
     int ok = code == 0 && out && strstr(out, "--report FILE");
     free(out);
     free(err);
@@ -417,7 +384,7 @@ void test_probehtml_cli(void)
     /* An unwritable report is refused before anything is sent. */
     const char *bad[] = {"probe", "--report", "/nonexistent-dir-rf/r.html", "http://127.0.0.1:9/",
                          NULL};
-    code = run_probe(bad, &out, &err);
+    code = ts_run_probe(bad, &out, &err);
     ok = code == 2 && err && strstr(err, "--report: cannot create report") && out &&
          !strstr(out, "round 1");
     free(out);
@@ -425,23 +392,14 @@ void test_probehtml_cli(void)
     CHECK(ok);
 
     /* A port that was just free: every request fails, the report says so. */
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t al = sizeof(a);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &al) < 0) {
-        close(fd);
-        CHECK(0);
-    }
-    close(fd);
+    int port = ts_free_port();
+    CHECK(port > 0);
     char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
-    char *path = temp_path();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+    char *path = ts_temp_file("probehtml", NULL);
     CHECK(path);
     const char *args[] = {"probe", "-n", "3", "--json", "--report", path, url, NULL};
-    code = run_probe(args, &out, &err);
+    code = ts_run_probe(args, &out, &err);
     char *doc = slurp(path);
     unlink(path);
     free(path);

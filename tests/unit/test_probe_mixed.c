@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../support/testsrv.h"
 #include "probe/burst.h"
 #include "probe/expect.h"
 #include "probe/reqfile.h"
@@ -225,17 +226,6 @@ void test_probemixed_interleave(void)
     CHECK_INT(out[4], 2);
 }
 
-static void fake(struct rf_burst_res *r, int status, const char *body)
-{
-    memset(r, 0, sizeof(*r));
-    rf_httpres_init(&r->http, 0);
-    r->http.status = status;
-    if (body) {
-        r->http.body = strdup(body);
-        r->http.body_len = strlen(body);
-    }
-}
-
 void test_probemixed_exp_scope(void)
 {
     char err[384];
@@ -245,11 +235,11 @@ void test_probemixed_exp_scope(void)
     /* redeem: 200 200 409; checkout: 200 200 */
     const unsigned group_of[N] = {0, 1, 0, 1, 0};
     const size_t group_n[2] = {3, 2};
-    fake(&res[0], 200, "{\"id\":\"a\"}");
-    fake(&res[1], 200, "{\"id\":\"k\"}");
-    fake(&res[2], 200, "{\"id\":\"b\"}");
-    fake(&res[3], 200, "{\"id\":\"k\"}");
-    fake(&res[4], 409, NULL);
+    ts_fake_res(&res[0], 200, "{\"id\":\"a\"}");
+    ts_fake_res(&res[1], 200, "{\"id\":\"k\"}");
+    ts_fake_res(&res[2], 200, "{\"id\":\"b\"}");
+    ts_fake_res(&res[3], 200, "{\"id\":\"k\"}");
+    ts_fake_res(&res[4], 409, NULL);
     for (int i = 0; i < N; i++)
         bodies[i] = rf_probe_body_json(&res[i]);
     struct rf_probe_view v = {

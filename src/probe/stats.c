@@ -1,8 +1,11 @@
-#include "probe/report.h"
+#include "probe/stats.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "probe/servertime.h"
 
 void rf_probe_stats_init(struct rf_probe_stats *s)
 {
@@ -153,83 +156,55 @@ size_t rf_probe_status_order(const struct rf_probe_stats *s, unsigned short *out
     }
 }
 
-void rf_probe_stats_print(FILE *f, struct rf_probe_stats *s)
+int rf_probe_group_stats_add(struct rf_probe_stats *st, size_t ng, const struct rf_burst_res *res,
+                             const unsigned *group_of, size_t n, unsigned rnd)
 {
-    char a[32], b[32], c[32], d[32];
-    unsigned short order[RF_PROBE_STATUS_MAX];
-    size_t n = rf_probe_status_order(s, order);
-    int any = n > 0;
-    fprintf(f, "  status    ");
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s%u ×%zu", i ? "   " : "", (unsigned)order[i], s->status[order[i]]);
-    if (s->no_response)
-        fprintf(f, "%sno response ×%zu", any ? "   " : "", s->no_response);
-    else if (!any)
-        fprintf(f, "(none)");
-    fputc('\n', f);
-    fprintf(f, "  5xx       %zu\n", s->n5xx);
-    if (s->no_response)
-        fprintf(f, "  no reply  %zu (first: round %u request %ld: %s)\n", s->no_response,
-                s->first_err_round, s->first_err_i, s->first_err);
-    if (s->nlat) {
-        rf_probe_fmt_ns(a, sizeof(a), rf_probe_stats_lat(s, 0));
-        rf_probe_fmt_ns(b, sizeof(b), rf_probe_stats_lat(s, 0.5));
-        rf_probe_fmt_ns(c, sizeof(c), rf_probe_stats_lat(s, 0.99));
-        rf_probe_fmt_ns(d, sizeof(d), rf_probe_stats_lat(s, 1));
-        fprintf(f, "  latency   min %s   p50 %s   p99 %s   max %s\n", a, b, c, d);
+    /* The stats take a contiguous array; a shallow copy per group is enough,
+     * since they only read. */
+    struct rf_burst_res *sub = malloc((n ? n : 1) * sizeof(*sub));
+    if (!sub)
+        return -1;
+    int rc = 0;
+    for (size_t g = 0; g < ng && rc == 0; g++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (group_of[i] == g)
+                sub[k++] = res[i];
+        rc = rf_probe_stats_add(&st[g], sub, k, rnd);
     }
+    free(sub);
+    return rc;
+}
+
+void rf_probe_stats_figs(struct rf_probe_stats *s, struct rf_probe_figs *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->has_lat = s->nlat > 0;
+    if (f->has_lat) {
+        rf_probe_fmt_ns(f->lat_min, sizeof(f->lat_min), rf_probe_stats_lat(s, 0));
+        rf_probe_fmt_ns(f->lat_p50, sizeof(f->lat_p50), rf_probe_stats_lat(s, 0.5));
+        rf_probe_fmt_ns(f->lat_p99, sizeof(f->lat_p99), rf_probe_stats_lat(s, 0.99));
+        rf_probe_fmt_ns(f->lat_max, sizeof(f->lat_max), rf_probe_stats_lat(s, 1));
+    }
+    f->nspread = s->nspread;
     if (s->nspread == 1) {
-        rf_probe_fmt_ns(a, sizeof(a), s->spread_ns[0]);
-        fprintf(f, "  spread    %s (first to last final byte sent)\n", a);
+        rf_probe_fmt_ns(f->spread_one, sizeof(f->spread_one), s->spread_ns[0]);
     } else if (s->nspread > 1) {
-        rf_probe_fmt_ns(a, sizeof(a), rf_probe_stats_spread(s, 0));
-        rf_probe_fmt_ns(b, sizeof(b), rf_probe_stats_spread(s, 0.5));
-        rf_probe_fmt_ns(c, sizeof(c), rf_probe_stats_spread(s, 1));
-        fprintf(f, "  spread    min %s   median %s   max %s over %zu bursts\n", a, b, c,
-                s->nspread);
+        rf_probe_fmt_ns(f->spread_min, sizeof(f->spread_min), rf_probe_stats_spread(s, 0));
+        rf_probe_fmt_ns(f->spread_median, sizeof(f->spread_median), rf_probe_stats_spread(s, 0.5));
+        rf_probe_fmt_ns(f->spread_max, sizeof(f->spread_max), rf_probe_stats_spread(s, 1));
     }
 }
 
-static json_t *us(uint64_t ns)
+void rf_probe_spread_judge(const struct rf_burst_res *res, size_t n, const char *server_time,
+                           long max_spread_us, const struct rf_probe_stats *st,
+                           struct rf_probe_spread_verdict *v)
 {
-    /* 0.1 µs resolution is finer than anything the clock and kernel promise. */
-    return json_real(round((double)ns / 100.0) / 10.0);
-}
-
-json_t *rf_probe_stats_json(struct rf_probe_stats *s, int summary)
-{
-    json_t *o = json_object();
-    json_t *hist = json_object();
-    for (size_t k = 1; k < RF_PROBE_STATUS_MAX; k++)
-        if (s->status[k]) {
-            char key[8];
-            snprintf(key, sizeof(key), "%zu", k);
-            json_object_set_new(hist, key, json_integer((json_int_t)s->status[k]));
-        }
-    json_object_set_new(o, "requests", json_integer((json_int_t)s->requests));
-    json_object_set_new(o, "status", hist);
-    json_object_set_new(o, "5xx", json_integer((json_int_t)s->n5xx));
-    json_object_set_new(o, "no_response", json_integer((json_int_t)s->no_response));
-    if (s->no_response)
-        json_object_set_new(o, "first_error",
-                            json_pack("{s:I, s:I, s:s}", "round", (json_int_t)s->first_err_round,
-                                      "i", (json_int_t)s->first_err_i, "error", s->first_err));
-    if (s->nlat)
-        json_object_set_new(o, "latency_us",
-                            json_pack("{s:o, s:o, s:o, s:o}", "min", us(rf_probe_stats_lat(s, 0)),
-                                      "p50", us(rf_probe_stats_lat(s, 0.5)), "p99",
-                                      us(rf_probe_stats_lat(s, 0.99)), "max",
-                                      us(rf_probe_stats_lat(s, 1))));
-    else
-        json_object_set_new(o, "latency_us", json_null());
-    if (s->nspread == 1 && !summary)
-        json_object_set_new(o, "spread_us", us(s->spread_ns[0]));
-    else if (s->nspread >= 1)
-        json_object_set_new(o, "spread_us",
-                            json_pack("{s:o, s:o, s:o}", "min", us(rf_probe_stats_spread(s, 0)),
-                                      "median", us(rf_probe_stats_spread(s, 0.5)), "max",
-                                      us(rf_probe_stats_spread(s, 1))));
-    else
-        json_object_set_new(o, "spread_us", json_null());
-    return o;
+    memset(v, 0, sizeof(*v));
+    v->nstamps = server_time ? rf_probe_servertime_spread(res, n, server_time, &v->server_ns) : 0;
+    int server = v->nstamps >= 2;
+    v->judged_what = server ? "server" : st->nspread ? "release" : NULL;
+    v->judged_ns = server ? v->server_ns : st->nspread ? st->spread_ns[0] : 0;
+    v->inconclusive =
+        max_spread_us >= 0 && (!v->judged_what || v->judged_ns > (uint64_t)max_spread_us * 1000ull);
 }
