@@ -29,7 +29,7 @@ UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 ITEST_SRC := $(wildcard tests/integration/*.c)
 ITEST_OBJ := $(ITEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps run test check unit itest san-test valgrind clean format
+.PHONY: all deps run test check unit itest san-test valgrind clean format format-check
 
 all: $(BUILD)/racefree
 
@@ -72,8 +72,10 @@ run: deps
 
 # Every test, as CI runs it: unit + integration on the normal build, the same
 # under ASan+UBSan, and the unit tests under valgrind. Ends with one summary line.
+# ONLY=NAME[,NAME…] or ONLY=SUITE:TEST runs just those (scripts/test.sh --only;
+# --list names the suites).
 test: deps
-	./scripts/test.sh
+	./scripts/test.sh$(if $(ONLY), --only '$(ONLY)')
 
 check: $(BUILD)/racefree $(BUILD)/racefree-test $(BUILD)/unit $(BUILD)/itest
 
@@ -86,8 +88,17 @@ itest: $(BUILD)/racefree $(BUILD)/racefree-test $(BUILD)/itest
 clean:
 	rm -rf build build-san
 
+# What git tracks (outside a checkout, what is there), so that a scratch file
+# never fails the check.
+FORMAT_FILES = $(or $(shell git ls-files 'src/*.[ch]' 'tests/*.[ch]' 2>/dev/null), \
+                    $(wildcard src/*.c src/*/*.[ch] tests/*/*.[ch]))
+
 format:
-	clang-format -i $(wildcard src/*.c src/*/*.[ch] tests/*/*.[ch])
+	clang-format -i $(FORMAT_FILES)
+
+# CI's check (scripts/test.sh runs it first): every file as .clang-format has it.
+format-check:
+	@clang-format --dry-run -Werror $(FORMAT_FILES) && echo "format: $(words $(FORMAT_FILES)) files ok"
 
 # Optional fragments (fuzzers, benchmarks) live in mk/*.mk.
 -include mk/*.mk

@@ -1,5 +1,6 @@
 # racefree probe: black-box tests, its own unit runner, benchmark.
 #   make probe-test      CLI tests against the racy fixture and a real racefree serve
+#                        (PROBE_ONLY=SUBSTR: only the tests whose name holds it)
 #   make probe-unit      the probe CLI unit tests alone (also under valgrind: probe-unit-valgrind)
 #   (its fuzz targets are built and run by mk/fuzz.mk)
 #   make probe-bench     arrival-spread benchmark -> bench/probe/RESULTS.md
@@ -38,7 +39,7 @@ probe-unit-valgrind: $(BUILD)/probecli-unit/unit
 		./$(BUILD)/probecli-unit/unit
 
 probe-test: $(BUILD)/racefree $(BUILD)/probe-fixture
-	tests/probe/run.sh --bin ./$(BUILD)/racefree --fixture ./$(BUILD)/probe-fixture
+	tests/probe/run.sh --bin ./$(BUILD)/racefree --fixture ./$(BUILD)/probe-fixture$(if $(PROBE_ONLY), --only '$(PROBE_ONLY)')
 
 probe-bench: $(BUILD)/racefree $(BUILD)/probe-fixture
 	python3 bench/probe/spread.py --bin ./$(BUILD)/racefree --fixture ./$(BUILD)/probe-fixture

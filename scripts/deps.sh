@@ -12,8 +12,8 @@ PACKAGES=(
     # tests: sqlite shell, PostgreSQL server (started per test run), valgrind,
     # clang + libFuzzer for the fuzz targets
     sqlite3 postgresql valgrind clang libfuzzer-14-dev libclang-rt-14-dev
-    # tools, data
-    curl ca-certificates unicode-data jq python3 python3-jsonschema
+    # tools, data; clang-format for make format-check
+    clang-format curl ca-certificates unicode-data jq python3 python3-jsonschema
     # tests: headless browser that renders the probe's HTML race report
     chromium
     # tests: the probe over TLS and HTTP/2 (openssl makes the test certificate,

@@ -18,7 +18,11 @@ import multiprocessing as mp
 import os
 import selectors
 import socket
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import rf_test  # noqa: E402
 
 NORMAL_BUDGET_S = 1.0
 PROBE_PERIOD_S = 0.2
@@ -28,20 +32,9 @@ def out(line):
     print(line, flush=True)
 
 
-def ok(name):
-    out(f"ok - {name}")
-
-
-def fail(name, why):
-    out(f"not ok - {name}: {why}")
-
-
-def check(name, cond, why):
-    if cond:
-        ok(name)
-    else:
-        fail(name, why)
-    return cond
+# run.sh counts the lines; the totals are its own.
+tally = rf_test.Tally(sep=" - ")
+ok, fail, check = tally.ok, tally.bad, tally.check
 
 
 def rss_kb(pid):

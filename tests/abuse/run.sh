@@ -11,9 +11,10 @@
 # gives up after 5 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+RF_OK_SEP=" - "
+. tests/support/lib.sh
 
 BIN=./build/racefree
-ONLY=
 IDLE=10000
 while [ $# -gt 0 ]; do
     case $1 in
@@ -31,43 +32,11 @@ HEADER_TIMEOUT=3
 BODY_TIMEOUT=4
 IDLE_TIMEOUT=5
 
-TMP=$(mktemp -d /tmp/rf-abuse-test.XXXXXX)
-PIDS=()
-passed=0
-failed=0
+rf_init abuse 300
 
-cleanup() {
-    for p in "${PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-(
-    trap 'kill "$SP" 2>/dev/null; exit 0' TERM
-    sleep 300 &
-    SP=$!
-    wait "$SP"
-    echo "!! abuse tests: 5 minute limit reached" >&2
-    kill -TERM $$
-) &
-PIDS+=("$!")
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok - $1"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "not ok - $1: $2"
-}
-want() { # NAME SUBSTR
-    [ -z "$ONLY" ] || [[ $1 == *"$ONLY"* ]]
-}
+ok() { rf_ok "$1"; }
+bad() { rf_bad "$1" "$2"; }
+want() { rf_want "$1"; }
 
 # Both this shell (the attacker's sockets) and the server need a socket per
 # connection; the server raises its own limit to the hard one.
@@ -79,39 +48,15 @@ if [ "$IDLE" -gt $(($(ulimit -n) - 200)) ]; then
     echo "# open-file limit $(ulimit -n): idle floods use $IDLE connections, not 10000"
 fi
 
-# Starts a server in the background, waits (10 s at most) for its
-# "listening on" line; sets PORT, SPID and KEY (the bootstrap root key).
+# Waits 10 s at most for the "listening on" line; sets PORT, SPID and KEY
+# (the bootstrap root key).
 start_server() {
     local log=$1
     shift
-    PORT= SPID= KEY=
-    "$BIN" serve --log-level info "$@" 2>"$log" >/dev/null &
-    SPID=$!
-    PIDS+=("$SPID")
-    for _ in $(seq 100); do
-        PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" 2>/dev/null | grep -o '[0-9]*$')
-        [ -n "$PORT" ] && break
-        sleep 0.1
-    done
-    KEY=$(grep -o 'rk_[A-Za-z0-9]*' "$log" | head -1)
-    if [ -z "$PORT" ] || [ -z "$KEY" ]; then
-        echo "!! server did not start: $*" >&2
-        cat "$log" >&2
-        return 1
-    fi
+    RF_START_TRIES=100 rf_start_serve "$log" "$BIN" "$@"
 }
 
-stop_server() { # PID: SIGTERM, then it must exit 0 within 15 s
-    local pid=$1 rc
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    wait "$pid"
-    rc=$?
-    return "$rc"
-}
+stop_server() { rf_stop "$1" 15; } # SIGTERM, then it must exit 0 within 15 s
 
 # ---- attacks -----------------------------------------------------------------
 
@@ -252,5 +197,4 @@ if want cli; then
     fi
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+rf_summary

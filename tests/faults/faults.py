@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -33,8 +32,9 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PG_SH = os.path.join(ROOT, "scripts", "pg.sh")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import rf_test  # noqa: E402
+
 
 LEASE_S = 2  # --idempotency-lease: short, so retries of killed requests finish quickly
 PROVISION_MS = 30  # long enough that kills land inside resource handlers
@@ -62,9 +62,6 @@ EXPECTED = {
 
 # ---------------------------------------------------------------- processes
 
-children = set()  # PIDs we started and must stop
-
-
 # The server must not outlive a driver killed by a CI timeout: util-linux's
 # setpriv sets the parent-death signal before exec (a preexec_fn would do the
 # same, but forking this threaded interpreter costs up to seconds on a busy
@@ -73,88 +70,24 @@ children = set()  # PIDs we started and must stop
 SETPRIV = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def log(msg):
     print(msg, flush=True)
 
 
-class Serve:
+class Serve(rf_test.Serve):
     """One `racefree serve` on a fixed port, restarted by the tests at will."""
 
     def __init__(self, binary, db_url, logpath, args=()):
-        self.binary, self.db_url, self.logpath = binary, db_url, logpath
-        self.args = list(args)
-        self.port = free_port()
-        self.proc = None
-        self.starts = 0
+        super().__init__(binary, db_url, logpath,
+                         ["--log-level", "warn", "--threads", str(THREADS)] + list(args),
+                         port=rf_test.free_port(), append=True, prefix=SETPRIV, healthz=True,
+                         stdin=subprocess.DEVNULL, stop_s=20)
 
     def start(self, extra=(), timeout=40):
-        for attempt in range(3):
-            logf = open(self.logpath, "a")
-            argv = [self.binary, "serve", "--db", self.db_url, "--listen",
-                    "127.0.0.1:%d" % self.port, "--log-level", "warn", "--threads",
-                    str(THREADS)] + self.args + list(extra)
-            self.proc = subprocess.Popen(SETPRIV + argv, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=logf)
-            logf.close()
-            children.add(self.proc.pid)
-            self.starts += 1
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                try:
-                    c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                    c.request("GET", "/healthz")
-                    ok = c.getresponse().status == 200
-                    c.close()
-                    if ok:
-                        return
-                except OSError:
-                    pass
-                time.sleep(0.005)
-            self.kill9()
-            # Someone took the port between two runs: take another.
-            self.port = free_port()
-        raise RuntimeError("serve did not start (log: %s)" % self.logpath)
-
-    def kill9(self):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.reap()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-        self.reap()
-
-    def reap(self):
-        if self.proc:
-            self.proc.wait()
-            children.discard(self.proc.pid)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        return super().start(extra, timeout, poll=0.005, tries=3)
 
 
-def workspace_key(binary, db_url, name):
-    out = subprocess.run([binary, "workspace", "create", name, "--db", db_url],
-                         capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError("workspace create: %s" % out.stderr.strip())
-    j = json.loads(out.stdout)
-    return j["workspaceId"], j["rootKey"]
+workspace_key = rf_test.workspace_key
 
 
 # ---------------------------------------------------------------- databases
@@ -219,27 +152,12 @@ class PgDB:
         return []  # constraints are checked by the invariant queries
 
 
-class PgCluster:
+class PgCluster(rf_test.PgCluster):
     """A throwaway cluster of scripts/pg.sh, with a database per test."""
-
-    def __init__(self, d):
-        self.dir = d
-        self.url = None
-
-    def start(self):
-        out = subprocess.run([PG_SH, "start", self.dir], capture_output=True, text=True,
-                             timeout=120)
-        if out.returncode != 0:
-            raise RuntimeError("pg.sh start: %s" % out.stderr.strip())
-        self.url = out.stdout.strip().splitlines()[-1]
-        return self.url
-
-    def stop(self):
-        subprocess.run([PG_SH, "stop", self.dir], capture_output=True, timeout=120)
 
     def database(self, name):
         PgDB(self.url).rows("CREATE DATABASE %s" % name)
-        return PgDB(self.url.rsplit("/", 1)[0] + "/" + name)
+        return PgDB(self.db_url(name))
 
 
 # ---------------------------------------------------------------- HTTP
@@ -1028,11 +946,7 @@ def main():
                 failed += 1
                 log("FAIL %s %.1f s (logs in %s)" % (n, dt, tmp))
     finally:
-        for pid in list(children):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        rf_test.kill_children()
         if ctx.pg:
             ctx.pg.stop()
         if not failed and os.environ.get("FAULTS_KEEP") != "1":

@@ -12,6 +12,7 @@
 # Ends with "N passed, N failed"; exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+. tests/support/lib.sh
 
 missing=""
 command -v python3 >/dev/null 2>&1 || missing="python3"
@@ -20,7 +21,8 @@ if [[ " $* " != *" --no-pg "* ]]; then
 fi
 if [ -n "$missing" ]; then
     echo "faults: missing:$missing (scripts/deps.sh installs them)"
-    echo "0 passed, 1 failed"
+    failed=1
+    rf_summary
     exit 1
 fi
 exec python3 tests/faults/faults.py "$@"

@@ -16,25 +16,13 @@
  * type; a replay repeats the stored answer exactly. ASan and UBSan watch
  * the rest, LeakSanitizer the per-request memory. */
 #include <jansson.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
+
+#include "fuzz.h"
 
 #include "api/api.h"
 #include "core/util.h"
 #include "store/store.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__);                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* A fresh database every so often bounds its growth (and so the cost of
  * each insert); between resets the keys and rows of earlier inputs are

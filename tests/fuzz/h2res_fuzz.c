@@ -11,22 +11,10 @@
  * frames per read), so that is not required. Each outcome must be coherent (an answer has a status,
  * terminated head and body within the bound; a failure has a message and no status claimed as an
  * answer). */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+
+#include "fuzz.h"
 
 #include "probe/h2.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__);                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MAX_RESPONSE 4096
 

@@ -5,22 +5,10 @@
  * and both parses must agree: the reader's promise is that any split of the
  * stream gives the same result. Invariants on the parsed response are
  * checked on the way (terminated buffers, the size bound, "extra"). */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+
+#include "fuzz.h"
 
 #include "probe/httpres.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__);                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static int parse(const char *s, size_t n, size_t step, size_t max, int head, struct rf_httpres *r,
                  size_t *consumed)

@@ -7,22 +7,10 @@
  * key is the header itself; and the key, quoted again as an RFC 8941
  * sf-string, parses back to itself (bare and quoted spellings of one key
  * must name one reservation). */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+
+#include "fuzz.h"
 
 #include "api/api.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__);                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define KEY_MAX 255
 #define OUT_LEN (KEY_MAX + 2) /* as in rf_api_idem_begin */

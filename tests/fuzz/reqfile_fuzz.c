@@ -6,25 +6,13 @@
  * input; the same file with LF turned into CRLF parses to the same head; and
  * the request bytes made from it frame exactly its body. The first input byte
  * picks the parser, the rest is its input. */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+
+#include "fuzz.h"
 
 #include "probe/reqfile.h"
 #include "probe/request.h"
 #include "probe/servertime.h"
 #include "probe/template.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__);                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static void check_parsed(const struct rf_probe_reqfile *f, size_t size)
 {

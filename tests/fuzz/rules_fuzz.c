@@ -10,22 +10,10 @@
  * ignores surrounding whitespace and ASCII case; a username's validity
  * does not depend on ASCII case, and its key is its own key; the UTF-8
  * check agrees with an independent decoder written from Unicode's Table 3-7. */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+
+#include "fuzz.h"
 
 #include "core/rules.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__);                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static char *dup_exact(const uint8_t *s, size_t n)
 {

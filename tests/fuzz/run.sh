@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Runs libFuzzer targets one after another, each for a bounded time, on a
 # working corpus kept in DIR/corpus/<target> (seeded from
 # tests/fuzz/corpus/<target>, growing across runs). Prints executions per
@@ -18,9 +18,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 here=$(dirname "$0")
+. "$here/../support/lib.sh"
 mkdir -p "$dir/artifacts" "$dir/logs"
-passed=0
-failed=0
 for t in "$@"; do
     seeds=$here/corpus/${t%_fuzz}
     work=$dir/corpus/${t%_fuzz}
@@ -45,5 +44,4 @@ for t in "$@"; do
         ls -1 "$dir/artifacts/$t-"* 2>/dev/null | sed 's/^/  artifact: /'
     fi
 done
-echo "fuzz: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+rf_summary fuzz

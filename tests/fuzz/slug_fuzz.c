@@ -8,22 +8,10 @@
  * must not move it), ASCII case never matters, and a short buffer is
  * refused without a write past it. Buffers are sized exactly so that ASan
  * sees any overrun. */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+
+#include "fuzz.h"
 
 #include "core/slug.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__);                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static void check_shape(const char *s, size_t n)
 {

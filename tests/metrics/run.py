@@ -25,13 +25,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import rf_test  # noqa: E402
+
+ROOT = rf_test.ROOT
 BUILD = os.path.join(ROOT, "build")
 args = sys.argv[1:]
 while args:
@@ -43,17 +45,8 @@ while args:
 BIN = os.path.join(BUILD, "racefree-test")
 
 CTYPE = "text/plain; version=0.0.4; charset=utf-8"
-passed = failed = 0
-
-
-def check(name, ok, why=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok {name}")
-    else:
-        failed += 1
-        print(f"not ok {name}: {why}")
+tally = rf_test.Tally()
+check = tally.check
 
 
 # ---- a strict parser of the Prometheus text format 0.0.4 --------------------
@@ -218,54 +211,19 @@ def val(samples, name, **labels):
 
 # ---- servers ----------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(rf_test.Serve):
     """quiet: --log-level warn, which hides the "listening on" line, so the
     port is picked here and the server polled until it answers."""
 
     def __init__(self, workdir, tag, quiet=False, env=None):
-        self.log_path = os.path.join(workdir, f"{tag}.log")
-        self.log = open(self.log_path, "wb")
-        e = dict(os.environ)
-        e.update(env or {})
-        want = free_port() if quiet else 0
-        self.proc = subprocess.Popen(
-            [BIN, "serve", "--listen", f"127.0.0.1:{want}", "--db",
-             "sqlite:" + os.path.join(workdir, f"{tag}.db"),
-             *(("--log-level", "warn") if quiet else ())],
-            stdout=self.log, stderr=subprocess.STDOUT, env=e)
-        deadline = time.monotonic() + 10
-        self.port = None
-        while time.monotonic() < deadline and self.port is None:
-            m = re.search(rb"listening on http://127\.0\.0\.1:(\d+)", self.text(b=True))
-            if m:
-                self.port = int(m.group(1))
-            elif self.proc.poll() is not None:
-                break
-            elif quiet:
-                try:
-                    socket.create_connection(("127.0.0.1", want), timeout=1).close()
-                    self.port = want
-                except OSError:
-                    time.sleep(0.05)
-            else:
-                time.sleep(0.05)
-        if self.port is None:
-            self.stop()
-            raise RuntimeError(f"server did not start: {self.text()[-800:]}")
-        m = re.search(r"root key, shown only once:\s+(rk_\w+)", self.text())
+        super().__init__(BIN, "sqlite:" + os.path.join(workdir, f"{tag}.db"),
+                         os.path.join(workdir, f"{tag}.log"),
+                         args=("--log-level", "warn") if quiet else (),
+                         port=rf_test.free_port() if quiet else 0, env=env, merge=True)
+        self.start(timeout=10)
         w = re.search(r"created workspace 'default' \((ws_\w+)\)", self.text())
-        self.key = m.group(1) if m else None
+        self.key = self.root_key()
         self.ws = w.group(1) if w else None
-
-    def text(self, b=False):
-        data = open(self.log_path, "rb").read()
-        return data if b else data.decode("utf-8", "replace")
 
     def request(self, method, path, body=None, key=None, auth=True, conn=None):
         c = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -283,16 +241,6 @@ class Server:
         if not conn:
             c.close()
         return r.status, dict(r.getheaders()), data
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def scrape(srv):
@@ -553,8 +501,7 @@ def main():
                 check(t.__name__, False, repr(e))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(tally.summary())
 
 
 main()

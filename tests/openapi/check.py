@@ -24,7 +24,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 import warnings
 
@@ -551,48 +550,22 @@ def api_md_checks(doc):
 # ---- live checks ------------------------------------------------------------
 
 
-class Server:
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import rf_test  # noqa: E402
+
+
+class Server(rf_test.Serve):
     def __init__(self, binary, tmp, db=None):
-        self.log = os.path.join(tmp, "serve.log")
-        self.db = db or "sqlite:" + os.path.join(tmp, "rf.db")
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--db", self.db, "--listen", "127.0.0.1:0",
-             "--provision-delay-ms", "0"],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        super().__init__(binary, db or "sqlite:" + os.path.join(tmp, "rf.db"),
+                         os.path.join(tmp, "serve.log"), args=["--provision-delay-ms", "0"])
+        self.start(timeout=20)
         try:
-            self._ready(binary)
+            # A workspace of our own: the database may be shared and not new.
+            _, self.key = rf_test.workspace_key(binary, self.db,
+                                                "openapi-" + uuid.uuid4().hex[:12], timeout=30)
         except BaseException:
             self.stop()
             raise
-
-    def _ready(self, binary):
-        self.port = self.key = None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            port = re.search(r"listening on http://127\.0\.0\.1:(\d+)", open(self.log).read())
-            if port:
-                self.port = int(port.group(1))
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("server did not start:\n" + open(self.log).read()[-2000:])
-        # A workspace of our own: the database may be shared and not new.
-        out = subprocess.run([binary, "workspace", "create", "openapi-" + uuid.uuid4().hex[:12],
-                              "--db", self.db], capture_output=True, text=True, timeout=30)
-        if out.returncode != 0:
-            raise RuntimeError(f"workspace create: {out.stderr[-1000:]}")
-        self.key = json.loads(out.stdout)["rootKey"]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                return "killed"
-        return self.proc.returncode
 
     def request(self, method, path, body=None, headers=None, auth=True):
         h = dict(headers or {})

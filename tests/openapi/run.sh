@@ -4,11 +4,12 @@
 # earlier on PATH (pyenv, a venv) may lack it or carry another version.
 # usage: tests/openapi/run.sh [--bin build/racefree] [--db URL] [--only SUBSTR]
 cd "$(dirname "$0")/../.." || exit 2
+. tests/support/lib.sh
 for py in /usr/bin/python3 python3; do
     if "$py" -c 'import jsonschema' 2>/dev/null; then
         exec timeout 600 "$py" tests/openapi/check.py "$@"
     fi
 done
 echo "!! no python3 with jsonschema: apt-get install python3-jsonschema" >&2
-echo "0 passed, 1 failed"
-exit 1
+rf_bad python3-jsonschema
+rf_summary

@@ -13,6 +13,7 @@
 # runs under `timeout`; the whole script gives up after 5 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+. tests/support/lib.sh
 
 BIN=./build/racefree
 FIXTURE=./build/probe-fixture
@@ -27,63 +28,16 @@ done
 SHOT_DIR=${REPORT_SCREENSHOT_DIR:-$(dirname "$BIN")/report-html}
 mkdir -p "$SHOT_DIR" || exit 2
 SHOT_DIR=$(cd "$SHOT_DIR" && pwd)
-TMP=$(mktemp -d /tmp/rf-report-html.XXXXXX)
-PIDS=()
-passed=0
-failed=0
+rf_init report 300
 
-cleanup() {
-    for p in "${PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-(
-    trap 'kill "$SP" 2>/dev/null; exit 0' TERM
-    sleep 300 &
-    SP=$!
-    wait "$SP"
-    echo "!! report tests: 5 minute limit reached" >&2
-    kill -TERM $$
-) &
-WATCHDOG=$!
-PIDS+=("$WATCHDOG")
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok $1"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "not ok $1: $2"
-}
+ok() { rf_ok "$1"; }
+bad() { rf_bad "$1" "$2"; }
 # Chromium's complaints about the missing D-Bus are noise here.
 show() {
     [ -f "$1" ] && grep -v 'dbus\|unexpected operator' "$1" | sed 's/^/    | /' | head -"${2:-20}"
 }
 
-# Starts a server in the background and waits (5 s at most) for its
-# "listening on http://127.0.0.1:PORT" line; sets PORT.
-start_server() {
-    local log=$1
-    shift
-    PORT=
-    "$@" 2>"$log" >/dev/null &
-    PIDS+=("$!")
-    for _ in $(seq 50); do
-        PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" 2>/dev/null | grep -o '[0-9]*$')
-        [ -n "$PORT" ] && return 0
-        sleep 0.1
-    done
-    echo "!! server did not start: $*" >&2
-    cat "$log" >&2
-    return 1
-}
+start_server() { rf_start_server "$@"; }
 
 CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 # A profile of our own: other Chromium runs on the machine cannot collide
@@ -356,5 +310,4 @@ else
 fi
 
 kill -TERM "$WATCHDOG" 2>/dev/null
-echo "report: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+rf_summary report

@@ -10,6 +10,7 @@
 # runs under `timeout`; the whole script gives up after 10 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+. tests/support/lib.sh
 
 BIN=./build/racefree
 FIXTURE=./build/probe-fixture
@@ -23,66 +24,19 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-TMP=$(mktemp -d /tmp/rf-probe-test.XXXXXX)
-PIDS=()
-passed=0
-failed=0
+rf_init probe 600
 
-cleanup() {
-    for p in "${PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-# A hard stop for the whole run, whatever hangs.
-# The sleep runs under `wait` so that a TERM from us ends the watchdog at once.
-(
-    trap 'kill "$SP" 2>/dev/null; exit 0' TERM
-    sleep 600 &
-    SP=$!
-    wait "$SP"
-    echo "!! probe tests: 10 minute limit reached" >&2
-    kill -TERM $$
-) &
-WATCHDOG=$!
-PIDS+=("$WATCHDOG")
-
-# Starts a server in the background, waits (5 s at most) for its
-# "listening on http://127.0.0.1:PORT" line, and sets PORT. Not to be called
-# in a subshell: the PID must reach PIDS for the cleanup.
-start_server() {
-    local log=$1
-    shift
-    PORT=
-    "$@" 2>"$log" >/dev/null &
-    PIDS+=("$!")
-    for _ in $(seq 50); do
-        PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" 2>/dev/null | grep -o '[0-9]*$')
-        [ -n "$PORT" ] && return 0
-        sleep 0.1
-    done
-    echo "!! server did not start: $*" >&2
-    cat "$log" >&2
-    return 1
-}
+# Not to be called in a subshell: the PID must reach PIDS for the cleanup.
+start_server() { rf_start_server "$@"; }
 
 PREFIX=()
 PROBE() {
     timeout 60 "${PREFIX[@]}" "$BIN" probe "$@"
 }
 
-ok() {
-    passed=$((passed + 1))
-    echo "ok $1"
-}
+ok() { rf_ok "$1"; }
 bad() {
-    failed=$((failed + 1))
-    echo "not ok $1: $2"
+    rf_bad "$1" "$2"
     if [ -f "$TMP/out" ]; then sed 's/^/    | /' "$TMP/out" | head -40; fi
     if [ -f "$TMP/err" ]; then sed 's/^/    ! /' "$TMP/err" | head -10; fi
 }
@@ -475,5 +429,4 @@ elif [ -n "$RPORT" ]; then
 fi
 
 kill -TERM "$WATCHDOG" 2>/dev/null
-echo "probe: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+rf_summary probe

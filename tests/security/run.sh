@@ -2,6 +2,7 @@
 # Security checks (issue 8 §6); docs/SECURITY.md says what each one guards.
 #
 #   tests/security/run.sh [--bin build/racefree] [--pg ADMIN_URL [--pg-dir DIR]]
+#                         [--only SUBSTR]   (of the names below)
 #
 #   sql_params        every SQL statement in src/ is a constant (sql_params.py)
 #   sql_params_mut_*  the same scanner on scratch copies of src/ with one bad
@@ -16,6 +17,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+. "$root/tests/support/lib.sh"
 bin=$root/build/racefree
 pg=()
 while [ $# -gt 0 ]; do
@@ -23,17 +25,18 @@ while [ $# -gt 0 ]; do
     --bin) bin=$2; shift 2 ;;
     --pg) pg+=(--pg "$2"); shift 2 ;;
     --pg-dir) pg+=(--pg-dir "$2"); shift 2 ;;
-    *) sed -n '2,13s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    *) sed -n '2,14s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
     esac
 done
 
-passed=0
-failed=0
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-notok() { echo "not ok $1${2:+: $2}"; failed=$((failed + 1)); }
+ok() { rf_ok "$1"; }
+notok() { rf_bad "$@"; }
 
-out=$(python3 "$here/sql_params.py" --root "$root" 2>&1)
-if [ $? -eq 0 ]; then ok sql_params; else notok sql_params "$(printf '\n%s' "$out")"; fi
+if rf_want sql_params; then
+    out=$(python3 "$here/sql_params.py" --root "$root" 2>&1)
+    if [ $? -eq 0 ]; then ok sql_params; else notok sql_params "$(printf '\n%s' "$out")"; fi
+fi
 
 # Each mutation is appended to one file of a scratch copy of src/; the
 # scanner must then fail and name that file.
@@ -41,6 +44,7 @@ scratch=$(mktemp -d /tmp/rf-sqlmut.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 mutate() {
     local name=$1 file=$2 code=$3
+    rf_want "sql_params_mut_$name" || return 0
     rm -rf "$scratch/src"
     cp -r "$root/src" "$scratch/src"
     printf '%s\n' "$code" >>"$scratch/src/$file"
@@ -86,7 +90,9 @@ static void sec_bad(PGconn *h, const char *name)
 mutate format_table api/users.c '
 static const char *const sec_fmt = "UPDATE users SET name = '"'"'%s'"'"' WHERE id = ?";'
 
-if [ -x "$bin" ]; then
+if ! rf_want secrets; then
+    :
+elif [ -x "$bin" ]; then
     log=$(mktemp)
     python3 "$here/secrets.py" --bin "$bin" "${pg[@]}" 2>&1 | tee "$log"
     p=$(grep -c '^ok ' "$log")
@@ -99,5 +105,4 @@ else
     notok secrets "no server binary at $bin (make first, or --bin)"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+rf_summary

@@ -29,41 +29,24 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import rf_test  # noqa: E402
 
 SECRET = re.compile(rb"\b(?:rk|rf)_[1-9A-HJ-NP-Za-km-z]{20,}")
-results = []
+tally = rf_test.Tally()
+check = tally.check
 
 
-def check(name, ok, why=""):
-    results.append(ok)
-    print(f"ok {name}" if ok else f"not ok {name}: {why}", flush=True)
-
-
-class Server:
+class Server(rf_test.Serve):
     def __init__(self, binary, db_url, workdir):
-        self.log = os.path.join(workdir, "serve.log")
-        self.out = open(self.log, "wb")
-        self.p = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--db", db_url, "--log-level", "debug",
-             "--provision-delay-ms", "0", "--threads", "2"],
-            stdout=self.out, stderr=subprocess.STDOUT)
-        deadline = time.time() + 40
-        self.port = None
-        while time.time() < deadline and self.p.poll() is None:
-            m = re.search(rb"listening on http://127\.0\.0\.1:(\d+)", open(self.log, "rb").read())
-            if m:
-                self.port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        if not self.port:
-            self.stop()
-            raise RuntimeError("server did not start: " + open(self.log, "rb").read().decode(
-                "utf-8", "replace")[-2000:])
+        super().__init__(binary, db_url, os.path.join(workdir, "serve.log"),
+                         args=["--log-level", "debug", "--provision-delay-ms", "0",
+                               "--threads", "2"], merge=True)
+        self.start(timeout=40)
 
     def req(self, method, path, key=None, body=None, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
@@ -84,17 +67,6 @@ class Server:
         except ValueError:
             j = None
         return r.status, j, raw, hdrs
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.out.close()
-        return self.p.returncode
 
 
 def exercise(srv, root_keys):
@@ -159,20 +131,17 @@ def raw_files(paths):
 
 
 def run_backend(name, binary, db_url, workdir, dump, raw_paths):
-    out = subprocess.run([binary, "workspace", "create", "sec-ws", "--db", db_url],
-                         capture_output=True, timeout=60)
-    if out.returncode != 0:
-        check(f"{name}: setup", False, out.stderr.decode()[-500:])
+    try:
+        _, ws_key = rf_test.workspace_key(binary, db_url, "sec-ws")
+    except RuntimeError as ex:
+        check(f"{name}: setup", False, str(ex)[-500:])
         return
-    ws_key = json.loads(out.stdout)["rootKey"]
     srv = Server(binary, db_url, workdir)
     try:
-        log = open(srv.log, "rb").read()
-        m = re.search(rb"root key, shown only once:\s+(rk_\w+)", log)
-        if not m:
+        boot = srv.root_key()
+        if not boot:
             check(f"{name}: setup", False, "no bootstrap root key on stderr")
             return
-        boot = m.group(1).decode()
         api_keys, bogus = exercise(srv, [boot, ws_key])
     except Exception as ex:  # noqa: BLE001 - report, then clean up
         check(f"{name}: exercise", False, repr(ex))
@@ -257,13 +226,12 @@ def main():
                                 f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
                                capture_output=True, timeout=60)
     finally:
-        if o.keep or not all(results):
+        if o.keep or tally.failed:
             print(f"files kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    passed = sum(results)
-    print(f"{passed} passed, {len(results) - passed} failed")
-    return 0 if results and all(results) else 1
+    rc = tally.summary()
+    return rc if tally.passed + tally.failed else 1
 
 
 if __name__ == "__main__":
