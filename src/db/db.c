@@ -29,6 +29,7 @@ int rf_db_fail(struct rf_db_error *e, enum rf_db_err code, const char *fmt, ...)
 {
     va_list ap;
     e->code = code;
+    e->retry = RF_DB_RETRY_OTHER;
     e->constraint[0] = '\0';
     va_start(ap, fmt);
     vsnprintf(e->detail, sizeof(e->detail), fmt, ap);

@@ -19,6 +19,7 @@
 
 /* Exposed for unit tests (prototypes repeated in tests/unit/test_pg.c). */
 enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok);
+enum rf_db_retry_reason rf_pg_retry_reason(const char *sqlstate);
 int rf_pg_placeholders(const char *sql, char *out, size_t outlen);
 
 #define STMT_CACHE 64
@@ -87,6 +88,19 @@ enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok)
     return RF_DB_ERROR;
 }
 
+enum rf_db_retry_reason rf_pg_retry_reason(const char *sqlstate)
+{
+    if (!sqlstate)
+        return RF_DB_RETRY_OTHER;
+    if (strcmp(sqlstate, "40001") == 0)
+        return RF_DB_RETRY_SERIALIZATION;
+    if (strcmp(sqlstate, "40P01") == 0)
+        return RF_DB_RETRY_DEADLOCK;
+    if (strcmp(sqlstate, "55P03") == 0)
+        return RF_DB_RETRY_LOCK_TIMEOUT;
+    return RF_DB_RETRY_OTHER;
+}
+
 /* libpq messages span lines and end in '\n'; a log line wants one line.
  * The password is cut out in case a message quotes the URL back. */
 static void clean_message(const struct pg_db *db, const char *msg, char *out, size_t outlen)
@@ -144,6 +158,8 @@ static int pg_fail(struct pg_conn *c, const PGresult *res, struct rf_db_error *e
     if (!msg || !*msg)
         msg = PQerrorMessage(c->h);
     pg_fail_msg(c->db, e, code, "", msg, state);
+    if (code == RF_DB_RETRY)
+        e->retry = rf_pg_retry_reason(state);
     if (code == RF_DB_UNIQUE) {
         const char *name = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
         snprintf(e->constraint, sizeof(e->constraint), "%s", name ? name : "");
@@ -743,7 +759,7 @@ static int pg_migrate_lock(struct rf_db_conn *cb, struct rf_db_error *e)
 
 const struct rf_db_driver rf_db_pg = {
     .name = "postgres",
-    .autocommit_writes = 1,
+    .caps = RF_DB_CAP_AUTOCOMMIT_WRITES | RF_DB_CAP_BATCH_CREATE,
     .open = pg_open,
     .close = pg_close,
     .acquire = pg_acquire,

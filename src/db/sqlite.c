@@ -49,6 +49,7 @@ struct sq_waiter {
     struct sq_waiter *next;
     int done;
     int rc;
+    enum rf_db_retry_reason retry;
     char detail[256];
 };
 
@@ -111,11 +112,25 @@ enum rf_db_err rf_sqlite_classify(int rc)
     }
 }
 
+enum rf_db_retry_reason rf_sqlite_retry_reason(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_PROTOCOL: /* a WAL lock race: a busy by another name */
+        return RF_DB_RETRY_BUSY;
+    case SQLITE_LOCKED:
+        return RF_DB_RETRY_LOCKED;
+    }
+    return RF_DB_RETRY_OTHER;
+}
+
 static int sq_fail(sqlite3 *h, int rc, struct rf_db_error *e)
 {
     enum rf_db_err code = rf_sqlite_classify(rc);
     const char *msg = h ? sqlite3_errmsg(h) : sqlite3_errstr(rc);
     rf_db_fail(e, code, "sqlite: %s (%d)", msg, rc);
+    if (code == RF_DB_RETRY)
+        e->retry = rf_sqlite_retry_reason(rc);
     if (code == RF_DB_UNIQUE) {
         /* "UNIQUE constraint failed: users.workspace_id, users.email" */
         const char *cols = strstr(msg, "failed: ");
@@ -255,12 +270,14 @@ static int sq_simple(struct sq_conn *c, const char *sql, struct rf_db_error *e)
     return rc == SQLITE_OK ? RF_DB_OK : sq_fail(c->h, rc, e);
 }
 
-/* Ends the batch with rc for every sleeping member. Called with wmu held. */
-static void batch_wake(struct sq_db *db, int rc, const char *detail)
+/* Ends the batch with rc (and, for RF_DB_RETRY, its reason) for every
+ * sleeping member. Called with wmu held. */
+static void batch_wake(struct sq_db *db, int rc, enum rf_db_retry_reason retry, const char *detail)
 {
     pthread_mutex_lock(&db->bmu);
     for (struct sq_waiter *w = db->batch_wait; w; w = w->next) {
         w->rc = rc;
+        w->retry = retry;
         snprintf(w->detail, sizeof(w->detail), "%s", detail);
         w->done = 1;
     }
@@ -282,7 +299,10 @@ static int batch_commit(struct sq_db *db, struct rf_db_error *e)
         atomic_fetch_add(&gc_batches, 1);
         atomic_fetch_add(&gc_members, (unsigned long long)db->batch_n);
     }
-    batch_wake(db, rc, rc == RF_DB_OK ? "" : e->detail);
+    if (rc == RF_DB_OK)
+        batch_wake(db, rc, RF_DB_RETRY_OTHER, "");
+    else
+        batch_wake(db, rc, e->retry, e->detail);
     return rc;
 }
 
@@ -373,8 +393,11 @@ static int sq_begin(struct rf_db_conn *cb, int write, struct rf_db_error *e)
     if (!db->batch_open) {
         /* Test builds: in WAL mode a writer meets SQLITE_BUSY here, when
          * BEGIN IMMEDIATE cannot take the write lock; simulate exactly that. */
-        if (rf_fault("sqlite.busy"))
-            return rf_db_fail(e, RF_DB_RETRY, "sqlite: injected SQLITE_BUSY");
+        if (rf_fault("sqlite.busy")) {
+            rf_db_fail(e, RF_DB_RETRY, "sqlite: injected SQLITE_BUSY");
+            e->retry = RF_DB_RETRY_BUSY;
+            return RF_DB_RETRY;
+        }
         int64_t wait_ms = BUSY_TIMEOUT_MS;
         if (db->deadline_ms > 0) {
             wait_ms = db->deadline_ms - (int64_t)(rf_mono_ns() / 1000000u);
@@ -437,8 +460,11 @@ static int sq_commit(struct rf_db_conn *cb, struct rf_db_error *e)
         pthread_mutex_lock(&db->bmu);
     }
     pthread_mutex_unlock(&db->bmu);
-    if (w.rc != RF_DB_OK)
-        return rf_db_fail(e, w.rc, "sqlite: group commit: %.200s", w.detail);
+    if (w.rc != RF_DB_OK) {
+        rf_db_fail(e, w.rc, "sqlite: group commit: %.200s", w.detail);
+        e->retry = w.retry;
+        return w.rc;
+    }
     return RF_DB_OK;
 }
 
@@ -464,7 +490,8 @@ static void sq_rollback(struct rf_db_conn *cb)
      * are gone too, and they must run again. */
     if (!sqlite3_get_autocommit(c->h))
         sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
-    batch_wake(db, RF_DB_RETRY, "the batch was rolled back by another member's failure");
+    batch_wake(db, RF_DB_RETRY, RF_DB_RETRY_GROUP_COMMIT,
+               "the batch was rolled back by another member's failure");
 }
 
 static int sq_prepare(struct sq_conn *c, const char *sql, sqlite3_stmt **st, struct rf_db_error *e)
@@ -570,6 +597,7 @@ static int sq_migrate_lock(struct rf_db_conn *c, struct rf_db_error *e)
 
 const struct rf_db_driver rf_db_sqlite = {
     .name = "sqlite",
+    .caps = 0, /* each statement is a call into the library, not a round trip */
     .open = sq_open,
     .close = sq_close,
     .acquire = sq_acquire,

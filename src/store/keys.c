@@ -1122,7 +1122,7 @@ int rf_store_key_verify(struct rf_db *db, struct rf_tx *outer, struct rf_arena *
     if (rc != RF_DB_OK || verify_decided(&ctx))
         return rc;
     int limits = ctx.has_limits || (!in->auto_limits && in->nlimits > 0);
-    ctx.autocommit = !limits && !outer && db->drv->autocommit_writes;
+    ctx.autocommit = !limits && !outer && rf_db_has(db, RF_DB_CAP_AUTOCOMMIT_WRITES);
     rc = rf_tx_run(db, outer, limits ? RF_TX_WRITE : RF_TX_AUTOCOMMIT, verify_tx, &ctx, e);
     if (rc == RF_DB_OK && ctx.upgrade) {
         ctx.autocommit = ctx.upgrade = 0;

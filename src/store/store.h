@@ -43,7 +43,7 @@ enum rf_tx_mode {
     /* A write whose statements are each atomic and stay correct when other
      * transactions commit between them (INSERT … ON CONFLICT DO NOTHING
      * RETURNING, then a read of the winner). A driver with
-     * autocommit_writes (PostgreSQL: two round trips fewer) runs them
+     * RF_DB_CAP_AUTOCOMMIT_WRITES (PostgreSQL: two round trips fewer) runs them
      * without BEGIN/COMMIT; SQLite batches them like any write. */
     RF_TX_AUTOCOMMIT,
 };
@@ -164,8 +164,9 @@ int rf_store_user_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena 
                          const char *email, const char *name, struct rf_user *out, int *created,
                          struct rf_db_error *e);
 /* The same create for a caller that can wait without holding its thread
- * (a request on the worker pool). On PostgreSQL the create joins a batch
- * (one statement for many creates, store/users.c): *wait is set, and
+ * (a request on the worker pool). With RF_DB_CAP_BATCH_CREATE (PostgreSQL)
+ * the create joins a batch (one statement for many creates,
+ * store/user_batch.c): *wait is set, and
  * wake(arg) is called exactly once when the create is done, possibly before
  * this returns, from whichever thread ran the batch; then
  * rf_store_user_create_result gives the outcome and the user (out). *wait
@@ -207,6 +208,19 @@ struct rf_user_patch {
 int rf_store_user_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
                          const char *id, const struct rf_user_patch *p, struct rf_user *out,
                          int *found, struct rf_db_error *e);
+
+/* ---- users: coalesced creates (store/user_batch.c, PostgreSQL only) ---- */
+
+/* What every user statement returns, and its reader (user: struct rf_user),
+ * shared with the batch's own statements. */
+#define RF_USER_COLS "id, email, name, username, created_at, updated_at, version"
+void rf_store_user_from_row(const struct rf_db_rows *r, int row, void *user);
+/* rf_store_user_create without an outer transaction on a driver with
+ * RF_DB_CAP_BATCH_CREATE: queues the create and waits on this thread until
+ * a batch carrying it is done. */
+int rf_store_user_create_batched(struct rf_db *db, struct rf_arena *a, const char *ws,
+                                 const char *email, const char *name, struct rf_user *out,
+                                 int *created, struct rf_db_error *e);
 
 /* ---- events ---- */
 

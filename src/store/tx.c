@@ -36,7 +36,7 @@ static int retry_again(int attempt, int64_t deadline_ms, struct rf_db_error *e)
     if (attempt >= RF_TX_MAX_ATTEMPTS || mono_ms() >= deadline_ms)
         return 0;
     atomic_fetch_add(&tx_retries, 1);
-    rf_metrics_db_retry(e->detail);
+    rf_metrics_db_retry(e->retry);
     rf_tx_backoff(attempt - 1);
     return 1;
 }
@@ -51,7 +51,7 @@ static void tx_close(struct rf_tx *tx, int commit_ok)
 {
     if (tx->c) {
         if (!commit_ok)
-            tx->c->drv->rollback(tx->c);
+            rf_db_rollback(tx->c);
         rf_db_release(tx->db, tx->c);
     }
     tx->c = NULL;
@@ -62,7 +62,7 @@ int rf_tx_end(struct rf_tx *tx, rf_tx_fn fn, void *ctx, int keep_writes, struct 
     if (tx->c && keep_writes) {
         int rc = fn(tx->c, ctx, e);
         if (rc == RF_DB_OK)
-            rc = tx->c->drv->commit(tx->c, e);
+            rc = rf_db_commit(tx->c, e);
         tx_close(tx, rc == RF_DB_OK);
         return rc;
     }
@@ -86,14 +86,14 @@ static int joined_write(struct rf_tx *tx, rf_tx_fn fn, void *ctx, struct rf_db_e
             continue;
         if (rc != RF_DB_OK)
             return rc;
-        rc = c->drv->begin(c, 1, e);
+        rc = rf_db_begin(c, 1, e);
         if (rc == RF_DB_OK)
             rc = fn(c, ctx, e);
         if (rc == RF_DB_OK) {
             tx->c = c;
             return RF_DB_OK;
         }
-        c->drv->rollback(c);
+        rf_db_rollback(c);
         rf_db_release(tx->db, c);
         if (rc != RF_DB_RETRY)
             return rc;
@@ -120,14 +120,15 @@ int rf_tx_run(struct rf_db *db, struct rf_tx *outer, enum rf_tx_mode mode, rf_tx
         /* Every read body is one statement, consistent on its own: it runs
          * in autocommit, which on PostgreSQL saves the BEGIN and COMMIT
          * round trips (two of three). So do RF_TX_AUTOCOMMIT writes there. */
-        int tx = mode == RF_TX_WRITE || (mode == RF_TX_AUTOCOMMIT && !c->drv->autocommit_writes);
-        rc = tx ? c->drv->begin(c, 1, e) : RF_DB_OK;
+        int tx = mode == RF_TX_WRITE ||
+                 (mode == RF_TX_AUTOCOMMIT && !rf_db_has(db, RF_DB_CAP_AUTOCOMMIT_WRITES));
+        rc = tx ? rf_db_begin(c, 1, e) : RF_DB_OK;
         if (rc == RF_DB_OK)
             rc = fn(c, ctx, e);
         if (rc == RF_DB_OK && tx)
-            rc = c->drv->commit(c, e);
+            rc = rf_db_commit(c, e);
         if (rc != RF_DB_OK)
-            c->drv->rollback(c);
+            rf_db_rollback(c);
         rf_db_release(db, c);
         if (rc != RF_DB_RETRY)
             return rc;
