@@ -14,8 +14,9 @@
 #define SLUG_COUNTER_TRIES 16
 #define SLUG_RANDOM_TRIES 8
 
-static void event_from_row(const struct rf_db_rows *r, int row, struct rf_event *ev)
+static void event_from_row(const struct rf_db_rows *r, int row, void *item)
 {
+    struct rf_event *ev = item;
     ev->id = rf_db_cell(r, row, 0);
     ev->name = rf_db_cell(r, row, 1);
     ev->slug = rf_db_cell(r, row, 2);
@@ -140,24 +141,16 @@ int rf_store_event_list(struct rf_db *db, struct rf_arena *a, const char *ws,
                         const char *after_created, const char *after_id, int limit,
                         struct rf_event **out, int *n, int *more, struct rf_db_error *e)
 {
-    struct rf_db_rows rows;
-    *n = 0;
-    int rc = rf_store_page(db, a,
+    void *items;
+    int rc = rf_store_list(db, a,
                            "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
-                           " AND deleted_at IS NULL ORDER BY created_at, id LIMIT ?",
+                           " AND deleted_at IS NULL" RF_PAGE_FIRST_SQL,
                            "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
-                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
-                           " AND deleted_at IS NULL ORDER BY created_at, id LIMIT ?",
-                           ws, after_created, after_id, limit, &rows, more, e);
-    if (rc != RF_DB_OK)
-        return rc;
-    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
-    if (!*out)
-        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
-    for (int i = 0; i < rows.nrows; i++)
-        event_from_row(&rows, i, &(*out)[i]);
-    *n = rows.nrows;
-    return RF_DB_OK;
+                           " AND deleted_at IS NULL" RF_PAGE_AFTER_SQL,
+                           ws, NULL, after_created, after_id, limit, sizeof(**out), event_from_row,
+                           &items, n, more, e);
+    *out = items;
+    return rc;
 }
 
 struct event_delete_ctx {

@@ -200,28 +200,22 @@ int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
     return rc;
 }
 
+static void identity_item(const struct rf_db_rows *r, int row, void *item)
+{
+    identity_from_row(r, row, 0, item);
+}
+
 int rf_store_identity_list(struct rf_db *db, struct rf_arena *a, const char *ws,
                            const char *after_created, const char *after_id, int limit,
                            struct rf_identity **out, int *n, int *more, struct rf_db_error *e)
 {
-    struct rf_db_rows rows;
-    *n = 0;
-    int rc = rf_store_page(db, a,
-                           "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?"
-                           " ORDER BY created_at, id LIMIT ?",
-                           "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?"
-                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
-                           " ORDER BY created_at, id LIMIT ?",
-                           ws, after_created, after_id, limit, &rows, more, e);
-    if (rc != RF_DB_OK)
-        return rc;
-    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
-    if (!*out)
-        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
-    for (int i = 0; i < rows.nrows; i++)
-        identity_from_row(&rows, i, 0, &(*out)[i]);
-    *n = rows.nrows;
-    return RF_DB_OK;
+    void *items;
+    int rc = rf_store_list(
+        db, a, "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?" RF_PAGE_FIRST_SQL,
+        "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?" RF_PAGE_AFTER_SQL, ws,
+        NULL, after_created, after_id, limit, sizeof(**out), identity_item, &items, n, more, e);
+    *out = items;
+    return rc;
 }
 
 struct identity_update_ctx {

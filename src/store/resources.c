@@ -7,8 +7,9 @@
 
 #define RES_COLS "id, type, name, status, created_at, version"
 
-static void res_from_row(const struct rf_db_rows *r, int row, struct rf_resource *o)
+static void res_from_row(const struct rf_db_rows *r, int row, void *item)
 {
+    struct rf_resource *o = item;
     o->id = rf_db_cell(r, row, 0);
     o->type = rf_db_cell(r, row, 1);
     o->name = rf_db_cell(r, row, 2);
@@ -124,25 +125,14 @@ int rf_store_resource_delete(struct rf_db *db, const char *ws, const char *id, i
 }
 
 int rf_store_resource_list(struct rf_db *db, struct rf_arena *a, const char *ws,
-                        const char *after_created, const char *after_id, int limit,
-                        struct rf_resource **out, int *n, int *more, struct rf_db_error *e)
+                           const char *after_created, const char *after_id, int limit,
+                           struct rf_resource **out, int *n, int *more, struct rf_db_error *e)
 {
-    struct rf_db_rows rows;
-    *n = 0;
-    int rc = rf_store_page(db, a,
-                           "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?"
-                           " ORDER BY created_at, id LIMIT ?",
-                           "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?"
-                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
-                           " ORDER BY created_at, id LIMIT ?",
-                           ws, after_created, after_id, limit, &rows, more, e);
-    if (rc != RF_DB_OK)
-        return rc;
-    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
-    if (!*out)
-        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
-    for (int i = 0; i < rows.nrows; i++)
-        res_from_row(&rows, i, &(*out)[i]);
-    *n = rows.nrows;
-    return RF_DB_OK;
+    void *items;
+    int rc = rf_store_list(
+        db, a, "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?" RF_PAGE_FIRST_SQL,
+        "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?" RF_PAGE_AFTER_SQL, ws, NULL,
+        after_created, after_id, limit, sizeof(**out), res_from_row, &items, n, more, e);
+    *out = items;
+    return rc;
 }

@@ -84,17 +84,27 @@ int rf_tx_end(struct rf_tx *tx, rf_tx_fn fn, void *ctx, int keep_writes, struct 
 /* Keyset pagination shared by the list endpoints: runs sql_first (params:
  * ws, limit) or, after a cursor, sql_after (params: ws, created, created,
  * id, limit), fetching limit+1 rows so *more tells whether a page follows;
- * rows->nrows is cut back to at most limit. */
-int rf_store_page(struct rf_db *db, struct rf_arena *a, const char *sql_first,
-                  const char *sql_after, const char *ws, const char *after_created,
-                  const char *after_id, int limit, struct rf_db_rows *rows, int *more,
-                  struct rf_db_error *e);
-/* The same with one more filter parameter after ws (e.g. an external id):
- * params (ws, filter, limit) or (ws, filter, created, created, id, limit). */
+ * rows->nrows is cut back to at most limit. A filter (e.g. an external id;
+ * NULL: none) is one more parameter after ws. */
 int rf_store_page_by(struct rf_db *db, struct rf_arena *a, const char *sql_first,
                      const char *sql_after, const char *ws, const char *filter,
                      const char *after_created, const char *after_id, int limit,
                      struct rf_db_rows *rows, int *more, struct rf_db_error *e);
+
+/* The tails of a list's two statements, ordered by (created_at, id):
+ * "SELECT … WHERE workspace_id = ?" RF_PAGE_FIRST_SQL, and the same
+ * RF_PAGE_AFTER_SQL for the page after a cursor. */
+#define RF_PAGE_FIRST_SQL " ORDER BY created_at, id LIMIT ?"
+#define RF_PAGE_AFTER_SQL " AND (created_at > ? OR (created_at = ? AND id > ?))" RF_PAGE_FIRST_SQL
+
+/* Fills item (an element of a list's array) from row `row` of r. */
+typedef void (*rf_store_row_fn)(const struct rf_db_rows *r, int row, void *item);
+/* A page as rf_store_page_by, mapped by from_row into an array of items of
+ * size bytes each in a: *items (NULL only on error), *n of them. */
+int rf_store_list(struct rf_db *db, struct rf_arena *a, const char *sql_first,
+                  const char *sql_after, const char *ws, const char *filter,
+                  const char *after_created, const char *after_id, int limit, size_t size,
+                  rf_store_row_fn from_row, void **items, int *n, int *more, struct rf_db_error *e);
 
 /* ---- optimistic concurrency ---- */
 

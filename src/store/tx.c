@@ -185,11 +185,24 @@ int rf_store_page_by(struct rf_db *db, struct rf_arena *a, const char *sql_first
     return rc;
 }
 
-int rf_store_page(struct rf_db *db, struct rf_arena *a, const char *sql_first,
-                  const char *sql_after, const char *ws, const char *after_created,
-                  const char *after_id, int limit, struct rf_db_rows *rows, int *more,
-                  struct rf_db_error *e)
+int rf_store_list(struct rf_db *db, struct rf_arena *a, const char *sql_first,
+                  const char *sql_after, const char *ws, const char *filter,
+                  const char *after_created, const char *after_id, int limit, size_t size,
+                  rf_store_row_fn from_row, void **items, int *n, int *more, struct rf_db_error *e)
 {
-    return rf_store_page_by(db, a, sql_first, sql_after, ws, NULL, after_created, after_id, limit,
-                            rows, more, e);
+    struct rf_db_rows rows;
+    *items = NULL;
+    *n = 0;
+    int rc = rf_store_page_by(db, a, sql_first, sql_after, ws, filter, after_created, after_id,
+                              limit, &rows, more, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    char *out = rf_arena_alloc(a, size * (size_t)(rows.nrows ? rows.nrows : 1));
+    if (!out)
+        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    for (int i = 0; i < rows.nrows; i++)
+        from_row(&rows, i, out + size * (size_t)i);
+    *items = out;
+    *n = rows.nrows;
+    return RF_DB_OK;
 }
