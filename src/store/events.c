@@ -168,18 +168,16 @@ static int event_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *
 {
     struct event_delete_ctx *ctx = arg;
     char now[RF_TIME_MAX];
-    struct rf_arena a;
-    struct rf_db_rows rows;
+    int n;
     rf_now_rfc3339(now);
-    rf_arena_init(&a, 0);
     struct rf_db_param p[] = {RF_TEXT(now), RF_TEXT(ctx->ws), RF_TEXT(ctx->slug)};
-    int rc = rf_db_exec(c,
-                        "UPDATE events SET deleted_at = ?, name = '', starts_at = NULL,"
-                        " version = version + 1"
-                        " WHERE workspace_id = ? AND slug = ? AND deleted_at IS NULL RETURNING id",
-                        p, 3, &a, &rows, e);
-    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
-    rf_arena_free(&a);
+    int rc = rf_store_count(c,
+                            "UPDATE events SET deleted_at = ?, name = '', starts_at = NULL,"
+                            " version = version + 1"
+                            " WHERE workspace_id = ? AND slug = ? AND deleted_at IS NULL"
+                            " RETURNING id",
+                            p, 3, &n, e);
+    ctx->found = n == 1;
     return rc;
 }
 

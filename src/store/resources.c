@@ -99,19 +99,16 @@ int rf_store_resource_get(struct rf_db *db, struct rf_arena *a, const char *ws, 
 static int res_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct res_ctx *ctx = arg;
-    struct rf_arena a;
-    struct rf_db_rows rows;
-    rf_arena_init(&a, 0);
     struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
-    int rc = rf_db_exec(c, "DELETE FROM resources WHERE workspace_id = ? AND id = ? RETURNING id",
-                        p, 2, &a, &rows, e);
-    ctx->flag = rc == RF_DB_OK && rows.nrows == 1;
+    int n,
+        rc = rf_store_count(
+            c, "DELETE FROM resources WHERE workspace_id = ? AND id = ? RETURNING id", p, 2, &n, e);
+    ctx->flag = n == 1;
     if (ctx->flag) {
         struct rf_db_param q[] = {RF_TEXT(ctx->ws)};
         rc = rf_db_exec(c, "UPDATE resource_counts SET n = n - 1 WHERE workspace_id = ?", q, 1,
                         NULL, NULL, e);
     }
-    rf_arena_free(&a);
     return rc;
 }
 

@@ -81,6 +81,11 @@ void rf_tx_open(struct rf_tx *tx, struct rf_db *db);
  * transaction of its own. fn may be NULL. tx is closed either way. */
 int rf_tx_end(struct rf_tx *tx, rf_tx_fn fn, void *ctx, int keep_writes, struct rf_db_error *e);
 
+/* One statement whose rows only count (DELETE … RETURNING id: was there
+ * one?): *nrows, 0 on error; the rows themselves are dropped. */
+int rf_store_count(struct rf_db_conn *c, const char *sql, const struct rf_db_param *p, int np,
+                   int *nrows, struct rf_db_error *e);
+
 /* Keyset pagination shared by the list endpoints: runs sql_first (params:
  * ws, limit) or, after a cursor, sql_after (params: ws, created, created,
  * id, limit), fetching limit+1 rows so *more tells whether a page follows;

@@ -138,6 +138,18 @@ int rf_tx_run(struct rf_db *db, struct rf_tx *outer, enum rf_tx_mode mode, rf_tx
     return rc;
 }
 
+int rf_store_count(struct rf_db_conn *c, const char *sql, const struct rf_db_param *p, int np,
+                   int *nrows, struct rf_db_error *e)
+{
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    rf_arena_init(&a, 0);
+    int rc = rf_db_exec(c, sql, p, np, &a, &rows, e);
+    *nrows = rc == RF_DB_OK ? rows.nrows : 0;
+    rf_arena_free(&a);
+    return rc;
+}
+
 struct page_ctx {
     struct rf_arena *a;
     const char *sql_first, *sql_after, *ws, *filter, *after_created, *after_id;

@@ -223,14 +223,10 @@ struct user_delete_ctx {
 static int user_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct user_delete_ctx *ctx = arg;
-    struct rf_arena a;
-    struct rf_db_rows rows;
-    rf_arena_init(&a, 0);
     struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
-    int rc = rf_db_exec(c, "DELETE FROM users WHERE workspace_id = ? AND id = ? RETURNING id", p, 2,
-                        &a, &rows, e);
-    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
-    rf_arena_free(&a);
+    int n, rc = rf_store_count(
+               c, "DELETE FROM users WHERE workspace_id = ? AND id = ? RETURNING id", p, 2, &n, e);
+    ctx->found = n == 1;
     return rc;
 }
 
