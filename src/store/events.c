@@ -153,11 +153,6 @@ int rf_store_event_list(struct rf_db *db, struct rf_arena *a, const char *ws,
     return rc;
 }
 
-struct event_delete_ctx {
-    const char *ws, *slug;
-    int found;
-};
-
 /* Seed 000's promise outlives a delete: the row stays as a tombstone, so
  * the unique constraint keeps its slug taken and neither the counter nor a
  * literal name can hand it to another event (a link to a deleted event
@@ -166,11 +161,11 @@ struct event_delete_ctx {
  * exactly one matches a live row. */
 static int event_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
-    struct event_delete_ctx *ctx = arg;
+    struct rf_store_ref *ctx = arg;
     char now[RF_TIME_MAX];
     int n;
     rf_now_rfc3339(now);
-    struct rf_db_param p[] = {RF_TEXT(now), RF_TEXT(ctx->ws), RF_TEXT(ctx->slug)};
+    struct rf_db_param p[] = {RF_TEXT(now), RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
     int rc = rf_store_count(c,
                             "UPDATE events SET deleted_at = ?, name = '', starts_at = NULL,"
                             " version = version + 1"
@@ -184,8 +179,5 @@ static int event_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *
 int rf_store_event_delete(struct rf_db *db, const char *ws, const char *slug, int *found,
                           struct rf_db_error *e)
 {
-    struct event_delete_ctx ctx = {ws, slug, 0};
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, event_delete_tx, &ctx, e);
-    *found = ctx.found;
-    return rc;
+    return rf_store_ref_write(db, NULL, event_delete_tx, ws, slug, found, e);
 }

@@ -98,13 +98,13 @@ int rf_store_resource_get(struct rf_db *db, struct rf_arena *a, const char *ws, 
  * the slots that were really freed. */
 static int res_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
-    struct res_ctx *ctx = arg;
+    struct rf_store_ref *ctx = arg;
     struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
-    int n,
-        rc = rf_store_count(
-            c, "DELETE FROM resources WHERE workspace_id = ? AND id = ? RETURNING id", p, 2, &n, e);
-    ctx->flag = n == 1;
-    if (ctx->flag) {
+    int n;
+    int rc = rf_store_count(
+        c, "DELETE FROM resources WHERE workspace_id = ? AND id = ? RETURNING id", p, 2, &n, e);
+    ctx->found = n == 1;
+    if (ctx->found) {
         struct rf_db_param q[] = {RF_TEXT(ctx->ws)};
         rc = rf_db_exec(c, "UPDATE resource_counts SET n = n - 1 WHERE workspace_id = ?", q, 1,
                         NULL, NULL, e);
@@ -115,10 +115,7 @@ static int res_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 int rf_store_resource_delete(struct rf_db *db, const char *ws, const char *id, int *found,
                              struct rf_db_error *e)
 {
-    struct res_ctx ctx = {.ws = ws, .id = id};
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, res_delete_tx, &ctx, e);
-    *found = ctx.flag;
-    return rc;
+    return rf_store_ref_write(db, NULL, res_delete_tx, ws, id, found, e);
 }
 
 int rf_store_resource_list(struct rf_db *db, struct rf_arena *a, const char *ws,

@@ -81,6 +81,16 @@ void rf_tx_open(struct rf_tx *tx, struct rf_db *db);
  * transaction of its own. fn may be NULL. tx is closed either way. */
 int rf_tx_end(struct rf_tx *tx, rf_tx_fn fn, void *ctx, int keep_writes, struct rf_db_error *e);
 
+/* A write to one object, named by workspace and id (or slug, external id),
+ * that finds it or not: the deletes. fn gets the struct rf_store_ref and
+ * sets found; *found is its value once the transaction ended. */
+struct rf_store_ref {
+    const char *ws, *id;
+    int found;
+};
+int rf_store_ref_write(struct rf_db *db, struct rf_tx *outer, rf_tx_fn fn, const char *ws,
+                       const char *id, int *found, struct rf_db_error *e);
+
 /* One statement whose rows only count (DELETE … RETURNING id: was there
  * one?): *nrows, 0 on error; the rows themselves are dropped. */
 int rf_store_count(struct rf_db_conn *c, const char *sql, const struct rf_db_param *p, int np,

@@ -138,6 +138,15 @@ int rf_tx_run(struct rf_db *db, struct rf_tx *outer, enum rf_tx_mode mode, rf_tx
     return rc;
 }
 
+int rf_store_ref_write(struct rf_db *db, struct rf_tx *outer, rf_tx_fn fn, const char *ws,
+                       const char *id, int *found, struct rf_db_error *e)
+{
+    struct rf_store_ref ref = {ws, id, 0};
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, fn, &ref, e);
+    *found = ref.found;
+    return rc;
+}
+
 int rf_store_count(struct rf_db_conn *c, const char *sql, const struct rf_db_param *p, int np,
                    int *nrows, struct rf_db_error *e)
 {

@@ -210,11 +210,6 @@ int rf_store_user_list(struct rf_db *db, struct rf_arena *a, const char *ws,
     return rc;
 }
 
-struct user_delete_ctx {
-    const char *ws, *id;
-    int found;
-};
-
 /* One DELETE: the row, and with it the (workspace, email) and (workspace,
  * username_key) entries of the unique constraints, go at commit. A create
  * with that email or a claim of that username racing it waits for this
@@ -222,10 +217,11 @@ struct user_delete_ctx {
  * the write lock, so of several claimants exactly one gets the freed value. */
 static int user_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
-    struct user_delete_ctx *ctx = arg;
+    struct rf_store_ref *ctx = arg;
     struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
-    int n, rc = rf_store_count(
-               c, "DELETE FROM users WHERE workspace_id = ? AND id = ? RETURNING id", p, 2, &n, e);
+    int n;
+    int rc = rf_store_count(c, "DELETE FROM users WHERE workspace_id = ? AND id = ? RETURNING id",
+                            p, 2, &n, e);
     ctx->found = n == 1;
     return rc;
 }
@@ -233,8 +229,5 @@ static int user_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e
 int rf_store_user_delete(struct rf_db *db, const char *ws, const char *id, int *found,
                          struct rf_db_error *e)
 {
-    struct user_delete_ctx ctx = {ws, id, 0};
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, user_delete_tx, &ctx, e);
-    *found = ctx.found;
-    return rc;
+    return rf_store_ref_write(db, NULL, user_delete_tx, ws, id, found, e);
 }
