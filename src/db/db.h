@@ -8,6 +8,7 @@
 #ifndef RF_DB_H
 #define RF_DB_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -127,7 +128,21 @@ struct rf_db {
 };
 struct rf_db_conn {
     const struct rf_db_driver *drv;
+    struct rf_db_conn *next_free; /* while in its pool's free list */
 };
+
+/* For drivers: the free connections of a pool, LIFO (the one released last
+ * is reused first), which acquire waits on until one is there. */
+struct rf_db_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct rf_db_conn *free;
+};
+void rf_db_pool_init(struct rf_db_pool *p);
+void rf_db_pool_destroy(struct rf_db_pool *p);
+/* Blocks until a connection is free. */
+struct rf_db_conn *rf_db_pool_take(struct rf_db_pool *p);
+void rf_db_pool_put(struct rf_db_pool *p, struct rf_db_conn *c);
 
 extern const struct rf_db_driver rf_db_sqlite;
 extern const struct rf_db_driver rf_db_pg;

@@ -37,7 +37,6 @@ struct pg_conn {
     struct rf_db_conn base;
     struct pg_db *db;
     PGconn *h; /* NULL until first used, or after a failed reconnect */
-    struct pg_conn *next_free;
     unsigned next_name;
     int dealloc_pending; /* cache dropped inside an aborted tx: DEALLOCATE ALL when idle */
     int ncache;
@@ -52,9 +51,8 @@ struct pg_db {
     struct rf_db base;
     char *url;
     char *secret[2]; /* password as written in the URL and decoded: scrubbed from errors */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct pg_conn *conns, *free_conns;
+    struct rf_db_pool pool;
+    struct pg_conn *conns;
     int nconns;
 };
 
@@ -252,8 +250,7 @@ static void pg_close(struct rf_db *base)
     free(db->url);
     free(db->secret[0]);
     free(db->secret[1]);
-    pthread_mutex_destroy(&db->mu);
-    pthread_cond_destroy(&db->cv);
+    rf_db_pool_destroy(&db->pool);
     free(db);
 }
 
@@ -272,8 +269,7 @@ static int pg_open(const char *url, int nconns, struct rf_db **out, struct rf_db
     if (!db)
         return rf_db_fail(e, RF_DB_UNAVAILABLE, "out of memory");
     db->base.drv = &rf_db_pg;
-    pthread_mutex_init(&db->mu, NULL);
-    pthread_cond_init(&db->cv, NULL);
+    rf_db_pool_init(&db->pool);
     db->url = strdup(url);
     db->conns = calloc((size_t)nconns, sizeof(*db->conns));
     if (!db->url || !db->conns) {
@@ -299,8 +295,7 @@ static int pg_open(const char *url, int nconns, struct rf_db **out, struct rf_db
         struct pg_conn *c = &db->conns[i];
         c->base.drv = &rf_db_pg;
         c->db = db;
-        c->next_free = db->free_conns;
-        db->free_conns = c;
+        rf_db_pool_put(&db->pool, &c->base);
     }
     /* The whole pool connects now: a PostgreSQL backend costs milliseconds
      * of CPU to start, which a burst of first requests should not pay (it
@@ -318,15 +313,6 @@ fail:
     return rc;
 }
 
-static void pg_put(struct pg_db *db, struct pg_conn *c)
-{
-    pthread_mutex_lock(&db->mu);
-    c->next_free = db->free_conns;
-    db->free_conns = c;
-    pthread_cond_signal(&db->cv);
-    pthread_mutex_unlock(&db->mu);
-}
-
 static int pg_acquire(struct rf_db *base, int write, int64_t deadline_ms, struct rf_db_conn **out,
                       struct rf_db_error *e)
 {
@@ -336,18 +322,13 @@ static int pg_acquire(struct rf_db *base, int write, int64_t deadline_ms, struct
      * timeouts are its settings). */
     (void)write;
     (void)deadline_ms;
-    pthread_mutex_lock(&db->mu);
-    while (!db->free_conns)
-        pthread_cond_wait(&db->cv, &db->mu);
-    struct pg_conn *c = db->free_conns;
-    db->free_conns = c->next_free;
-    pthread_mutex_unlock(&db->mu);
+    struct pg_conn *c = (struct pg_conn *)rf_db_pool_take(&db->pool);
     /* Connecting happens outside the lock: a slow server must not stall
      * threads that could use an already connected one. */
     if (!c->h || PQstatus(c->h) != CONNECTION_OK) {
         int rc = pg_connect(c, e);
         if (rc != RF_DB_OK) {
-            pg_put(db, c);
+            rf_db_pool_put(&db->pool, &c->base);
             *out = NULL;
             return rc;
         }
@@ -382,7 +363,7 @@ static void pg_release(struct rf_db *base, struct rf_db_conn *cb)
      * locks, to the next user of the connection. */
     if (c->h && in_tx(c))
         pg_rollback(cb);
-    pg_put((struct pg_db *)base, c);
+    rf_db_pool_put(&((struct pg_db *)base)->pool, cb);
 }
 
 static int pg_begin(struct rf_db_conn *cb, int write, struct rf_db_error *e)

@@ -36,7 +36,6 @@
 struct sq_conn {
     struct rf_db_conn base;
     sqlite3 *h;
-    struct sq_conn *next_free;
     int ncache;
     struct {
         const char *sql; /* statements are string literals: the pointer is the key */
@@ -64,9 +63,8 @@ struct sq_db {
     struct sq_waiter *batch_wait; /* of those, the ones sleeping until COMMIT */
     pthread_mutex_t bmu;          /* guards the waiters' done/rc, with bcv */
     pthread_cond_t bcv;
-    pthread_mutex_t rmu;
-    pthread_cond_t rcv;
-    struct sq_conn *readers, *free_readers;
+    struct rf_db_pool pool; /* the readers */
+    struct sq_conn *readers;
     int nreaders;
 };
 
@@ -191,8 +189,7 @@ static void sq_close(struct rf_db *base)
     pthread_mutex_destroy(&db->wmu);
     pthread_mutex_destroy(&db->bmu);
     pthread_cond_destroy(&db->bcv);
-    pthread_mutex_destroy(&db->rmu);
-    pthread_cond_destroy(&db->rcv);
+    rf_db_pool_destroy(&db->pool);
     free(db);
 }
 
@@ -229,8 +226,7 @@ static int sq_open(const char *path, int nreaders, struct rf_db **out, struct rf
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the sleepers' 10 ms naps */
     pthread_cond_init(&db->bcv, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&db->rmu, NULL);
-    pthread_cond_init(&db->rcv, NULL);
+    rf_db_pool_init(&db->pool);
     rc = sq_conn_open(&db->writer, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, e);
     if (rc == RF_DB_OK)
         rc = sq_set_wal(&db->writer, e);
@@ -246,8 +242,7 @@ static int sq_open(const char *path, int nreaders, struct rf_db **out, struct rf
         if (rc != RF_DB_OK)
             goto fail;
         db->nreaders++;
-        db->readers[i].next_free = db->free_readers;
-        db->free_readers = &db->readers[i];
+        rf_db_pool_put(&db->pool, &db->readers[i].base);
     }
     *out = &db->base;
     return RF_DB_OK;
@@ -352,13 +347,7 @@ static int sq_acquire(struct rf_db *base, int write, int64_t deadline_ms, struct
         *out = &db->writer.base;
         return RF_DB_OK;
     }
-    pthread_mutex_lock(&db->rmu);
-    while (!db->free_readers)
-        pthread_cond_wait(&db->rcv, &db->rmu);
-    struct sq_conn *c = db->free_readers;
-    db->free_readers = c->next_free;
-    pthread_mutex_unlock(&db->rmu);
-    *out = &c->base;
+    *out = rf_db_pool_take(&db->pool);
     return RF_DB_OK;
 }
 
@@ -372,11 +361,7 @@ static void sq_release(struct rf_db *base, struct rf_db_conn *cb)
         tl.member = MEMBER_NONE;
         return;
     }
-    pthread_mutex_lock(&db->rmu);
-    c->next_free = db->free_readers;
-    db->free_readers = c;
-    pthread_cond_signal(&db->rcv);
-    pthread_mutex_unlock(&db->rmu);
+    rf_db_pool_put(&db->pool, cb);
 }
 
 static struct sq_db *writer_db(struct sq_conn *c)
