@@ -58,6 +58,38 @@ struct pg_db {
 
 const struct rf_db_driver rf_db_pg;
 
+/* SQLSTATEs with a meaning of their own here; other states go by class. */
+static const struct {
+    const char *state;
+    enum rf_db_err code;
+    enum rf_db_retry_reason retry;
+} pg_states[] = {
+    {"00000", RF_DB_OK, RF_DB_RETRY_OTHER},
+    {"23505", RF_DB_UNIQUE, RF_DB_RETRY_OTHER},
+    {"23503", RF_DB_FOREIGN, RF_DB_RETRY_OTHER},
+    {"40001", RF_DB_RETRY, RF_DB_RETRY_SERIALIZATION},
+    {"40P01", RF_DB_RETRY, RF_DB_RETRY_DEADLOCK},
+    /* lock_timeout / NOWAIT: like SQLITE_BUSY */
+    {"55P03", RF_DB_RETRY, RF_DB_RETRY_LOCK_TIMEOUT},
+    /* disk_full, as SQLITE_FULL */
+    {"53100", RF_DB_FULL, RF_DB_RETRY_OTHER},
+    /* Shutdown and crash recovery, and 25006 (a standby after failover). */
+    {"57P01", RF_DB_UNAVAILABLE, RF_DB_RETRY_OTHER},
+    {"57P02", RF_DB_UNAVAILABLE, RF_DB_RETRY_OTHER},
+    {"57P03", RF_DB_UNAVAILABLE, RF_DB_RETRY_OTHER},
+    {"25006", RF_DB_UNAVAILABLE, RF_DB_RETRY_OTHER},
+};
+#define NSTATES (sizeof(pg_states) / sizeof(pg_states[0]))
+
+/* Index in pg_states, or NSTATES. */
+static size_t pg_state(const char *sqlstate)
+{
+    size_t i = 0;
+    while (i < NSTATES && !(sqlstate && strcmp(sqlstate, pg_states[i].state) == 0))
+        i++;
+    return i;
+}
+
 enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok)
 {
     /* Once the connection is gone nothing else about the statement is known. */
@@ -65,38 +97,20 @@ enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok)
         return RF_DB_UNAVAILABLE;
     if (!sqlstate || strlen(sqlstate) != 5)
         return RF_DB_ERROR;
-    if (strcmp(sqlstate, "00000") == 0)
-        return RF_DB_OK;
-    if (strcmp(sqlstate, "23505") == 0)
-        return RF_DB_UNIQUE;
-    if (strcmp(sqlstate, "23503") == 0)
-        return RF_DB_FOREIGN;
-    if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
-        strcmp(sqlstate, "55P03") == 0) /* lock_timeout / NOWAIT: like SQLITE_BUSY */
-        return RF_DB_RETRY;
-    if (strcmp(sqlstate, "53100") == 0) /* disk_full, as SQLITE_FULL */
-        return RF_DB_FULL;
-    /* Class 08 connection exceptions, the rest of class 53 (too many
-     * connections, out of memory: the SQLite driver maps NOMEM alike),
-     * shutdown and crash recovery, and 25006 (a standby after failover). */
-    if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0 ||
-        strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0 ||
-        strcmp(sqlstate, "57P03") == 0 || strcmp(sqlstate, "25006") == 0)
+    size_t i = pg_state(sqlstate);
+    if (i < NSTATES)
+        return pg_states[i].code;
+    /* Class 08 connection exceptions and the rest of class 53 (too many
+     * connections, out of memory: the SQLite driver maps NOMEM alike). */
+    if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0)
         return RF_DB_UNAVAILABLE;
     return RF_DB_ERROR;
 }
 
 enum rf_db_retry_reason rf_pg_retry_reason(const char *sqlstate)
 {
-    if (!sqlstate)
-        return RF_DB_RETRY_OTHER;
-    if (strcmp(sqlstate, "40001") == 0)
-        return RF_DB_RETRY_SERIALIZATION;
-    if (strcmp(sqlstate, "40P01") == 0)
-        return RF_DB_RETRY_DEADLOCK;
-    if (strcmp(sqlstate, "55P03") == 0)
-        return RF_DB_RETRY_LOCK_TIMEOUT;
-    return RF_DB_RETRY_OTHER;
+    size_t i = pg_state(sqlstate);
+    return i < NSTATES ? pg_states[i].retry : RF_DB_RETRY_OTHER;
 }
 
 /* libpq messages span lines and end in '\n'; a log line wants one line.
