@@ -39,6 +39,7 @@ struct ucreate {
     char id[RF_ID_MAX], now[RF_TIME_MAX];
     struct rf_user *out;
     int created, resolved, rc;
+    enum rf_db_retry_reason retry; /* with rc RF_DB_RETRY */
     char detail[256];
     uint64_t queued; /* monotonic ns */
     /* Called once the create is done; the leader never touches the item
@@ -208,6 +209,7 @@ static void ubatch_run(struct rf_db *db, struct ucreate **it, int n)
             rc = rf_db_fail(&e, RF_DB_ERROR, "out of memory");
         }
         it[i]->rc = it[i]->resolved ? RF_DB_OK : (rc != RF_DB_OK ? rc : RF_DB_ERROR);
+        it[i]->retry = e.retry;
         snprintf(it[i]->detail, sizeof(it[i]->detail), "%s", e.detail);
     }
     rf_arena_free(&a);
@@ -291,6 +293,7 @@ static void lead(struct rf_db *db, int hand_off)
         for (int i = 0; i < n; i++) {
             if (now - batch[i]->queued > (uint64_t)RF_TX_BUDGET_MS * 1000000u) {
                 batch[i]->rc = RF_DB_RETRY;
+                batch[i]->retry = RF_DB_RETRY_OTHER;
                 snprintf(batch[i]->detail, sizeof(batch[i]->detail),
                          "timed out queued for a batched create");
                 batch[i]->done(batch[i]->arg);
@@ -332,6 +335,16 @@ static int ucreate_init(struct ucreate *u, struct rf_db *db, struct rf_arena *a,
     return 0;
 }
 
+/* A done create's outcome, as the driver reported it to the batch. */
+static int ucreate_result(const struct ucreate *u, struct rf_db_error *e)
+{
+    if (u->rc == RF_DB_OK)
+        return RF_DB_OK;
+    rf_db_fail(e, u->rc, "%s", u->detail);
+    e->retry = u->retry;
+    return u->rc;
+}
+
 /* A thread that waits for its own create (outside the server: tests, and
  * any caller without a way to be woken). It leads without handing off, so
  * it needs no worker pool. */
@@ -368,9 +381,7 @@ int rf_store_user_create_batched(struct rf_db *db, struct rf_arena *a, const cha
     pthread_cond_destroy(&w.cv);
     pthread_mutex_destroy(&w.mu);
     *created = me.created;
-    if (me.rc != RF_DB_OK)
-        return rf_db_fail(e, me.rc, "%s", me.detail);
-    return RF_DB_OK;
+    return ucreate_result(&me, e);
 }
 
 struct rf_user_wait {
@@ -405,7 +416,5 @@ int rf_store_user_create_result(const struct rf_user_wait *w, const struct rf_us
 {
     *out = w->u.out;
     *created = w->u.created;
-    if (w->u.rc != RF_DB_OK)
-        return rf_db_fail(e, w->u.rc, "%s", w->u.detail);
-    return RF_DB_OK;
+    return ucreate_result(&w->u, e);
 }
