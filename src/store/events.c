@@ -147,7 +147,7 @@ int rf_store_event_list(struct rf_db *db, struct rf_arena *a, const char *ws,
                            " AND deleted_at IS NULL" RF_PAGE_FIRST_SQL,
                            "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
                            " AND deleted_at IS NULL" RF_PAGE_AFTER_SQL,
-                           ws, NULL, after_created, after_id, limit, sizeof(**out), event_from_row,
+                           ws, after_created, after_id, limit, sizeof(**out), event_from_row,
                            &items, n, more, e);
     *out = items;
     return rc;

@@ -213,7 +213,7 @@ int rf_store_identity_list(struct rf_db *db, struct rf_arena *a, const char *ws,
     int rc = rf_store_list(
         db, a, "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?" RF_PAGE_FIRST_SQL,
         "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?" RF_PAGE_AFTER_SQL, ws,
-        NULL, after_created, after_id, limit, sizeof(**out), identity_item, &items, n, more, e);
+        after_created, after_id, limit, sizeof(**out), identity_item, &items, n, more, e);
     *out = items;
     return rc;
 }

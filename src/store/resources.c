@@ -125,7 +125,7 @@ int rf_store_resource_list(struct rf_db *db, struct rf_arena *a, const char *ws,
     void *items;
     int rc = rf_store_list(
         db, a, "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?" RF_PAGE_FIRST_SQL,
-        "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?" RF_PAGE_AFTER_SQL, ws, NULL,
+        "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?" RF_PAGE_AFTER_SQL, ws,
         after_created, after_id, limit, sizeof(**out), res_from_row, &items, n, more, e);
     *out = items;
     return rc;

@@ -117,9 +117,9 @@ typedef void (*rf_store_row_fn)(const struct rf_db_rows *r, int row, void *item)
 /* A page as rf_store_page_by, mapped by from_row into an array of items of
  * size bytes each in a: *items (NULL only on error), *n of them. */
 int rf_store_list(struct rf_db *db, struct rf_arena *a, const char *sql_first,
-                  const char *sql_after, const char *ws, const char *filter,
-                  const char *after_created, const char *after_id, int limit, size_t size,
-                  rf_store_row_fn from_row, void **items, int *n, int *more, struct rf_db_error *e);
+                  const char *sql_after, const char *ws, const char *after_created,
+                  const char *after_id, int limit, size_t size, rf_store_row_fn from_row,
+                  void **items, int *n, int *more, struct rf_db_error *e);
 
 /* ---- optimistic concurrency ---- */
 

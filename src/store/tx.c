@@ -207,15 +207,15 @@ int rf_store_page_by(struct rf_db *db, struct rf_arena *a, const char *sql_first
 }
 
 int rf_store_list(struct rf_db *db, struct rf_arena *a, const char *sql_first,
-                  const char *sql_after, const char *ws, const char *filter,
-                  const char *after_created, const char *after_id, int limit, size_t size,
-                  rf_store_row_fn from_row, void **items, int *n, int *more, struct rf_db_error *e)
+                  const char *sql_after, const char *ws, const char *after_created,
+                  const char *after_id, int limit, size_t size, rf_store_row_fn from_row,
+                  void **items, int *n, int *more, struct rf_db_error *e)
 {
     struct rf_db_rows rows;
     *items = NULL;
     *n = 0;
-    int rc = rf_store_page_by(db, a, sql_first, sql_after, ws, filter, after_created, after_id,
-                              limit, &rows, more, e);
+    int rc = rf_store_page_by(db, a, sql_first, sql_after, ws, NULL, after_created, after_id, limit,
+                              &rows, more, e);
     if (rc != RF_DB_OK)
         return rc;
     char *out = rf_arena_alloc(a, size * (size_t)(rows.nrows ? rows.nrows : 1));

@@ -204,7 +204,7 @@ int rf_store_user_list(struct rf_db *db, struct rf_arena *a, const char *ws,
     void *items;
     int rc = rf_store_list(
         db, a, "SELECT " RF_USER_COLS " FROM users WHERE workspace_id = ?" RF_PAGE_FIRST_SQL,
-        "SELECT " RF_USER_COLS " FROM users WHERE workspace_id = ?" RF_PAGE_AFTER_SQL, ws, NULL,
+        "SELECT " RF_USER_COLS " FROM users WHERE workspace_id = ?" RF_PAGE_AFTER_SQL, ws,
         after_created, after_id, limit, sizeof(**out), rf_store_user_from_row, &items, n, more, e);
     *out = items;
     return rc;
