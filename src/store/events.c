@@ -106,35 +106,13 @@ int rf_store_event_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena
     return rf_tx_run(db, outer, RF_TX_WRITE, event_create_tx, &ctx, e);
 }
 
-struct event_get_ctx {
-    struct rf_arena *a;
-    const char *ws, *slug;
-    struct rf_event *out;
-    int found;
-};
-
-static int event_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
-{
-    struct event_get_ctx *ctx = arg;
-    struct rf_db_rows rows;
-    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->slug)};
-    int rc = rf_db_exec(c,
-                        "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ? AND slug = ?"
-                        " AND deleted_at IS NULL",
-                        p, 2, ctx->a, &rows, e);
-    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
-    if (ctx->found)
-        event_from_row(&rows, 0, ctx->out);
-    return rc;
-}
-
 int rf_store_event_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *slug,
                        struct rf_event *out, int *found, struct rf_db_error *e)
 {
-    struct event_get_ctx ctx = {a, ws, slug, out, 0};
-    int rc = rf_tx_run(db, NULL, RF_TX_READ, event_get_tx, &ctx, e);
-    *found = ctx.found;
-    return rc;
+    return rf_store_get(db, a,
+                        "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ? AND slug = ?"
+                        " AND deleted_at IS NULL",
+                        ws, slug, event_from_row, out, found, e);
 }
 
 int rf_store_event_list(struct rf_db *db, struct rf_arena *a, const char *ws,

@@ -20,7 +20,7 @@ static void res_from_row(const struct rf_db_rows *r, int row, void *item)
 
 struct res_ctx {
     struct rf_arena *a;
-    const char *ws, *id, *type, *name;
+    const char *ws, *type, *name;
     int64_t quota;
     struct rf_resource *out;
     int flag;
@@ -72,26 +72,12 @@ int rf_store_resource_create(struct rf_db *db, struct rf_tx *outer, struct rf_ar
     return rc;
 }
 
-static int res_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
-{
-    struct res_ctx *ctx = arg;
-    struct rf_db_rows rows;
-    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
-    int rc = rf_db_exec(c, "SELECT " RES_COLS " FROM resources WHERE workspace_id = ? AND id = ?",
-                        p, 2, ctx->a, &rows, e);
-    ctx->flag = rc == RF_DB_OK && rows.nrows == 1;
-    if (ctx->flag)
-        res_from_row(&rows, 0, ctx->out);
-    return rc;
-}
-
 int rf_store_resource_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
                           struct rf_resource *out, int *found, struct rf_db_error *e)
 {
-    struct res_ctx ctx = {.a = a, .ws = ws, .id = id, .out = out};
-    int rc = rf_tx_run(db, NULL, RF_TX_READ, res_get_tx, &ctx, e);
-    *found = ctx.flag;
-    return rc;
+    return rf_store_get(db, a,
+                        "SELECT " RES_COLS " FROM resources WHERE workspace_id = ? AND id = ?", ws,
+                        id, res_from_row, out, found, e);
 }
 
 /* The delete and the counter move together, so the quota frees exactly

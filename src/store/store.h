@@ -120,6 +120,11 @@ int rf_store_list(struct rf_db *db, struct rf_arena *a, const char *sql_first,
                   const char *sql_after, const char *ws, const char *after_created,
                   const char *after_id, int limit, size_t size, rf_store_row_fn from_row,
                   void **items, int *n, int *more, struct rf_db_error *e);
+/* One object by workspace and id (or slug, email): sql takes (ws, id) and
+ * returns at most one row, which from_row maps into item when *found. */
+int rf_store_get(struct rf_db *db, struct rf_arena *a, const char *sql, const char *ws,
+                 const char *id, rf_store_row_fn from_row, void *item, int *found,
+                 struct rf_db_error *e);
 
 /* ---- optimistic concurrency ---- */
 

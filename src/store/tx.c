@@ -147,6 +147,36 @@ int rf_store_ref_write(struct rf_db *db, struct rf_tx *outer, rf_tx_fn fn, const
     return rc;
 }
 
+struct get_ctx {
+    struct rf_arena *a;
+    const char *sql, *ws, *id;
+    rf_store_row_fn from_row;
+    void *item;
+    int found;
+};
+
+static int get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct get_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
+    int rc = rf_db_exec(c, ctx->sql, p, 2, ctx->a, &rows, e);
+    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
+    if (ctx->found)
+        ctx->from_row(&rows, 0, ctx->item);
+    return rc;
+}
+
+int rf_store_get(struct rf_db *db, struct rf_arena *a, const char *sql, const char *ws,
+                 const char *id, rf_store_row_fn from_row, void *item, int *found,
+                 struct rf_db_error *e)
+{
+    struct get_ctx ctx = {a, sql, ws, id, from_row, item, 0};
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, get_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
+}
+
 int rf_store_count(struct rf_db_conn *c, const char *sql, const struct rf_db_param *p, int np,
                    int *nrows, struct rf_db_error *e)
 {

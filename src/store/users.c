@@ -86,45 +86,20 @@ int rf_store_user_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena 
     return rc;
 }
 
-static int user_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
-{
-    struct user_ctx *ctx = arg;
-    struct rf_db_rows rows;
-    int rc;
-    ctx->found = 0;
-    if (ctx->id) {
-        struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
-        rc = rf_db_exec(c, "SELECT " RF_USER_COLS " FROM users WHERE workspace_id = ? AND id = ?",
-                        p, 2, ctx->a, &rows, e);
-    } else {
-        struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->email)};
-        rc =
-            rf_db_exec(c, "SELECT " RF_USER_COLS " FROM users WHERE workspace_id = ? AND email = ?",
-                       p, 2, ctx->a, &rows, e);
-    }
-    if (rc == RF_DB_OK && rows.nrows == 1) {
-        rf_store_user_from_row(&rows, 0, ctx->out);
-        ctx->found = 1;
-    }
-    return rc;
-}
-
 int rf_store_user_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
                       struct rf_user *out, int *found, struct rf_db_error *e)
 {
-    struct user_ctx ctx = {.a = a, .ws = ws, .id = id, .out = out};
-    int rc = rf_tx_run(db, NULL, RF_TX_READ, user_get_tx, &ctx, e);
-    *found = ctx.found;
-    return rc;
+    return rf_store_get(db, a,
+                        "SELECT " RF_USER_COLS " FROM users WHERE workspace_id = ? AND id = ?", ws,
+                        id, rf_store_user_from_row, out, found, e);
 }
 
 int rf_store_user_by_email(struct rf_db *db, struct rf_arena *a, const char *ws, const char *email,
                            struct rf_user *out, int *found, struct rf_db_error *e)
 {
-    struct user_ctx ctx = {.a = a, .ws = ws, .email = email, .out = out};
-    int rc = rf_tx_run(db, NULL, RF_TX_READ, user_get_tx, &ctx, e);
-    *found = ctx.found;
-    return rc;
+    return rf_store_get(db, a,
+                        "SELECT " RF_USER_COLS " FROM users WHERE workspace_id = ? AND email = ?",
+                        ws, email, rf_store_user_from_row, out, found, e);
 }
 
 /* Seed 001 done right: one UPDATE; the unique constraint on
