@@ -231,7 +231,7 @@ int rf_api_idem_finish(struct rf_req *r, int attempt)
             /* A serialization failure or deadlock at COMMIT: everything was
              * rolled back and the reservation is still ours, so the whole
              * handler runs again, as rf_tx_run would run a transaction. */
-            rf_metrics_db_retry(e.detail);
+            rf_metrics_db_retry(e.retry);
             rf_tx_backoff(attempt);
             rf_tx_open(r->tx, r->app->db);
             return 1;

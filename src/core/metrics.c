@@ -29,9 +29,10 @@ static const char *const bucket_le[] = {"0.0005", "0.001", "0.0025", "0.005", "0
                                         "1",      "2.5",   "5",      "10"};
 #define NBUCKET (sizeof(bucket_ns) / sizeof(bucket_ns[0]))
 
-static const char *const retry_names[] = {
+/* Indexed by enum rf_db_retry_reason. */
+static const char *const retry_names[RF_DB_RETRY_N] = {
     "busy", "locked", "serialization", "deadlock", "lock_timeout", "group_commit", "other"};
-enum { R_BUSY, R_LOCKED, R_SERIAL, R_DEADLOCK, R_LOCK_TIMEOUT, R_GROUP, R_OTHER, NRETRY };
+#define NRETRY RF_DB_RETRY_N
 
 /* The CONFLICT rows of core/problems.h, in its order, then "other". */
 static const char *const conflict_codes[] = {
@@ -109,41 +110,9 @@ void rf_metrics_connection(int delta)
     atomic_fetch_add_explicit(&m.conns_open, delta, memory_order_relaxed);
 }
 
-/* The drivers keep the reason only in their text: PostgreSQL's ends in
- * "(SQLSTATE)", SQLite's in "(extended result code)". */
-static int retry_reason(const char *d)
+void rf_metrics_db_retry(enum rf_db_retry_reason reason)
 {
-    const char *p = d ? strrchr(d, '(') : NULL;
-    if (p) {
-        p++;
-        if (strncmp(p, "40001)", 6) == 0)
-            return R_SERIAL;
-        if (strncmp(p, "40P01)", 6) == 0)
-            return R_DEADLOCK;
-        if (strncmp(p, "55P03)", 6) == 0)
-            return R_LOCK_TIMEOUT;
-        char *end;
-        long rc = strtol(p, &end, 10);
-        if (end != p && *end == ')') {
-            switch (rc & 0xff) {
-            case 5:  /* SQLITE_BUSY */
-            case 15: /* SQLITE_PROTOCOL: a WAL lock race, a busy by another name */
-                return R_BUSY;
-            case 6: /* SQLITE_LOCKED */
-                return R_LOCKED;
-            }
-        }
-    }
-    if (d && strstr(d, "SQLITE_BUSY"))
-        return R_BUSY;
-    if (d && strstr(d, "group commit"))
-        return R_GROUP;
-    return R_OTHER;
-}
-
-void rf_metrics_db_retry(const char *detail)
-{
-    inc(&m.retries[retry_reason(detail)], 1);
+    inc(&m.retries[(unsigned)reason < NRETRY ? reason : RF_DB_RETRY_OTHER], 1);
 }
 
 void rf_metrics_conflict(const char *code)

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db/db.h"
+
 /* Routes beyond this share the "unmatched" series; the table has ~25. */
 #define RF_METRICS_ROUTES 64
 #define RF_METRICS_UNMATCHED ((size_t)RF_METRICS_ROUTES)
@@ -21,9 +23,9 @@
 void rf_metrics_request(size_t route, int status, uint64_t ns);
 /* A connection opened (+1) or closed (-1). */
 void rf_metrics_connection(int delta);
-/* A transaction runs again after RF_DB_RETRY; detail is the driver's text
- * for the failure (rf_db_error.detail), from which the reason is read. */
-void rf_metrics_db_retry(const char *detail);
+/* A transaction runs again after RF_DB_RETRY, for the reason the driver
+ * gave (rf_db_error.retry). */
+void rf_metrics_db_retry(enum rf_db_retry_reason reason);
 /* A 409 answered with this problem code. */
 void rf_metrics_conflict(const char *code);
 

@@ -29,11 +29,45 @@ int rf_db_fail(struct rf_db_error *e, enum rf_db_err code, const char *fmt, ...)
 {
     va_list ap;
     e->code = code;
+    e->retry = RF_DB_RETRY_OTHER;
     e->constraint[0] = '\0';
     va_start(ap, fmt);
     vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
     va_end(ap);
     return code;
+}
+
+void rf_db_pool_init(struct rf_db_pool *p)
+{
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->free = NULL;
+}
+
+void rf_db_pool_destroy(struct rf_db_pool *p)
+{
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+}
+
+struct rf_db_conn *rf_db_pool_take(struct rf_db_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->free)
+        pthread_cond_wait(&p->cv, &p->mu);
+    struct rf_db_conn *c = p->free;
+    p->free = c->next_free;
+    pthread_mutex_unlock(&p->mu);
+    return c;
+}
+
+void rf_db_pool_put(struct rf_db_pool *p, struct rf_db_conn *c)
+{
+    pthread_mutex_lock(&p->mu);
+    c->next_free = p->free;
+    p->free = c;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
 }
 
 int rf_db_open(const char *url, int nreaders, struct rf_db **out, struct rf_db_error *e)

@@ -8,6 +8,7 @@
 #ifndef RF_DB_H
 #define RF_DB_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,10 +28,26 @@ enum rf_db_err {
     RF_DB_FOREIGN,
 };
 
+/* Why an RF_DB_RETRY happened, decided where the driver still knows its own
+ * codes (SQLite result code, SQLSTATE), so that nobody above reads it back
+ * out of the text. The values and their order are those of the reason
+ * label of racefree_db_retries_total. */
+enum rf_db_retry_reason {
+    RF_DB_RETRY_BUSY,          /* SQLITE_BUSY, SQLITE_PROTOCOL */
+    RF_DB_RETRY_LOCKED,        /* SQLITE_LOCKED */
+    RF_DB_RETRY_SERIALIZATION, /* 40001 */
+    RF_DB_RETRY_DEADLOCK,      /* 40P01 */
+    RF_DB_RETRY_LOCK_TIMEOUT,  /* 55P03 */
+    RF_DB_RETRY_GROUP_COMMIT,  /* another member of an SQLite group commit failed */
+    RF_DB_RETRY_OTHER,         /* raised above the driver, or not a retry at all */
+    RF_DB_RETRY_N
+};
+
 struct rf_db_error {
     enum rf_db_err code;
     char constraint[96]; /* RF_DB_UNIQUE: index/constraint or "table.col, …" */
     char detail[256];    /* driver text, for logs only: never sent to clients */
+    enum rf_db_retry_reason retry; /* with RF_DB_RETRY; rf_db_fail sets OTHER */
 };
 
 const char *rf_db_strerror(enum rf_db_err e);
@@ -68,11 +85,22 @@ static inline const char *rf_db_cell(const struct rf_db_rows *r, int row, int co
 struct rf_db;      /* a database: its connections and settings */
 struct rf_db_conn; /* one connection, owned by one thread between acquire and release */
 
-struct rf_db_driver {
-    const char *name;
+/* What a driver offers beyond the SQL both accept (after curl's
+ * SSLSUPP_* bits in struct Curl_ssl's `supports`); callers test them with
+ * rf_db_has, never which driver they have. */
+enum {
     /* Writes may run statement by statement in autocommit (RF_TX_AUTOCOMMIT):
      * cheaper where each statement is a round trip. */
-    int autocommit_writes;
+    RF_DB_CAP_AUTOCOMMIT_WRITES = 1u << 0,
+    /* Concurrent creates pay to be coalesced into one statement (each one
+     * is a round trip), and the driver takes the PostgreSQL array SQL that
+     * does it (unnest(?::text[])): store/user_batch.c. */
+    RF_DB_CAP_BATCH_CREATE = 1u << 1,
+};
+
+struct rf_db_driver {
+    const char *name;
+    unsigned caps; /* RF_DB_CAP_* */
     /* url without the scheme's meaning changed; nreaders: read connections. */
     int (*open)(const char *url, int nreaders, struct rf_db **out, struct rf_db_error *e);
     void (*close)(struct rf_db *db);
@@ -100,7 +128,21 @@ struct rf_db {
 };
 struct rf_db_conn {
     const struct rf_db_driver *drv;
+    struct rf_db_conn *next_free; /* while in its pool's free list */
 };
+
+/* For drivers: the free connections of a pool, LIFO (the one released last
+ * is reused first), which acquire waits on until one is there. */
+struct rf_db_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct rf_db_conn *free;
+};
+void rf_db_pool_init(struct rf_db_pool *p);
+void rf_db_pool_destroy(struct rf_db_pool *p);
+/* Blocks until a connection is free. */
+struct rf_db_conn *rf_db_pool_take(struct rf_db_pool *p);
+void rf_db_pool_put(struct rf_db_pool *p, struct rf_db_conn *c);
 
 extern const struct rf_db_driver rf_db_sqlite;
 extern const struct rf_db_driver rf_db_pg;
@@ -109,6 +151,10 @@ extern const struct rf_db_driver rf_db_pg;
 int rf_db_open(const char *url, int nreaders, struct rf_db **out, struct rf_db_error *e)
     __attribute__((warn_unused_result));
 
+static inline int rf_db_has(const struct rf_db *db, unsigned cap)
+{
+    return (db->drv->caps & cap) == cap;
+}
 static inline void rf_db_close(struct rf_db *db)
 {
     if (db)
@@ -134,10 +180,28 @@ static inline int rf_db_exec(struct rf_db_conn *c, const char *sql, const struct
 {
     return c->drv->exec(c, sql, p, np, a, out, e);
 }
+static inline int rf_db_begin(struct rf_db_conn *c, int write, struct rf_db_error *e)
+{
+    return c->drv->begin(c, write, e);
+}
+static inline int rf_db_commit(struct rf_db_conn *c, struct rf_db_error *e)
+{
+    return c->drv->commit(c, e);
+}
+static inline void rf_db_rollback(struct rf_db_conn *c)
+{
+    c->drv->rollback(c);
+}
+static inline int rf_db_migrate_lock(struct rf_db_conn *c, struct rf_db_error *e)
+{
+    return c->drv->migrate_lock(c, e);
+}
 
 /* Classifies an SQLite result code (primary or extended) into rf_db_err;
  * exposed for unit tests. */
 enum rf_db_err rf_sqlite_classify(int extended_rc);
+/* The reason of a result code rf_sqlite_classify calls RF_DB_RETRY. */
+enum rf_db_retry_reason rf_sqlite_retry_reason(int extended_rc);
 
 /* SQLite group commit, process-wide since start: batches committed and the
  * write transactions (members) they carried. For /metrics and tests. */

@@ -19,6 +19,7 @@
 
 /* Exposed for unit tests (prototypes repeated in tests/unit/test_pg.c). */
 enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok);
+enum rf_db_retry_reason rf_pg_retry_reason(const char *sqlstate);
 int rf_pg_placeholders(const char *sql, char *out, size_t outlen);
 
 #define STMT_CACHE 64
@@ -36,7 +37,6 @@ struct pg_conn {
     struct rf_db_conn base;
     struct pg_db *db;
     PGconn *h; /* NULL until first used, or after a failed reconnect */
-    struct pg_conn *next_free;
     unsigned next_name;
     int dealloc_pending; /* cache dropped inside an aborted tx: DEALLOCATE ALL when idle */
     int ncache;
@@ -51,13 +51,44 @@ struct pg_db {
     struct rf_db base;
     char *url;
     char *secret[2]; /* password as written in the URL and decoded: scrubbed from errors */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct pg_conn *conns, *free_conns;
+    struct rf_db_pool pool;
+    struct pg_conn *conns;
     int nconns;
 };
 
 const struct rf_db_driver rf_db_pg;
+
+/* SQLSTATEs with a meaning of their own here; other states go by class. */
+static const struct {
+    const char *state;
+    enum rf_db_err code;
+    enum rf_db_retry_reason retry;
+} pg_states[] = {
+    {"00000", RF_DB_OK, RF_DB_RETRY_OTHER},
+    {"23505", RF_DB_UNIQUE, RF_DB_RETRY_OTHER},
+    {"23503", RF_DB_FOREIGN, RF_DB_RETRY_OTHER},
+    {"40001", RF_DB_RETRY, RF_DB_RETRY_SERIALIZATION},
+    {"40P01", RF_DB_RETRY, RF_DB_RETRY_DEADLOCK},
+    /* lock_timeout / NOWAIT: like SQLITE_BUSY */
+    {"55P03", RF_DB_RETRY, RF_DB_RETRY_LOCK_TIMEOUT},
+    /* disk_full, as SQLITE_FULL */
+    {"53100", RF_DB_FULL, RF_DB_RETRY_OTHER},
+    /* Shutdown and crash recovery, and 25006 (a standby after failover). */
+    {"57P01", RF_DB_UNAVAILABLE, RF_DB_RETRY_OTHER},
+    {"57P02", RF_DB_UNAVAILABLE, RF_DB_RETRY_OTHER},
+    {"57P03", RF_DB_UNAVAILABLE, RF_DB_RETRY_OTHER},
+    {"25006", RF_DB_UNAVAILABLE, RF_DB_RETRY_OTHER},
+};
+#define NSTATES (sizeof(pg_states) / sizeof(pg_states[0]))
+
+/* Index in pg_states, or NSTATES. */
+static size_t pg_state(const char *sqlstate)
+{
+    size_t i = 0;
+    while (i < NSTATES && !(sqlstate && strcmp(sqlstate, pg_states[i].state) == 0))
+        i++;
+    return i;
+}
 
 enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok)
 {
@@ -66,25 +97,20 @@ enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok)
         return RF_DB_UNAVAILABLE;
     if (!sqlstate || strlen(sqlstate) != 5)
         return RF_DB_ERROR;
-    if (strcmp(sqlstate, "00000") == 0)
-        return RF_DB_OK;
-    if (strcmp(sqlstate, "23505") == 0)
-        return RF_DB_UNIQUE;
-    if (strcmp(sqlstate, "23503") == 0)
-        return RF_DB_FOREIGN;
-    if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
-        strcmp(sqlstate, "55P03") == 0) /* lock_timeout / NOWAIT: like SQLITE_BUSY */
-        return RF_DB_RETRY;
-    if (strcmp(sqlstate, "53100") == 0) /* disk_full, as SQLITE_FULL */
-        return RF_DB_FULL;
-    /* Class 08 connection exceptions, the rest of class 53 (too many
-     * connections, out of memory: the SQLite driver maps NOMEM alike),
-     * shutdown and crash recovery, and 25006 (a standby after failover). */
-    if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0 ||
-        strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0 ||
-        strcmp(sqlstate, "57P03") == 0 || strcmp(sqlstate, "25006") == 0)
+    size_t i = pg_state(sqlstate);
+    if (i < NSTATES)
+        return pg_states[i].code;
+    /* Class 08 connection exceptions and the rest of class 53 (too many
+     * connections, out of memory: the SQLite driver maps NOMEM alike). */
+    if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0)
         return RF_DB_UNAVAILABLE;
     return RF_DB_ERROR;
+}
+
+enum rf_db_retry_reason rf_pg_retry_reason(const char *sqlstate)
+{
+    size_t i = pg_state(sqlstate);
+    return i < NSTATES ? pg_states[i].retry : RF_DB_RETRY_OTHER;
 }
 
 /* libpq messages span lines and end in '\n'; a log line wants one line.
@@ -144,6 +170,8 @@ static int pg_fail(struct pg_conn *c, const PGresult *res, struct rf_db_error *e
     if (!msg || !*msg)
         msg = PQerrorMessage(c->h);
     pg_fail_msg(c->db, e, code, "", msg, state);
+    if (code == RF_DB_RETRY)
+        e->retry = rf_pg_retry_reason(state);
     if (code == RF_DB_UNIQUE) {
         const char *name = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
         snprintf(e->constraint, sizeof(e->constraint), "%s", name ? name : "");
@@ -236,8 +264,7 @@ static void pg_close(struct rf_db *base)
     free(db->url);
     free(db->secret[0]);
     free(db->secret[1]);
-    pthread_mutex_destroy(&db->mu);
-    pthread_cond_destroy(&db->cv);
+    rf_db_pool_destroy(&db->pool);
     free(db);
 }
 
@@ -256,8 +283,7 @@ static int pg_open(const char *url, int nconns, struct rf_db **out, struct rf_db
     if (!db)
         return rf_db_fail(e, RF_DB_UNAVAILABLE, "out of memory");
     db->base.drv = &rf_db_pg;
-    pthread_mutex_init(&db->mu, NULL);
-    pthread_cond_init(&db->cv, NULL);
+    rf_db_pool_init(&db->pool);
     db->url = strdup(url);
     db->conns = calloc((size_t)nconns, sizeof(*db->conns));
     if (!db->url || !db->conns) {
@@ -283,8 +309,7 @@ static int pg_open(const char *url, int nconns, struct rf_db **out, struct rf_db
         struct pg_conn *c = &db->conns[i];
         c->base.drv = &rf_db_pg;
         c->db = db;
-        c->next_free = db->free_conns;
-        db->free_conns = c;
+        rf_db_pool_put(&db->pool, &c->base);
     }
     /* The whole pool connects now: a PostgreSQL backend costs milliseconds
      * of CPU to start, which a burst of first requests should not pay (it
@@ -302,15 +327,6 @@ fail:
     return rc;
 }
 
-static void pg_put(struct pg_db *db, struct pg_conn *c)
-{
-    pthread_mutex_lock(&db->mu);
-    c->next_free = db->free_conns;
-    db->free_conns = c;
-    pthread_cond_signal(&db->cv);
-    pthread_mutex_unlock(&db->mu);
-}
-
 static int pg_acquire(struct rf_db *base, int write, int64_t deadline_ms, struct rf_db_conn **out,
                       struct rf_db_error *e)
 {
@@ -320,18 +336,13 @@ static int pg_acquire(struct rf_db *base, int write, int64_t deadline_ms, struct
      * timeouts are its settings). */
     (void)write;
     (void)deadline_ms;
-    pthread_mutex_lock(&db->mu);
-    while (!db->free_conns)
-        pthread_cond_wait(&db->cv, &db->mu);
-    struct pg_conn *c = db->free_conns;
-    db->free_conns = c->next_free;
-    pthread_mutex_unlock(&db->mu);
+    struct pg_conn *c = (struct pg_conn *)rf_db_pool_take(&db->pool);
     /* Connecting happens outside the lock: a slow server must not stall
      * threads that could use an already connected one. */
     if (!c->h || PQstatus(c->h) != CONNECTION_OK) {
         int rc = pg_connect(c, e);
         if (rc != RF_DB_OK) {
-            pg_put(db, c);
+            rf_db_pool_put(&db->pool, &c->base);
             *out = NULL;
             return rc;
         }
@@ -366,7 +377,7 @@ static void pg_release(struct rf_db *base, struct rf_db_conn *cb)
      * locks, to the next user of the connection. */
     if (c->h && in_tx(c))
         pg_rollback(cb);
-    pg_put((struct pg_db *)base, c);
+    rf_db_pool_put(&((struct pg_db *)base)->pool, cb);
 }
 
 static int pg_begin(struct rf_db_conn *cb, int write, struct rf_db_error *e)
@@ -743,7 +754,7 @@ static int pg_migrate_lock(struct rf_db_conn *cb, struct rf_db_error *e)
 
 const struct rf_db_driver rf_db_pg = {
     .name = "postgres",
-    .autocommit_writes = 1,
+    .caps = RF_DB_CAP_AUTOCOMMIT_WRITES | RF_DB_CAP_BATCH_CREATE,
     .open = pg_open,
     .close = pg_close,
     .acquire = pg_acquire,

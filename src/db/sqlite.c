@@ -36,7 +36,6 @@
 struct sq_conn {
     struct rf_db_conn base;
     sqlite3 *h;
-    struct sq_conn *next_free;
     int ncache;
     struct {
         const char *sql; /* statements are string literals: the pointer is the key */
@@ -49,6 +48,7 @@ struct sq_waiter {
     struct sq_waiter *next;
     int done;
     int rc;
+    enum rf_db_retry_reason retry;
     char detail[256];
 };
 
@@ -63,9 +63,8 @@ struct sq_db {
     struct sq_waiter *batch_wait; /* of those, the ones sleeping until COMMIT */
     pthread_mutex_t bmu;          /* guards the waiters' done/rc, with bcv */
     pthread_cond_t bcv;
-    pthread_mutex_t rmu;
-    pthread_cond_t rcv;
-    struct sq_conn *readers, *free_readers;
+    struct rf_db_pool pool; /* the readers */
+    struct sq_conn *readers;
     int nreaders;
 };
 
@@ -111,11 +110,25 @@ enum rf_db_err rf_sqlite_classify(int rc)
     }
 }
 
+enum rf_db_retry_reason rf_sqlite_retry_reason(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_PROTOCOL: /* a WAL lock race: a busy by another name */
+        return RF_DB_RETRY_BUSY;
+    case SQLITE_LOCKED:
+        return RF_DB_RETRY_LOCKED;
+    }
+    return RF_DB_RETRY_OTHER;
+}
+
 static int sq_fail(sqlite3 *h, int rc, struct rf_db_error *e)
 {
     enum rf_db_err code = rf_sqlite_classify(rc);
     const char *msg = h ? sqlite3_errmsg(h) : sqlite3_errstr(rc);
     rf_db_fail(e, code, "sqlite: %s (%d)", msg, rc);
+    if (code == RF_DB_RETRY)
+        e->retry = rf_sqlite_retry_reason(rc);
     if (code == RF_DB_UNIQUE) {
         /* "UNIQUE constraint failed: users.workspace_id, users.email" */
         const char *cols = strstr(msg, "failed: ");
@@ -176,8 +189,7 @@ static void sq_close(struct rf_db *base)
     pthread_mutex_destroy(&db->wmu);
     pthread_mutex_destroy(&db->bmu);
     pthread_cond_destroy(&db->bcv);
-    pthread_mutex_destroy(&db->rmu);
-    pthread_cond_destroy(&db->rcv);
+    rf_db_pool_destroy(&db->pool);
     free(db);
 }
 
@@ -214,8 +226,7 @@ static int sq_open(const char *path, int nreaders, struct rf_db **out, struct rf
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the sleepers' 10 ms naps */
     pthread_cond_init(&db->bcv, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&db->rmu, NULL);
-    pthread_cond_init(&db->rcv, NULL);
+    rf_db_pool_init(&db->pool);
     rc = sq_conn_open(&db->writer, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, e);
     if (rc == RF_DB_OK)
         rc = sq_set_wal(&db->writer, e);
@@ -231,8 +242,7 @@ static int sq_open(const char *path, int nreaders, struct rf_db **out, struct rf
         if (rc != RF_DB_OK)
             goto fail;
         db->nreaders++;
-        db->readers[i].next_free = db->free_readers;
-        db->free_readers = &db->readers[i];
+        rf_db_pool_put(&db->pool, &db->readers[i].base);
     }
     *out = &db->base;
     return RF_DB_OK;
@@ -255,12 +265,14 @@ static int sq_simple(struct sq_conn *c, const char *sql, struct rf_db_error *e)
     return rc == SQLITE_OK ? RF_DB_OK : sq_fail(c->h, rc, e);
 }
 
-/* Ends the batch with rc for every sleeping member. Called with wmu held. */
-static void batch_wake(struct sq_db *db, int rc, const char *detail)
+/* Ends the batch with rc (and, for RF_DB_RETRY, its reason) for every
+ * sleeping member. Called with wmu held. */
+static void batch_wake(struct sq_db *db, int rc, enum rf_db_retry_reason retry, const char *detail)
 {
     pthread_mutex_lock(&db->bmu);
     for (struct sq_waiter *w = db->batch_wait; w; w = w->next) {
         w->rc = rc;
+        w->retry = retry;
         snprintf(w->detail, sizeof(w->detail), "%s", detail);
         w->done = 1;
     }
@@ -282,7 +294,10 @@ static int batch_commit(struct sq_db *db, struct rf_db_error *e)
         atomic_fetch_add(&gc_batches, 1);
         atomic_fetch_add(&gc_members, (unsigned long long)db->batch_n);
     }
-    batch_wake(db, rc, rc == RF_DB_OK ? "" : e->detail);
+    if (rc == RF_DB_OK)
+        batch_wake(db, rc, RF_DB_RETRY_OTHER, "");
+    else
+        batch_wake(db, rc, e->retry, e->detail);
     return rc;
 }
 
@@ -332,13 +347,7 @@ static int sq_acquire(struct rf_db *base, int write, int64_t deadline_ms, struct
         *out = &db->writer.base;
         return RF_DB_OK;
     }
-    pthread_mutex_lock(&db->rmu);
-    while (!db->free_readers)
-        pthread_cond_wait(&db->rcv, &db->rmu);
-    struct sq_conn *c = db->free_readers;
-    db->free_readers = c->next_free;
-    pthread_mutex_unlock(&db->rmu);
-    *out = &c->base;
+    *out = rf_db_pool_take(&db->pool);
     return RF_DB_OK;
 }
 
@@ -352,11 +361,7 @@ static void sq_release(struct rf_db *base, struct rf_db_conn *cb)
         tl.member = MEMBER_NONE;
         return;
     }
-    pthread_mutex_lock(&db->rmu);
-    c->next_free = db->free_readers;
-    db->free_readers = c;
-    pthread_cond_signal(&db->rcv);
-    pthread_mutex_unlock(&db->rmu);
+    rf_db_pool_put(&db->pool, cb);
 }
 
 static struct sq_db *writer_db(struct sq_conn *c)
@@ -373,8 +378,11 @@ static int sq_begin(struct rf_db_conn *cb, int write, struct rf_db_error *e)
     if (!db->batch_open) {
         /* Test builds: in WAL mode a writer meets SQLITE_BUSY here, when
          * BEGIN IMMEDIATE cannot take the write lock; simulate exactly that. */
-        if (rf_fault("sqlite.busy"))
-            return rf_db_fail(e, RF_DB_RETRY, "sqlite: injected SQLITE_BUSY");
+        if (rf_fault("sqlite.busy")) {
+            rf_db_fail(e, RF_DB_RETRY, "sqlite: injected SQLITE_BUSY");
+            e->retry = RF_DB_RETRY_BUSY;
+            return RF_DB_RETRY;
+        }
         int64_t wait_ms = BUSY_TIMEOUT_MS;
         if (db->deadline_ms > 0) {
             wait_ms = db->deadline_ms - (int64_t)(rf_mono_ns() / 1000000u);
@@ -437,8 +445,11 @@ static int sq_commit(struct rf_db_conn *cb, struct rf_db_error *e)
         pthread_mutex_lock(&db->bmu);
     }
     pthread_mutex_unlock(&db->bmu);
-    if (w.rc != RF_DB_OK)
-        return rf_db_fail(e, w.rc, "sqlite: group commit: %.200s", w.detail);
+    if (w.rc != RF_DB_OK) {
+        rf_db_fail(e, w.rc, "sqlite: group commit: %.200s", w.detail);
+        e->retry = w.retry;
+        return w.rc;
+    }
     return RF_DB_OK;
 }
 
@@ -464,7 +475,8 @@ static void sq_rollback(struct rf_db_conn *cb)
      * are gone too, and they must run again. */
     if (!sqlite3_get_autocommit(c->h))
         sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
-    batch_wake(db, RF_DB_RETRY, "the batch was rolled back by another member's failure");
+    batch_wake(db, RF_DB_RETRY, RF_DB_RETRY_GROUP_COMMIT,
+               "the batch was rolled back by another member's failure");
 }
 
 static int sq_prepare(struct sq_conn *c, const char *sql, sqlite3_stmt **st, struct rf_db_error *e)
@@ -570,6 +582,7 @@ static int sq_migrate_lock(struct rf_db_conn *c, struct rf_db_error *e)
 
 const struct rf_db_driver rf_db_sqlite = {
     .name = "sqlite",
+    .caps = 0, /* each statement is a call into the library, not a round trip */
     .open = sq_open,
     .close = sq_close,
     .acquire = sq_acquire,

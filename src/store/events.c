@@ -14,8 +14,9 @@
 #define SLUG_COUNTER_TRIES 16
 #define SLUG_RANDOM_TRIES 8
 
-static void event_from_row(const struct rf_db_rows *r, int row, struct rf_event *ev)
+static void event_from_row(const struct rf_db_rows *r, int row, void *item)
 {
+    struct rf_event *ev = item;
     ev->id = rf_db_cell(r, row, 0);
     ev->name = rf_db_cell(r, row, 1);
     ev->slug = rf_db_cell(r, row, 2);
@@ -105,65 +106,30 @@ int rf_store_event_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena
     return rf_tx_run(db, outer, RF_TX_WRITE, event_create_tx, &ctx, e);
 }
 
-struct event_get_ctx {
-    struct rf_arena *a;
-    const char *ws, *slug;
-    struct rf_event *out;
-    int found;
-};
-
-static int event_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
-{
-    struct event_get_ctx *ctx = arg;
-    struct rf_db_rows rows;
-    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->slug)};
-    int rc = rf_db_exec(c,
-                        "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ? AND slug = ?"
-                        " AND deleted_at IS NULL",
-                        p, 2, ctx->a, &rows, e);
-    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
-    if (ctx->found)
-        event_from_row(&rows, 0, ctx->out);
-    return rc;
-}
-
 int rf_store_event_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *slug,
                        struct rf_event *out, int *found, struct rf_db_error *e)
 {
-    struct event_get_ctx ctx = {a, ws, slug, out, 0};
-    int rc = rf_tx_run(db, NULL, RF_TX_READ, event_get_tx, &ctx, e);
-    *found = ctx.found;
-    return rc;
+    return rf_store_get(db, a,
+                        "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ? AND slug = ?"
+                        " AND deleted_at IS NULL",
+                        ws, slug, event_from_row, out, found, e);
 }
 
 int rf_store_event_list(struct rf_db *db, struct rf_arena *a, const char *ws,
                         const char *after_created, const char *after_id, int limit,
                         struct rf_event **out, int *n, int *more, struct rf_db_error *e)
 {
-    struct rf_db_rows rows;
-    *n = 0;
-    int rc = rf_store_page(db, a,
+    void *items;
+    int rc = rf_store_list(db, a,
                            "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
-                           " AND deleted_at IS NULL ORDER BY created_at, id LIMIT ?",
+                           " AND deleted_at IS NULL" RF_PAGE_FIRST_SQL,
                            "SELECT " EVENT_COLS " FROM events WHERE workspace_id = ?"
-                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
-                           " AND deleted_at IS NULL ORDER BY created_at, id LIMIT ?",
-                           ws, after_created, after_id, limit, &rows, more, e);
-    if (rc != RF_DB_OK)
-        return rc;
-    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
-    if (!*out)
-        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
-    for (int i = 0; i < rows.nrows; i++)
-        event_from_row(&rows, i, &(*out)[i]);
-    *n = rows.nrows;
-    return RF_DB_OK;
+                           " AND deleted_at IS NULL" RF_PAGE_AFTER_SQL,
+                           ws, after_created, after_id, limit, sizeof(**out), event_from_row,
+                           &items, n, more, e);
+    *out = items;
+    return rc;
 }
-
-struct event_delete_ctx {
-    const char *ws, *slug;
-    int found;
-};
 
 /* Seed 000's promise outlives a delete: the row stays as a tombstone, so
  * the unique constraint keeps its slug taken and neither the counter nor a
@@ -173,28 +139,23 @@ struct event_delete_ctx {
  * exactly one matches a live row. */
 static int event_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
-    struct event_delete_ctx *ctx = arg;
+    struct rf_store_ref *ctx = arg;
     char now[RF_TIME_MAX];
-    struct rf_arena a;
-    struct rf_db_rows rows;
+    int n;
     rf_now_rfc3339(now);
-    rf_arena_init(&a, 0);
-    struct rf_db_param p[] = {RF_TEXT(now), RF_TEXT(ctx->ws), RF_TEXT(ctx->slug)};
-    int rc = rf_db_exec(c,
-                        "UPDATE events SET deleted_at = ?, name = '', starts_at = NULL,"
-                        " version = version + 1"
-                        " WHERE workspace_id = ? AND slug = ? AND deleted_at IS NULL RETURNING id",
-                        p, 3, &a, &rows, e);
-    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
-    rf_arena_free(&a);
+    struct rf_db_param p[] = {RF_TEXT(now), RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
+    int rc = rf_store_count(c,
+                            "UPDATE events SET deleted_at = ?, name = '', starts_at = NULL,"
+                            " version = version + 1"
+                            " WHERE workspace_id = ? AND slug = ? AND deleted_at IS NULL"
+                            " RETURNING id",
+                            p, 3, &n, e);
+    ctx->found = n == 1;
     return rc;
 }
 
 int rf_store_event_delete(struct rf_db *db, const char *ws, const char *slug, int *found,
                           struct rf_db_error *e)
 {
-    struct event_delete_ctx ctx = {ws, slug, 0};
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, event_delete_tx, &ctx, e);
-    *found = ctx.found;
-    return rc;
+    return rf_store_ref_write(db, NULL, event_delete_tx, ws, slug, found, e);
 }

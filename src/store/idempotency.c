@@ -106,23 +106,20 @@ int rf_store_idem_complete_tx(struct rf_db_conn *c, void *arg, struct rf_db_erro
 {
     struct rf_idem_done *d = arg;
     const struct rf_idem *k = d->k;
-    struct rf_arena a;
-    struct rf_db_rows rows;
-    rf_arena_init(&a, 0);
+    int n;
     /* The owner token in the WHERE clause: a request completes only the
      * reservation it took itself, never one taken over from it. */
     struct rf_db_param p[] = {RF_INT(d->status), RF_TEXT(d->ctype),     RF_TEXT(d->body),
                               RF_TEXT(d->etag),  RF_INT(d->expires_ms), RF_TEXT(k->ws),
                               RF_TEXT(k->kind),  RF_TEXT(k->key),       RF_TEXT(k->owner)};
-    int rc = rf_db_exec(c,
-                        "UPDATE idempotency_keys SET state = 'done', status = ?, resp_ctype = ?,"
-                        " resp_body = ?, resp_etag = ?, expires_at = ?"
-                        " WHERE " IDEM_WHERE " AND owner = ? AND state = 'in_flight'"
-                        " RETURNING owner",
-                        p, 9, &a, &rows, e);
-    if (rc == RF_DB_OK && rows.nrows == 0)
+    int rc = rf_store_count(c,
+                            "UPDATE idempotency_keys SET state = 'done', status = ?,"
+                            " resp_ctype = ?, resp_body = ?, resp_etag = ?, expires_at = ?"
+                            " WHERE " IDEM_WHERE " AND owner = ? AND state = 'in_flight'"
+                            " RETURNING owner",
+                            p, 9, &n, e);
+    if (rc == RF_DB_OK && n == 0)
         rc = rf_db_fail(e, RF_DB_UNIQUE, "reservation no longer ours (lease taken over)");
-    rf_arena_free(&a);
     return rc;
 }
 
@@ -150,35 +147,30 @@ struct purge_ctx {
 static int purge_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct purge_ctx *ctx = arg;
-    struct rf_arena a;
-    struct rf_db_rows rows;
-    int rc;
-    rf_arena_init(&a, 0);
+    int n, rc;
     /* Two bounded deletes, each an index range. The condition is repeated
      * outside the subquery: on PostgreSQL READ COMMITTED a row taken over
      * (made in_flight again) after the subquery ran is re-checked against
      * the outer WHERE and survives. */
     struct rf_db_param done[] = {RF_INT(ctx->now), RF_INT(ctx->limit), RF_INT(ctx->now)};
-    rc = rf_db_exec(c,
-                    "DELETE FROM idempotency_keys WHERE (workspace_id, kind, idem_key) IN ("
-                    " SELECT workspace_id, kind, idem_key FROM idempotency_keys"
-                    " WHERE state = 'done' AND expires_at <= ? LIMIT ?)"
-                    " AND state = 'done' AND expires_at <= ? RETURNING kind",
-                    done, 3, &a, &rows, e);
-    ctx->purged = rc == RF_DB_OK ? rows.nrows : 0;
+    rc = rf_store_count(c,
+                        "DELETE FROM idempotency_keys WHERE (workspace_id, kind, idem_key) IN ("
+                        " SELECT workspace_id, kind, idem_key FROM idempotency_keys"
+                        " WHERE state = 'done' AND expires_at <= ? LIMIT ?)"
+                        " AND state = 'done' AND expires_at <= ? RETURNING kind",
+                        done, 3, &n, e);
+    ctx->purged = n;
     if (rc == RF_DB_OK) {
         int64_t cutoff = ctx->now - ctx->grace;
         struct rf_db_param dead[] = {RF_INT(cutoff), RF_INT(ctx->limit), RF_INT(cutoff)};
-        rc = rf_db_exec(c,
-                        "DELETE FROM idempotency_keys WHERE (workspace_id, kind, idem_key) IN ("
-                        " SELECT workspace_id, kind, idem_key FROM idempotency_keys"
-                        " WHERE state = 'in_flight' AND lease_expires <= ? LIMIT ?)"
-                        " AND state = 'in_flight' AND lease_expires <= ? RETURNING kind",
-                        dead, 3, &a, &rows, e);
-        if (rc == RF_DB_OK)
-            ctx->purged += rows.nrows;
+        rc = rf_store_count(c,
+                            "DELETE FROM idempotency_keys WHERE (workspace_id, kind, idem_key) IN"
+                            " (SELECT workspace_id, kind, idem_key FROM idempotency_keys"
+                            " WHERE state = 'in_flight' AND lease_expires <= ? LIMIT ?)"
+                            " AND state = 'in_flight' AND lease_expires <= ? RETURNING kind",
+                            dead, 3, &n, e);
+        ctx->purged += n;
     }
-    rf_arena_free(&a);
     return rc;
 }
 
@@ -189,18 +181,12 @@ static int purge_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 static int purge_due_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct purge_ctx *ctx = arg;
-    struct rf_arena a;
-    struct rf_db_rows rows;
-    rf_arena_init(&a, 0);
     struct rf_db_param p[] = {RF_INT(ctx->now), RF_INT(ctx->now - ctx->grace)};
-    int rc = rf_db_exec(c,
-                        "SELECT 1 FROM idempotency_keys WHERE state = 'done' AND expires_at <= ?"
-                        " UNION ALL SELECT 1 FROM idempotency_keys"
-                        " WHERE state = 'in_flight' AND lease_expires <= ? LIMIT 1",
-                        p, 2, &a, &rows, e);
-    ctx->purged = rc == RF_DB_OK ? rows.nrows : 0;
-    rf_arena_free(&a);
-    return rc;
+    return rf_store_count(c,
+                          "SELECT 1 FROM idempotency_keys WHERE state = 'done' AND expires_at <= ?"
+                          " UNION ALL SELECT 1 FROM idempotency_keys"
+                          " WHERE state = 'in_flight' AND lease_expires <= ? LIMIT 1",
+                          p, 2, &ctx->purged, e);
 }
 
 int rf_store_idem_purge(struct rf_db *db, int64_t now_ms, int64_t grace_ms, int limit,

@@ -200,28 +200,22 @@ int rf_store_identity_get(struct rf_db *db, struct rf_arena *a, const char *ws,
     return rc;
 }
 
+static void identity_item(const struct rf_db_rows *r, int row, void *item)
+{
+    identity_from_row(r, row, 0, item);
+}
+
 int rf_store_identity_list(struct rf_db *db, struct rf_arena *a, const char *ws,
                            const char *after_created, const char *after_id, int limit,
                            struct rf_identity **out, int *n, int *more, struct rf_db_error *e)
 {
-    struct rf_db_rows rows;
-    *n = 0;
-    int rc = rf_store_page(db, a,
-                           "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?"
-                           " ORDER BY created_at, id LIMIT ?",
-                           "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?"
-                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
-                           " ORDER BY created_at, id LIMIT ?",
-                           ws, after_created, after_id, limit, &rows, more, e);
-    if (rc != RF_DB_OK)
-        return rc;
-    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
-    if (!*out)
-        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
-    for (int i = 0; i < rows.nrows; i++)
-        identity_from_row(&rows, i, 0, &(*out)[i]);
-    *n = rows.nrows;
-    return RF_DB_OK;
+    void *items;
+    int rc = rf_store_list(
+        db, a, "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?" RF_PAGE_FIRST_SQL,
+        "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ?" RF_PAGE_AFTER_SQL, ws,
+        after_created, after_id, limit, sizeof(**out), identity_item, &items, n, more, e);
+    *out = items;
+    return rc;
 }
 
 struct identity_update_ctx {
@@ -283,11 +277,6 @@ int rf_store_identity_update(struct rf_db *db, struct rf_tx *outer, struct rf_ar
     return rc;
 }
 
-struct identity_delete_ctx {
-    const char *ws, *external_id;
-    int found;
-};
-
 /* Detach, then delete, in one transaction; the foreign key from api_keys
  * is what makes it race-free. A key that a concurrent transaction attached
  * to this identity after the detach (it read the identity before the
@@ -299,14 +288,14 @@ struct identity_delete_ctx {
  * SQLite runs write transactions one at a time. */
 static int identity_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
-    struct identity_delete_ctx *ctx = arg;
+    struct rf_store_ref *ctx = arg;
     char now[RF_TIME_MAX];
     struct rf_arena a;
     struct rf_db_rows rows;
     rf_now_rfc3339(now);
     rf_arena_init(&a, 0);
     ctx->found = 0;
-    struct rf_db_param d[] = {RF_TEXT(now), RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
+    struct rf_db_param d[] = {RF_TEXT(now), RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
     int rc = rf_db_exec(c,
                         "UPDATE api_keys SET identity_id = NULL, updated_at = ?,"
                         " version = version + 1 WHERE identity_id ="
@@ -314,7 +303,7 @@ static int identity_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_erro
                         d, 3, NULL, NULL, e);
     if (rc == RF_DB_OK) {
         fault_pause("identities.slow_delete");
-        struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
+        struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
         rc = rf_db_exec(c,
                         "DELETE FROM identities WHERE workspace_id = ? AND external_id = ?"
                         " RETURNING id",
@@ -333,10 +322,7 @@ static int identity_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_erro
 int rf_store_identity_delete(struct rf_db *db, const char *ws, const char *external_id, int *found,
                              struct rf_db_error *e)
 {
-    struct identity_delete_ctx ctx = {ws, external_id, 0};
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, identity_delete_tx, &ctx, e);
-    *found = ctx.found;
-    return rc;
+    return rf_store_ref_write(db, NULL, identity_delete_tx, ws, external_id, found, e);
 }
 
 /* Seed 003 done right: get-or-create inside the caller's transaction. The
@@ -642,18 +628,13 @@ int rf_store_key_get(struct rf_db *db, struct rf_arena *a, const char *ws, const
 
 /* ---- delete ---- */
 
-struct key_delete_ctx {
-    const char *ws, *key_id;
-    int found;
-};
-
 static int key_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
-    struct key_delete_ctx *ctx = arg;
+    struct rf_store_ref *ctx = arg;
     struct rf_arena a;
     struct rf_db_rows rows;
     rf_arena_init(&a, 0);
-    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
     int rc = rf_db_exec(c,
                         "DELETE FROM api_keys WHERE workspace_id = ? AND id = ?"
                         " RETURNING rerolled_to, COALESCE(limits_owner, id)",
@@ -674,10 +655,7 @@ static int key_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 int rf_store_key_delete(struct rf_db *db, struct rf_tx *outer, const char *ws, const char *key_id,
                         int *found, struct rf_db_error *e)
 {
-    struct key_delete_ctx ctx = {ws, key_id, 0};
-    int rc = rf_tx_run(db, outer, RF_TX_WRITE, key_delete_tx, &ctx, e);
-    *found = ctx.found;
-    return rc;
+    return rf_store_ref_write(db, outer, key_delete_tx, ws, key_id, found, e);
 }
 
 /* ---- credits ---- */
@@ -1122,7 +1100,7 @@ int rf_store_key_verify(struct rf_db *db, struct rf_tx *outer, struct rf_arena *
     if (rc != RF_DB_OK || verify_decided(&ctx))
         return rc;
     int limits = ctx.has_limits || (!in->auto_limits && in->nlimits > 0);
-    ctx.autocommit = !limits && !outer && db->drv->autocommit_writes;
+    ctx.autocommit = !limits && !outer && rf_db_has(db, RF_DB_CAP_AUTOCOMMIT_WRITES);
     rc = rf_tx_run(db, outer, limits ? RF_TX_WRITE : RF_TX_AUTOCOMMIT, verify_tx, &ctx, e);
     if (rc == RF_DB_OK && ctx.upgrade) {
         ctx.autocommit = ctx.upgrade = 0;

@@ -7,8 +7,9 @@
 
 #define RES_COLS "id, type, name, status, created_at, version"
 
-static void res_from_row(const struct rf_db_rows *r, int row, struct rf_resource *o)
+static void res_from_row(const struct rf_db_rows *r, int row, void *item)
 {
+    struct rf_resource *o = item;
     o->id = rf_db_cell(r, row, 0);
     o->type = rf_db_cell(r, row, 1);
     o->name = rf_db_cell(r, row, 2);
@@ -19,7 +20,7 @@ static void res_from_row(const struct rf_db_rows *r, int row, struct rf_resource
 
 struct res_ctx {
     struct rf_arena *a;
-    const char *ws, *id, *type, *name;
+    const char *ws, *type, *name;
     int64_t quota;
     struct rf_resource *out;
     int flag;
@@ -71,78 +72,47 @@ int rf_store_resource_create(struct rf_db *db, struct rf_tx *outer, struct rf_ar
     return rc;
 }
 
-static int res_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
-{
-    struct res_ctx *ctx = arg;
-    struct rf_db_rows rows;
-    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
-    int rc = rf_db_exec(c, "SELECT " RES_COLS " FROM resources WHERE workspace_id = ? AND id = ?",
-                        p, 2, ctx->a, &rows, e);
-    ctx->flag = rc == RF_DB_OK && rows.nrows == 1;
-    if (ctx->flag)
-        res_from_row(&rows, 0, ctx->out);
-    return rc;
-}
-
 int rf_store_resource_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
                           struct rf_resource *out, int *found, struct rf_db_error *e)
 {
-    struct res_ctx ctx = {.a = a, .ws = ws, .id = id, .out = out};
-    int rc = rf_tx_run(db, NULL, RF_TX_READ, res_get_tx, &ctx, e);
-    *found = ctx.flag;
-    return rc;
+    return rf_store_get(db, a,
+                        "SELECT " RES_COLS " FROM resources WHERE workspace_id = ? AND id = ?", ws,
+                        id, res_from_row, out, found, e);
 }
 
 /* The delete and the counter move together, so the quota frees exactly
  * the slots that were really freed. */
 static int res_delete_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
-    struct res_ctx *ctx = arg;
-    struct rf_arena a;
-    struct rf_db_rows rows;
-    rf_arena_init(&a, 0);
+    struct rf_store_ref *ctx = arg;
     struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
-    int rc = rf_db_exec(c, "DELETE FROM resources WHERE workspace_id = ? AND id = ? RETURNING id",
-                        p, 2, &a, &rows, e);
-    ctx->flag = rc == RF_DB_OK && rows.nrows == 1;
-    if (ctx->flag) {
+    int n;
+    int rc = rf_store_count(
+        c, "DELETE FROM resources WHERE workspace_id = ? AND id = ? RETURNING id", p, 2, &n, e);
+    ctx->found = n == 1;
+    if (ctx->found) {
         struct rf_db_param q[] = {RF_TEXT(ctx->ws)};
         rc = rf_db_exec(c, "UPDATE resource_counts SET n = n - 1 WHERE workspace_id = ?", q, 1,
                         NULL, NULL, e);
     }
-    rf_arena_free(&a);
     return rc;
 }
 
 int rf_store_resource_delete(struct rf_db *db, const char *ws, const char *id, int *found,
                              struct rf_db_error *e)
 {
-    struct res_ctx ctx = {.ws = ws, .id = id};
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, res_delete_tx, &ctx, e);
-    *found = ctx.flag;
-    return rc;
+    return rf_store_ref_write(db, NULL, res_delete_tx, ws, id, found, e);
 }
 
 int rf_store_resource_list(struct rf_db *db, struct rf_arena *a, const char *ws,
-                        const char *after_created, const char *after_id, int limit,
-                        struct rf_resource **out, int *n, int *more, struct rf_db_error *e)
+                           const char *after_created, const char *after_id, int limit,
+                           struct rf_resource **out, int *n, int *more, struct rf_db_error *e)
 {
-    struct rf_db_rows rows;
-    *n = 0;
-    int rc = rf_store_page(db, a,
-                           "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?"
-                           " ORDER BY created_at, id LIMIT ?",
-                           "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?"
-                           " AND (created_at > ? OR (created_at = ? AND id > ?))"
-                           " ORDER BY created_at, id LIMIT ?",
-                           ws, after_created, after_id, limit, &rows, more, e);
-    if (rc != RF_DB_OK)
-        return rc;
-    *out = rf_arena_alloc(a, sizeof(**out) * (size_t)(rows.nrows ? rows.nrows : 1));
-    if (!*out)
-        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
-    for (int i = 0; i < rows.nrows; i++)
-        res_from_row(&rows, i, &(*out)[i]);
-    *n = rows.nrows;
-    return RF_DB_OK;
+    void *items;
+    int rc = rf_store_list(
+        db, a, "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?" RF_PAGE_FIRST_SQL,
+        "SELECT " RES_COLS " FROM resources WHERE workspace_id = ?" RF_PAGE_AFTER_SQL, ws,
+        after_created, after_id, limit, sizeof(**out), res_from_row, &items, n, more, e);
+    *out = items;
+    return rc;
 }

@@ -238,7 +238,7 @@ static int migrate_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     int rc;
 
     ctx->applied = 0;
-    rc = c->drv->migrate_lock(c, e);
+    rc = rf_db_migrate_lock(c, e);
     if (rc != RF_DB_OK)
         return rc;
     rc = rf_db_exec(c,

@@ -43,7 +43,7 @@ enum rf_tx_mode {
     /* A write whose statements are each atomic and stay correct when other
      * transactions commit between them (INSERT … ON CONFLICT DO NOTHING
      * RETURNING, then a read of the winner). A driver with
-     * autocommit_writes (PostgreSQL: two round trips fewer) runs them
+     * RF_DB_CAP_AUTOCOMMIT_WRITES (PostgreSQL: two round trips fewer) runs them
      * without BEGIN/COMMIT; SQLite batches them like any write. */
     RF_TX_AUTOCOMMIT,
 };
@@ -81,20 +81,50 @@ void rf_tx_open(struct rf_tx *tx, struct rf_db *db);
  * transaction of its own. fn may be NULL. tx is closed either way. */
 int rf_tx_end(struct rf_tx *tx, rf_tx_fn fn, void *ctx, int keep_writes, struct rf_db_error *e);
 
+/* A write to one object, named by workspace and id (or slug, external id),
+ * that finds it or not: the deletes. fn gets the struct rf_store_ref and
+ * sets found; *found is its value once the transaction ended. */
+struct rf_store_ref {
+    const char *ws, *id;
+    int found;
+};
+int rf_store_ref_write(struct rf_db *db, struct rf_tx *outer, rf_tx_fn fn, const char *ws,
+                       const char *id, int *found, struct rf_db_error *e);
+
+/* One statement whose rows only count (DELETE … RETURNING id: was there
+ * one?): *nrows, 0 on error; the rows themselves are dropped. */
+int rf_store_count(struct rf_db_conn *c, const char *sql, const struct rf_db_param *p, int np,
+                   int *nrows, struct rf_db_error *e);
+
 /* Keyset pagination shared by the list endpoints: runs sql_first (params:
  * ws, limit) or, after a cursor, sql_after (params: ws, created, created,
  * id, limit), fetching limit+1 rows so *more tells whether a page follows;
- * rows->nrows is cut back to at most limit. */
-int rf_store_page(struct rf_db *db, struct rf_arena *a, const char *sql_first,
-                  const char *sql_after, const char *ws, const char *after_created,
-                  const char *after_id, int limit, struct rf_db_rows *rows, int *more,
-                  struct rf_db_error *e);
-/* The same with one more filter parameter after ws (e.g. an external id):
- * params (ws, filter, limit) or (ws, filter, created, created, id, limit). */
+ * rows->nrows is cut back to at most limit. A filter (e.g. an external id;
+ * NULL: none) is one more parameter after ws. */
 int rf_store_page_by(struct rf_db *db, struct rf_arena *a, const char *sql_first,
                      const char *sql_after, const char *ws, const char *filter,
                      const char *after_created, const char *after_id, int limit,
                      struct rf_db_rows *rows, int *more, struct rf_db_error *e);
+
+/* The tails of a list's two statements, ordered by (created_at, id):
+ * "SELECT … WHERE workspace_id = ?" RF_PAGE_FIRST_SQL, and the same
+ * RF_PAGE_AFTER_SQL for the page after a cursor. */
+#define RF_PAGE_FIRST_SQL " ORDER BY created_at, id LIMIT ?"
+#define RF_PAGE_AFTER_SQL " AND (created_at > ? OR (created_at = ? AND id > ?))" RF_PAGE_FIRST_SQL
+
+/* Fills item (an element of a list's array) from row `row` of r. */
+typedef void (*rf_store_row_fn)(const struct rf_db_rows *r, int row, void *item);
+/* A page as rf_store_page_by, mapped by from_row into an array of items of
+ * size bytes each in a: *items (NULL only on error), *n of them. */
+int rf_store_list(struct rf_db *db, struct rf_arena *a, const char *sql_first,
+                  const char *sql_after, const char *ws, const char *after_created,
+                  const char *after_id, int limit, size_t size, rf_store_row_fn from_row,
+                  void **items, int *n, int *more, struct rf_db_error *e);
+/* One object by workspace and id (or slug, email): sql takes (ws, id) and
+ * returns at most one row, which from_row maps into item when *found. */
+int rf_store_get(struct rf_db *db, struct rf_arena *a, const char *sql, const char *ws,
+                 const char *id, rf_store_row_fn from_row, void *item, int *found,
+                 struct rf_db_error *e);
 
 /* ---- optimistic concurrency ---- */
 
@@ -164,8 +194,9 @@ int rf_store_user_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena 
                          const char *email, const char *name, struct rf_user *out, int *created,
                          struct rf_db_error *e);
 /* The same create for a caller that can wait without holding its thread
- * (a request on the worker pool). On PostgreSQL the create joins a batch
- * (one statement for many creates, store/users.c): *wait is set, and
+ * (a request on the worker pool). With RF_DB_CAP_BATCH_CREATE (PostgreSQL)
+ * the create joins a batch (one statement for many creates,
+ * store/user_batch.c): *wait is set, and
  * wake(arg) is called exactly once when the create is done, possibly before
  * this returns, from whichever thread ran the batch; then
  * rf_store_user_create_result gives the outcome and the user (out). *wait
@@ -207,6 +238,19 @@ struct rf_user_patch {
 int rf_store_user_update(struct rf_db *db, struct rf_tx *outer, struct rf_arena *a, const char *ws,
                          const char *id, const struct rf_user_patch *p, struct rf_user *out,
                          int *found, struct rf_db_error *e);
+
+/* ---- users: coalesced creates (store/user_batch.c, PostgreSQL only) ---- */
+
+/* What every user statement returns, and its reader (user: struct rf_user),
+ * shared with the batch's own statements. */
+#define RF_USER_COLS "id, email, name, username, created_at, updated_at, version"
+void rf_store_user_from_row(const struct rf_db_rows *r, int row, void *user);
+/* rf_store_user_create without an outer transaction on a driver with
+ * RF_DB_CAP_BATCH_CREATE: queues the create and waits on this thread until
+ * a batch carrying it is done. */
+int rf_store_user_create_batched(struct rf_db *db, struct rf_arena *a, const char *ws,
+                                 const char *email, const char *name, struct rf_user *out,
+                                 int *created, struct rf_db_error *e);
 
 /* ---- events ---- */
 

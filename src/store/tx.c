@@ -36,7 +36,7 @@ static int retry_again(int attempt, int64_t deadline_ms, struct rf_db_error *e)
     if (attempt >= RF_TX_MAX_ATTEMPTS || mono_ms() >= deadline_ms)
         return 0;
     atomic_fetch_add(&tx_retries, 1);
-    rf_metrics_db_retry(e->detail);
+    rf_metrics_db_retry(e->retry);
     rf_tx_backoff(attempt - 1);
     return 1;
 }
@@ -51,7 +51,7 @@ static void tx_close(struct rf_tx *tx, int commit_ok)
 {
     if (tx->c) {
         if (!commit_ok)
-            tx->c->drv->rollback(tx->c);
+            rf_db_rollback(tx->c);
         rf_db_release(tx->db, tx->c);
     }
     tx->c = NULL;
@@ -62,7 +62,7 @@ int rf_tx_end(struct rf_tx *tx, rf_tx_fn fn, void *ctx, int keep_writes, struct 
     if (tx->c && keep_writes) {
         int rc = fn(tx->c, ctx, e);
         if (rc == RF_DB_OK)
-            rc = tx->c->drv->commit(tx->c, e);
+            rc = rf_db_commit(tx->c, e);
         tx_close(tx, rc == RF_DB_OK);
         return rc;
     }
@@ -86,14 +86,14 @@ static int joined_write(struct rf_tx *tx, rf_tx_fn fn, void *ctx, struct rf_db_e
             continue;
         if (rc != RF_DB_OK)
             return rc;
-        rc = c->drv->begin(c, 1, e);
+        rc = rf_db_begin(c, 1, e);
         if (rc == RF_DB_OK)
             rc = fn(c, ctx, e);
         if (rc == RF_DB_OK) {
             tx->c = c;
             return RF_DB_OK;
         }
-        c->drv->rollback(c);
+        rf_db_rollback(c);
         rf_db_release(tx->db, c);
         if (rc != RF_DB_RETRY)
             return rc;
@@ -120,20 +120,72 @@ int rf_tx_run(struct rf_db *db, struct rf_tx *outer, enum rf_tx_mode mode, rf_tx
         /* Every read body is one statement, consistent on its own: it runs
          * in autocommit, which on PostgreSQL saves the BEGIN and COMMIT
          * round trips (two of three). So do RF_TX_AUTOCOMMIT writes there. */
-        int tx = mode == RF_TX_WRITE || (mode == RF_TX_AUTOCOMMIT && !c->drv->autocommit_writes);
-        rc = tx ? c->drv->begin(c, 1, e) : RF_DB_OK;
+        int tx = mode == RF_TX_WRITE ||
+                 (mode == RF_TX_AUTOCOMMIT && !rf_db_has(db, RF_DB_CAP_AUTOCOMMIT_WRITES));
+        rc = tx ? rf_db_begin(c, 1, e) : RF_DB_OK;
         if (rc == RF_DB_OK)
             rc = fn(c, ctx, e);
         if (rc == RF_DB_OK && tx)
-            rc = c->drv->commit(c, e);
+            rc = rf_db_commit(c, e);
         if (rc != RF_DB_OK)
-            c->drv->rollback(c);
+            rf_db_rollback(c);
         rf_db_release(db, c);
         if (rc != RF_DB_RETRY)
             return rc;
     }
     atomic_fetch_add(&tx_exhausted, 1);
     rf_log(RF_LOG_WARN, "transaction retry budget exhausted: %s", e->detail);
+    return rc;
+}
+
+int rf_store_ref_write(struct rf_db *db, struct rf_tx *outer, rf_tx_fn fn, const char *ws,
+                       const char *id, int *found, struct rf_db_error *e)
+{
+    struct rf_store_ref ref = {ws, id, 0};
+    int rc = rf_tx_run(db, outer, RF_TX_WRITE, fn, &ref, e);
+    *found = ref.found;
+    return rc;
+}
+
+struct get_ctx {
+    struct rf_arena *a;
+    const char *sql, *ws, *id;
+    rf_store_row_fn from_row;
+    void *item;
+    int found;
+};
+
+static int get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct get_ctx *ctx = arg;
+    struct rf_db_rows rows;
+    struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
+    int rc = rf_db_exec(c, ctx->sql, p, 2, ctx->a, &rows, e);
+    ctx->found = rc == RF_DB_OK && rows.nrows == 1;
+    if (ctx->found)
+        ctx->from_row(&rows, 0, ctx->item);
+    return rc;
+}
+
+int rf_store_get(struct rf_db *db, struct rf_arena *a, const char *sql, const char *ws,
+                 const char *id, rf_store_row_fn from_row, void *item, int *found,
+                 struct rf_db_error *e)
+{
+    struct get_ctx ctx = {a, sql, ws, id, from_row, item, 0};
+    int rc = rf_tx_run(db, NULL, RF_TX_READ, get_tx, &ctx, e);
+    *found = ctx.found;
+    return rc;
+}
+
+int rf_store_count(struct rf_db_conn *c, const char *sql, const struct rf_db_param *p, int np,
+                   int *nrows, struct rf_db_error *e)
+{
+    struct rf_arena a;
+    struct rf_db_rows rows;
+    rf_arena_init(&a, 0);
+    int rc = rf_db_exec(c, sql, p, np, &a, &rows, e);
+    *nrows = rc == RF_DB_OK ? rows.nrows : 0;
+    rf_arena_free(&a);
     return rc;
 }
 
@@ -184,11 +236,24 @@ int rf_store_page_by(struct rf_db *db, struct rf_arena *a, const char *sql_first
     return rc;
 }
 
-int rf_store_page(struct rf_db *db, struct rf_arena *a, const char *sql_first,
+int rf_store_list(struct rf_db *db, struct rf_arena *a, const char *sql_first,
                   const char *sql_after, const char *ws, const char *after_created,
-                  const char *after_id, int limit, struct rf_db_rows *rows, int *more,
-                  struct rf_db_error *e)
+                  const char *after_id, int limit, size_t size, rf_store_row_fn from_row,
+                  void **items, int *n, int *more, struct rf_db_error *e)
 {
-    return rf_store_page_by(db, a, sql_first, sql_after, ws, NULL, after_created, after_id, limit,
-                            rows, more, e);
+    struct rf_db_rows rows;
+    *items = NULL;
+    *n = 0;
+    int rc = rf_store_page_by(db, a, sql_first, sql_after, ws, NULL, after_created, after_id, limit,
+                              &rows, more, e);
+    if (rc != RF_DB_OK)
+        return rc;
+    char *out = rf_arena_alloc(a, size * (size_t)(rows.nrows ? rows.nrows : 1));
+    if (!out)
+        return rf_db_fail(e, RF_DB_ERROR, "out of memory");
+    for (int i = 0; i < rows.nrows; i++)
+        from_row(&rows, i, out + size * (size_t)i);
+    *items = out;
+    *n = rows.nrows;
+    return RF_DB_OK;
 }

@@ -51,6 +51,7 @@ SINKS = {
     # forwarding rule cannot follow: named here so its callers are checked.
     "rf_store_page": {2, 3},
     "rf_store_page_by": {2, 3},
+    "rf_store_get": {2},  # through struct get_ctx, likewise
 }
 COPIERS = {"strcat", "strncat", "strcpy", "strncpy", "stpcpy", "stpncpy", "memcpy", "memmove",
            "strlcpy", "strlcat"}

@@ -33,6 +33,15 @@ void test_sqlite_classify_codes(void)
     CHECK_INT(rf_sqlite_classify(SQLITE_READONLY), RF_DB_UNAVAILABLE);
     CHECK_INT(rf_sqlite_classify(SQLITE_ERROR), RF_DB_ERROR);
     CHECK_INT(rf_sqlite_classify(SQLITE_MISUSE), RF_DB_ERROR);
+    /* What /metrics counts each retry as. */
+    CHECK_INT(rf_sqlite_retry_reason(SQLITE_BUSY), RF_DB_RETRY_BUSY);
+    CHECK_INT(rf_sqlite_retry_reason(SQLITE_BUSY_SNAPSHOT), RF_DB_RETRY_BUSY);
+    CHECK_INT(rf_sqlite_retry_reason(SQLITE_BUSY_RECOVERY), RF_DB_RETRY_BUSY);
+    CHECK_INT(rf_sqlite_retry_reason(SQLITE_PROTOCOL), RF_DB_RETRY_BUSY);
+    CHECK_INT(rf_sqlite_retry_reason(SQLITE_LOCKED), RF_DB_RETRY_LOCKED);
+    CHECK_INT(rf_sqlite_retry_reason(SQLITE_LOCKED_SHAREDCACHE), RF_DB_RETRY_LOCKED);
+    CHECK_INT(rf_sqlite_retry_reason(SQLITE_CONSTRAINT_FOREIGNKEY), RF_DB_RETRY_OTHER);
+    CHECK_INT(rf_sqlite_retry_reason(SQLITE_IOERR_FSYNC), RF_DB_RETRY_OTHER);
 }
 
 static void tmpname(char *buf, size_t n, const char *tag)
@@ -66,6 +75,7 @@ void test_sqlite_real_busy(void)
     tmpname(path, sizeof(path), "busy");
     CHECK_INT(rc & 0xff, SQLITE_BUSY);
     CHECK_INT(rf_sqlite_classify(ext), RF_DB_RETRY);
+    CHECK_INT(rf_sqlite_retry_reason(ext), RF_DB_RETRY_BUSY);
 }
 
 static int dup_tx(struct rf_db_conn *c, void *ctx, struct rf_db_error *e)

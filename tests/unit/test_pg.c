@@ -15,6 +15,7 @@
 
 /* Not in db.h: src/db/pg.c exposes these for tests only. */
 enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok);
+enum rf_db_retry_reason rf_pg_retry_reason(const char *sqlstate);
 int rf_pg_placeholders(const char *sql, char *out, size_t outlen);
 
 void test_pg_classify(void);
@@ -77,6 +78,13 @@ void test_pg_classify(void)
             return;
         }
     }
+    /* What /metrics counts each retry as. */
+    CHECK_INT(rf_pg_retry_reason("40001"), RF_DB_RETRY_SERIALIZATION);
+    CHECK_INT(rf_pg_retry_reason("40P01"), RF_DB_RETRY_DEADLOCK);
+    CHECK_INT(rf_pg_retry_reason("55P03"), RF_DB_RETRY_LOCK_TIMEOUT);
+    CHECK_INT(rf_pg_retry_reason("23505"), RF_DB_RETRY_OTHER);
+    CHECK_INT(rf_pg_retry_reason("0A000"), RF_DB_RETRY_OTHER);
+    CHECK_INT(rf_pg_retry_reason(NULL), RF_DB_RETRY_OTHER);
 }
 
 void test_pg_placeholders(void)
@@ -376,7 +384,7 @@ void test_pg_serialization_retry(void)
     for (int i = 0; i < 2 && rc == RF_DB_OK; i++) {
         rc = rf_db_acquire(db, 1, &c[i], &e);
         if (rc == RF_DB_OK)
-            rc = c[i]->drv->begin(c[i], 1, &e);
+            rc = rf_db_begin(c[i], 1, &e);
         if (rc == RF_DB_OK)
             rc = rf_db_exec(c[i], "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", NULL, 0, NULL,
                             NULL, &e);
@@ -392,13 +400,13 @@ void test_pg_serialization_retry(void)
             rf_db_exec(c[i], "UPDATE oncall SET on_call = 0 WHERE id = ?", p, 1, NULL, NULL, &e);
     }
     for (int i = 0; i < 2 && setup == RF_DB_OK; i++) {
-        rc_commit[i] = c[i]->drv->commit(c[i], &e);
+        rc_commit[i] = rf_db_commit(c[i], &e);
         if (rc_commit[i] != RF_DB_OK)
             e2 = e;
     }
     for (int i = 0; i < 2; i++) {
         if (c[i]) {
-            c[i]->drv->rollback(c[i]);
+            rf_db_rollback(c[i]);
             rf_db_release(db, c[i]);
         }
     }
@@ -409,6 +417,7 @@ void test_pg_serialization_retry(void)
     CHECK_INT(rc_commit[0], RF_DB_OK);
     CHECK_INT(rc_commit[1], RF_DB_RETRY);
     CHECK(strstr(e2.detail, "(40001)") != NULL);
+    CHECK_INT(e2.retry, RF_DB_RETRY_SERIALIZATION);
 }
 
 struct migrate_arg {
