@@ -8,12 +8,12 @@
 
 struct rf_app {
     struct rf_db *db;
-    int provision_delay_ms;      /* simulated backend call before a resource commits */
-    int fingerprint_window_s;    /* unkeyed POST /v1/resources dedup window; 0 = off */
-    int idempotency_lease_s;     /* in-flight reservation lease */
-    int idempotency_ttl_s;       /* how long finished keys are replayed */
-    long long resource_quota;    /* per workspace; 0 = unlimited */
-    int require_if_match;        /* a PATCH without If-Match is 428 */
+    int provision_delay_ms;   /* simulated backend call before a resource commits */
+    int fingerprint_window_s; /* unkeyed POST /v1/resources dedup window; 0 = off */
+    int idempotency_lease_s;  /* in-flight reservation lease */
+    int idempotency_ttl_s;    /* how long finished keys are replayed */
+    long long resource_quota; /* per workspace; 0 = unlimited */
+    int require_if_match;     /* a PATCH without If-Match is 428 */
 };
 
 extern const struct rf_route rf_routes[];

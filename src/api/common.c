@@ -28,8 +28,7 @@ const char *rf_api_cursor(struct rf_arena *a, const char *created, const char *i
     return out;
 }
 
-static int cursor_decode(struct rf_arena *a, const char *cur, const char **created,
-                         const char **id)
+static int cursor_decode(struct rf_arena *a, const char *cur, const char **created, const char **id)
 {
     size_t n = strlen(cur);
     if (n == 0 || n % 2 || n > 512)
@@ -122,8 +121,7 @@ void rf_api_delete(struct rf_req *r, rf_api_delete_fn del, const char *not_found
 
 int rf_api_check_name(struct rf_req *r, json_t *v)
 {
-    if (v && json_is_string(v) &&
-        rf_name_check(json_string_value(v), json_string_length(v)) != 0) {
+    if (v && json_is_string(v) && rf_name_check(json_string_value(v), json_string_length(v)) != 0) {
         rf_reply_problem_field(r, RF_P_INVALID_NAME, "name",
                                "A name is 1-%d bytes without control characters.", RF_NAME_MAX);
         return -1;

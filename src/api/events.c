@@ -9,8 +9,8 @@
 
 static json_t *event_json(const struct rf_event *ev)
 {
-    return json_pack("{s:s, s:s, s:s, s:s?, s:s}", "id", ev->id, "name", ev->name, "slug",
-                     ev->slug, "startsAt", ev->starts_at, "createdAt", ev->created_at);
+    return json_pack("{s:s, s:s, s:s, s:s?, s:s}", "id", ev->id, "name", ev->name, "slug", ev->slug,
+                     "startsAt", ev->starts_at, "createdAt", ev->created_at);
 }
 
 static json_t *event_item(const void *ev)

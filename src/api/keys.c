@@ -18,8 +18,8 @@ static json_t *meta_json(const char *text)
 
 static json_t *identity_json(const struct rf_identity *idn, int with_created)
 {
-    json_t *j = json_pack("{s:s, s:s, s:o}", "id", idn->id, "externalId", idn->external_id,
-                          "meta", meta_json(idn->meta));
+    json_t *j = json_pack("{s:s, s:s, s:o}", "id", idn->id, "externalId", idn->external_id, "meta",
+                          meta_json(idn->meta));
     if (j && with_created)
         json_object_set_new(j, "createdAt", json_string(idn->created_at));
     return j;
@@ -277,8 +277,9 @@ void rf_api_key_create(struct rf_req *r)
         rf_reply_db_error(r, rc, e.detail);
         return;
     }
-    rf_reply_json(r, 201, json_pack("{s:s, s:s, s:s?}", "keyId", key_id, "key", key,
-                                    "identityId", identity_id));
+    rf_reply_json(
+        r, 201,
+        json_pack("{s:s, s:s, s:s?}", "keyId", key_id, "key", key, "identityId", identity_id));
     r->resp.secret_key = 1;
 }
 

@@ -166,8 +166,8 @@ void rf_api_user_patch(struct rf_req *r)
         if (json_is_string(juser)) {
             const char *s = json_string_value(juser);
             size_t n = json_string_length(juser);
-            enum rf_username_check uc = strlen(s) != n ? RF_USERNAME_INVALID
-                                                       : rf_username_check(s, n);
+            enum rf_username_check uc =
+                strlen(s) != n ? RF_USERNAME_INVALID : rf_username_check(s, n);
             if (uc == RF_USERNAME_INVALID) {
                 rf_reply_problem_field(r, RF_P_INVALID_USERNAME, "username",
                                        "A username is 1-%d letters, digits or single hyphens, "

@@ -66,7 +66,8 @@ int rf_fault(const char *name)
         if (strcmp(faults[i].name, name) == 0)
             return faults[i].p < 0 ? atomic_exchange(&faults[i].fired, 1) == 0
                                    : faults[i].p >= 1.0 ||
-                   (faults[i].p > 0 && rf_rand_below(1000000) < (uint32_t)(faults[i].p * 1e6));
+                                         (faults[i].p > 0 &&
+                                          rf_rand_below(1000000) < (uint32_t)(faults[i].p * 1e6));
     return 0;
 }
 

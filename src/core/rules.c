@@ -43,8 +43,8 @@ int rf_email_normalize(const char *in, size_t len, char *out, size_t outlen)
 }
 
 static const char *const reserved[] = {
-    "admin", "root", "api", "www", "support", "help", "settings", "new", "me",
-    "administrator", "system", "racefree", "login", "logout", "signup", "null",
+    "admin", "root",          "api",    "www",      "support", "help",   "settings", "new",
+    "me",    "administrator", "system", "racefree", "login",   "logout", "signup",   "null",
 };
 
 enum rf_username_check rf_username_check(const char *s, size_t len)
@@ -53,8 +53,8 @@ enum rf_username_check rf_username_check(const char *s, size_t len)
         return RF_USERNAME_INVALID;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '-';
+        int ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
         if (!ok || (c == '-' && s[i + 1] == '-'))
             return RF_USERNAME_INVALID;
     }

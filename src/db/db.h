@@ -45,8 +45,8 @@ enum rf_db_retry_reason {
 
 struct rf_db_error {
     enum rf_db_err code;
-    char constraint[96]; /* RF_DB_UNIQUE: index/constraint or "table.col, …" */
-    char detail[256];    /* driver text, for logs only: never sent to clients */
+    char constraint[96];           /* RF_DB_UNIQUE: index/constraint or "table.col, …" */
+    char detail[256];              /* driver text, for logs only: never sent to clients */
     enum rf_db_retry_reason retry; /* with RF_DB_RETRY; rf_db_fail sets OTHER */
 };
 
@@ -62,12 +62,9 @@ struct rf_db_param {
     int64_t i;
 };
 /* A NULL string binds SQL NULL. */
-static inline struct rf_db_param RF_TEXT(const char *s)
-{
+static inline struct rf_db_param RF_TEXT(const char *s) {
     return (struct rf_db_param){s ? RF_DB_TEXT : RF_DB_NULL, s, 0};
-}
-static inline struct rf_db_param RF_INT(int64_t i)
-{
+} static inline struct rf_db_param RF_INT(int64_t i) {
     return (struct rf_db_param){RF_DB_INT, NULL, i};
 }
 

@@ -669,8 +669,8 @@ static int pg_exec(struct rf_db_conn *cb, const char *sql, const struct rf_db_pa
     /* Outside a transaction (reads run in autocommit) a statement is the
      * first thing a session does after an idle spell: a session the server
      * dropped meanwhile is replaced once, as BEGIN does for transactions. */
-    int autocommit = !c->h || PQtransactionStatus(c->h) == PQTRANS_IDLE ||
-                     PQstatus(c->h) != CONNECTION_OK;
+    int autocommit =
+        !c->h || PQtransactionStatus(c->h) == PQTRANS_IDLE || PQstatus(c->h) != CONNECTION_OK;
     int reconnected = 0;
     if (autocommit && (!c->h || PQstatus(c->h) != CONNECTION_OK)) {
         rc = pg_connect(c, e);

@@ -22,15 +22,15 @@ struct rf_req;
 typedef void (*rf_handler)(struct rf_req *r);
 
 struct rf_resp {
-    int status;           /* 0 until a handler answers */
-    const char *ctype;    /* arena or static */
-    const char *body;     /* arena; may be NULL for 204 */
+    int status;        /* 0 until a handler answers */
+    const char *ctype; /* arena or static */
+    const char *body;  /* arena; may be NULL for 204 */
     size_t body_len;
-    int retry_after;      /* seconds; 0 = no header */
-    const char *allow;    /* 405: Allow header */
-    int replayed;         /* Idempotent-Replayed: true */
-    int secret_key;       /* body's "key" is a new key's plaintext: never stored */
-    const char *etag;     /* ETag header (quoted), or NULL; stored for replays too */
+    int retry_after;   /* seconds; 0 = no header */
+    const char *allow; /* 405: Allow header */
+    int replayed;      /* Idempotent-Replayed: true */
+    int secret_key;    /* body's "key" is a new key's plaintext: never stored */
+    const char *etag;  /* ETag header (quoted), or NULL; stored for replays too */
 };
 
 struct rf_req {
@@ -39,12 +39,12 @@ struct rf_req {
     const char *method, *path, *request_id;
     const char *params[RF_MAX_PATH_PARAMS]; /* {name} segments, in order (arena) */
     int nparams;
-    const char *ws;                        /* authenticated workspace id, or NULL */
+    const char *ws;      /* authenticated workspace id, or NULL */
     uint64_t auth_until; /* CLOCK_MONOTONIC ns: ws stands until then, then asks again */
     /* Every If-Match field line, joined with ", " as RFC 9110 §5.3 allows
      * (arena), or NULL when the request has none. */
     const char *if_match;
-    json_t *body;                          /* parsed JSON object, or NULL; owned by server.c */
+    json_t *body; /* parsed JSON object, or NULL; owned by server.c */
     /* Query string lookup (libmicrohttpd behind it); NULL when absent. */
     const char *(*query)(const struct rf_req *r, const char *name);
     void *conn;

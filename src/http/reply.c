@@ -158,8 +158,8 @@ json_t *rf_json_parse_object(const char *buf, size_t len, char *err, size_t errl
     }
     json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!j) {
-        snprintf(err, errlen, "line %d, column %d (byte %d): %s", je.line, je.column,
-                 je.position, je.text);
+        snprintf(err, errlen, "line %d, column %d (byte %d): %s", je.line, je.column, je.position,
+                 je.text);
         return NULL;
     }
     if (!json_is_object(j)) {

@@ -204,7 +204,7 @@ enum { STAGE_ANSWERED, STAGE_TIMER, STAGE_PARKED };
 #define PARKED (-1) /* then_ms of rf_req_park */
 
 /* The conn_req that holds ptr, a pointer to its member. */
-#define CR_OF(ptr, member) ((struct conn_req *)((char *)(ptr) - offsetof(struct conn_req, member)))
+#define CR_OF(ptr, member) ((struct conn_req *)((char *)(ptr)-offsetof(struct conn_req, member)))
 
 static void queue_req(struct rf_req *r)
 {
@@ -406,9 +406,8 @@ static enum MHD_Result join_values(void *cls, enum MHD_ValueKind kind, const cha
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct conn_req *cr = *con_cls;
     (void)cls;
@@ -515,11 +514,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         char ts[RF_TIME_MAX];
         rf_now_rfc3339(ts);
         json_int_t us = (json_int_t)((rf_mono_ns() - cr->t0) / 1000);
-        json_t *line = json_pack(
-            "{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:i, s:I, s:s?, s:i}", "time", ts, "level", "info",
-            "requestId", cr->rid, "method", cr->r.method, "path", cr->r.path, "route",
-            cr->route ? cr->route->name : NULL, "status", cr->r.resp.status, "durationUs", us,
-            "workspaceId", cr->r.ws, "termination", (int)toe);
+        json_t *line =
+            json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:i, s:I, s:s?, s:i}", "time", ts, "level",
+                      "info", "requestId", cr->rid, "method", cr->r.method, "path", cr->r.path,
+                      "route", cr->route ? cr->route->name : NULL, "status", cr->r.resp.status,
+                      "durationUs", us, "workspaceId", cr->r.ws, "termination", (int)toe);
         char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
         /* The whole line is JSON, unlike rf_log's, so log shippers can take
          * it as is; one fprintf on unbuffered stderr is one write. */
@@ -669,7 +668,8 @@ static int listen_on(const char *spec, char *shown, size_t shownlen)
         h[strlen(h) - 1] = '\0';
         h++;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     int gai = getaddrinfo(*h ? h : NULL, colon + 1, &hints, &res);
@@ -750,8 +750,8 @@ int rf_server_run(const struct rf_server_opts *o)
         /* TURBO skips libmicrohttpd's shutdown() before every close: a
          * close that would lose an answer to a reset lingers instead
          * (on_connection), with a shutdown of its own. */
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_TURBO | MHD_USE_ERROR_LOG,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+            MHD_USE_ERROR_LOG,
         /* The logger first: libmicrohttpd reports options it parses before
          * it through its own logger. */
         0, on_accept, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -781,8 +781,8 @@ int rf_server_run(const struct rf_server_opts *o)
     /* Stop accepting; let in-flight requests finish (bounded), closing each
      * kept-alive connection after its answer. */
     atomic_store(&draining, DRAIN_CLOSE);
-    uint64_t deadline = rf_mono_ns() + (uint64_t)(o->drain_seconds > 0 ? o->drain_seconds : 10) *
-                                           1000000000u;
+    uint64_t deadline =
+        rf_mono_ns() + (uint64_t)(o->drain_seconds > 0 ? o->drain_seconds : 10) * 1000000000u;
     sleep_until(no_inflight, deadline);
     /* Then no new request starts, waits are cut short, and what a worker
      * holds finishes: each database call has its own 5 s budget. */

@@ -21,8 +21,8 @@ struct rf_server_opts {
     int (*auth_cached)(struct rf_req *r, const char *token);
     int drain_seconds; /* on SIGTERM: how long in-flight requests may finish */
     /* Connection limits (README "Limits"; http/conns.h for how they act). */
-    unsigned max_connections;        /* over it the longest waiter is closed */
-    unsigned max_connections_per_ip; /* 0: none; libmicrohttpd refuses the excess */
+    unsigned max_connections;                       /* over it the longest waiter is closed */
+    unsigned max_connections_per_ip;                /* 0: none; libmicrohttpd refuses the excess */
     int header_timeout, body_timeout, idle_timeout; /* seconds */
     size_t header_bytes; /* per-connection buffer: request head + response headers */
     /* For RF_ROUTE_IDEMPOTENT routes: idem_begin returns 1 when it answered

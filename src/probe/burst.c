@@ -1,5 +1,5 @@
-#include "core/util.h"
 #include "probe/burst.h"
+#include "core/util.h"
 #include "probe/h2.h"
 #include "probe/tls.h"
 

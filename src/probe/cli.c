@@ -242,7 +242,7 @@ struct run {
      * losing the file turns the verdict the text or JSON one prints. */
     struct rf_probe_reporter reps[2];
     size_t nreps;
-    int tls;                    /* the URL is https:// */
+    int tls;                      /* the URL is https:// */
     struct rf_tls_ctx *tls_burst; /* https: for the burst (ALPN h2 with --sync packet) */
     struct rf_tls_ctx *tls_h1;    /* https: for HTTP/1.1 (--verify, and the burst otherwise) */
     char errmsg[512];

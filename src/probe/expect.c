@@ -1,5 +1,5 @@
-#include "core/util.h"
 #include "probe/expect.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -60,7 +60,7 @@ int rf_probe_jpath_parse(struct rf_probe_jpath *p, const char *s, size_t len, ch
     memset(p, 0, sizeof(*p));
     if (len == 0 || s[0] != '.') {
         rf_errf(err, errlen, "JSON path \"%.*s\" must start with '.' (e.g. .user.id)",
-             (int)(len > 64 ? 64 : len), s);
+                (int)(len > 64 ? 64 : len), s);
         return -1;
     }
     if (len > RF_PROBE_JPATH_MAX_LEN) {
@@ -129,7 +129,7 @@ int rf_probe_jpath_parse(struct rf_probe_jpath *p, const char *s, size_t len, ch
     return 0;
 bad:
     rf_errf(err, errlen, "bad JSON path \"%.*s\" (e.g. .user.id, .data.0.id, .data[0].id)",
-         (int)(len > 64 ? 64 : len), s);
+            (int)(len > 64 ? 64 : len), s);
     rf_probe_jpath_free(p);
     return -1;
 }
@@ -214,7 +214,7 @@ int rf_probe_exp_parse(struct rf_probe_exp *e, enum rf_probe_exp_kind kind, cons
     size_t al = strlen(arg);
     if (al >= sizeof(e->spec)) {
         rf_errf(err, errlen, "--expect-%s argument longer than %zu bytes",
-             rf_probe_exp_kind_name(kind), sizeof(e->spec) - 1);
+                rf_probe_exp_kind_name(kind), sizeof(e->spec) - 1);
         return -1;
     }
     memcpy(e->spec, arg, al + 1);
@@ -236,7 +236,7 @@ int rf_probe_exp_parse(struct rf_probe_exp *e, enum rf_probe_exp_kind kind, cons
     const char *eq = strrchr(arg, '=');
     if (!eq) {
         rf_errf(err, errlen, "--expect-%s wants %s=COUNT, got \"%s\"", rf_probe_exp_kind_name(kind),
-             kind == RF_PROBE_EXP_STATUS ? "CODE" : "JSONPATH", arg);
+                kind == RF_PROBE_EXP_STATUS ? "CODE" : "JSONPATH", arg);
         return -1;
     }
     size_t ll = (size_t)(eq - arg);
@@ -248,7 +248,7 @@ int rf_probe_exp_parse(struct rf_probe_exp *e, enum rf_probe_exp_kind kind, cons
     if (kind == RF_PROBE_EXP_STATUS) {
         if (parse_status(arg, ll, &e->status) < 0) {
             rf_errf(err, errlen, "--expect-status %s: bad status \"%.*s\" (100-599, or 2xx)", arg,
-                 (int)(ll > 16 ? 16 : ll), arg);
+                    (int)(ll > 16 ? 16 : ll), arg);
             return -1;
         }
         return 0;
@@ -386,7 +386,7 @@ static void eval_verify_count(const struct rf_probe_exp *e, const struct rf_prob
         out->got = k < 0 ? -1 : k > LONG_MAX ? LONG_MAX : (long)k;
     } else {
         rf_errf(out->detail, sizeof(out->detail), "%s in the verify response is %s", e->path.text,
-             x ? "neither an array nor an integer" : "missing");
+                x ? "neither an array nor an integer" : "missing");
         return;
     }
     out->pass = out->got == out->want;

@@ -54,7 +54,7 @@ struct rf_probe_exp {
      * resolves the name into group_ix. */
     char group[65];
     unsigned group_ix;
-    int status;     /* STATUS: 100..599, or 1..5 for a class written "2xx" */
+    int status; /* STATUS: 100..599, or 1..5 for a class written "2xx" */
     struct rf_probe_jpath path;
     struct rf_probe_count count;
 };

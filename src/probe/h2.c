@@ -1,5 +1,5 @@
-#include "core/util.h"
 #include "probe/h2.h"
+#include "core/util.h"
 #include "probe/tls.h"
 
 #include <errno.h>

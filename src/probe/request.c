@@ -1,5 +1,5 @@
-#include "core/util.h"
 #include "probe/request.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,9 +95,9 @@ int rf_probe_url_parse(const char *url, struct rf_probe_url *u, char *err, size_
         unsigned char c = (unsigned char)rest[k];
         if (c <= 0x20 || c == 0x7f) {
             rf_errf(err, errlen,
-                 "URL path contains a space or control character (byte %zu); "
-                 "percent-encode it",
-                 k);
+                    "URL path contains a space or control character (byte %zu); "
+                    "percent-encode it",
+                    k);
             return -1;
         }
     }
@@ -313,7 +313,7 @@ int rf_probe_request_build(const struct rf_probe_reqspec *s, const char *method,
         for (size_t j = start; j < out->len; j++)
             if (out->p[j] == '\r' || out->p[j] == '\n' || out->p[j] == '\0') {
                 rf_errf(err, errlen, "-H %.*s contains a line break or NUL after expansion",
-                     (int)strcspn(out->p + start, ":"), out->p + start);
+                        (int)strcspn(out->p + start, ":"), out->p + start);
                 goto out;
             }
         ok = rf_probe_buf_adds(out, "\r\n") == 0;

@@ -1,5 +1,5 @@
-#include "core/util.h"
 #include "probe/template.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -226,7 +226,7 @@ int rf_probe_vars_add(struct rf_probe_vars *vs, const char *spec, char *err, siz
     size_t nl = (size_t)(eq - spec);
     if (!rf_probe_name_ok(spec, nl, RF_PROBE_VAR_NAME_MAX)) {
         rf_errf(err, errlen, "bad variable name \"%.*s\" (1-%d of A-Z a-z 0-9 _ -)",
-             (int)(nl > 64 ? 64 : nl), spec, RF_PROBE_VAR_NAME_MAX);
+                (int)(nl > 64 ? 64 : nl), spec, RF_PROBE_VAR_NAME_MAX);
         return -1;
     }
     if (find_var(vs, spec, nl, NULL)) {
@@ -351,14 +351,14 @@ int rf_probe_tpl_compile(struct rf_probe_tpl *t, const char *src, size_t len,
         } else if (nl > 4 && memcmp(name, "var.", 4) == 0) {
             if (!find_var(vs, name + 4, nl - 4, &s.var)) {
                 rf_errf(err, errlen, "{{%.*s}}: no --var %.*s was given", (int)(nl > 80 ? 80 : nl),
-                     name, (int)(nl - 4 > 64 ? 64 : nl - 4), name + 4);
+                        name, (int)(nl - 4 > 64 ? 64 : nl - 4), name + 4);
                 goto fail;
             }
             s.kind = SEG_VAR;
         } else {
             rf_errf(err, errlen,
-                 "unknown placeholder {{%.*s}} (known: i, round, uuid, rand, var.NAME)",
-                 (int)(nl > 80 ? 80 : nl), name);
+                    "unknown placeholder {{%.*s}} (known: i, round, uuid, rand, var.NAME)",
+                    (int)(nl > 80 ? 80 : nl), name);
             goto fail;
         }
         if (i > lit) {

@@ -73,8 +73,8 @@ static int reserve_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         ctx->out = RF_IDEM_IN_PROGRESS;
         return RF_DB_OK;
     }
-    struct rf_db_param up[] = {RF_TEXT(k->fingerprint), RF_TEXT(k->owner), RF_INT(lease_end),
-                               RF_INT(ctx->now),        RF_TEXT(k->ws),    RF_TEXT(k->kind),
+    struct rf_db_param up[] = {RF_TEXT(k->fingerprint), RF_TEXT(k->owner),  RF_INT(lease_end),
+                               RF_INT(ctx->now),        RF_TEXT(k->ws),     RF_TEXT(k->kind),
                                RF_TEXT(k->key),         RF_TEXT(old_owner), RF_TEXT(state)};
     rc = rf_db_exec(c,
                     "UPDATE idempotency_keys SET fingerprint = ?, state = 'in_flight', owner = ?,"
@@ -90,9 +90,8 @@ static int reserve_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     return RF_DB_OK;
 }
 
-int rf_store_idem_reserve(struct rf_db *db, struct rf_arena *a, struct rf_idem *k,
-                          int64_t now_ms, int64_t lease_ms, enum rf_idem_outcome *out,
-                          struct rf_db_error *e)
+int rf_store_idem_reserve(struct rf_db *db, struct rf_arena *a, struct rf_idem *k, int64_t now_ms,
+                          int64_t lease_ms, enum rf_idem_outcome *out, struct rf_db_error *e)
 {
     if (rf_id_new(k->owner, sizeof(k->owner), "own_", 16))
         return rf_db_fail(e, RF_DB_ERROR, "owner token generation failed");
@@ -126,8 +125,7 @@ int rf_store_idem_complete_tx(struct rf_db_conn *c, void *arg, struct rf_db_erro
 static int release_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     const struct rf_idem *k = arg;
-    struct rf_db_param p[] = {RF_TEXT(k->ws), RF_TEXT(k->kind), RF_TEXT(k->key),
-                              RF_TEXT(k->owner)};
+    struct rf_db_param p[] = {RF_TEXT(k->ws), RF_TEXT(k->kind), RF_TEXT(k->key), RF_TEXT(k->owner)};
     return rf_db_exec(c,
                       "DELETE FROM idempotency_keys WHERE " IDEM_WHERE
                       " AND owner = ? AND state = 'in_flight'",
@@ -189,8 +187,8 @@ static int purge_due_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
                           p, 2, &ctx->purged, e);
 }
 
-int rf_store_idem_purge(struct rf_db *db, int64_t now_ms, int64_t grace_ms, int limit,
-                        int *purged, struct rf_db_error *e)
+int rf_store_idem_purge(struct rf_db *db, int64_t now_ms, int64_t grace_ms, int limit, int *purged,
+                        struct rf_db_error *e)
 {
     struct purge_ctx ctx = {now_ms, grace_ms, limit, 0};
     int rc = rf_tx_run(db, NULL, RF_TX_READ, purge_due_tx, &ctx, e);

@@ -18,8 +18,7 @@
 #define KEY_SELECT                                                                                 \
     "SELECT " KEY_COLS " FROM api_keys k LEFT JOIN identities i ON i.id = k.identity_id"
 
-static void identity_from_row(const struct rf_db_rows *r, int row, int col,
-                              struct rf_identity *idn)
+static void identity_from_row(const struct rf_db_rows *r, int row, int col, struct rf_identity *idn)
 {
     idn->id = rf_db_cell(r, row, col);
     idn->external_id = rf_db_cell(r, row, col + 1);
@@ -177,10 +176,9 @@ static int identity_get_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *
     struct identity_ctx *ctx = arg;
     struct rf_db_rows rows;
     struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
-    int rc = rf_db_exec(c,
-                        "SELECT " IDENTITY_COLS
-                        " FROM identities WHERE workspace_id = ? AND external_id = ?",
-                        p, 2, ctx->a, &rows, e);
+    int rc = rf_db_exec(
+        c, "SELECT " IDENTITY_COLS " FROM identities WHERE workspace_id = ? AND external_id = ?", p,
+        2, ctx->a, &rows, e);
     ctx->flag = rc == RF_DB_OK && rows.nrows == 1;
     if (ctx->flag) {
         identity_from_row(&rows, 0, 0, ctx->out);
@@ -447,8 +445,8 @@ int rf_store_key_create(struct rf_db *db, struct rf_tx *outer, struct rf_arena *
                         const char *key_hash, const char *start, const struct rf_key_input *in,
                         char key_id[64], const char **identity_id, struct rf_db_error *e)
 {
-    struct key_ctx ctx = {.a = a, .ws = ws, .key_hash = key_hash, .start = start, .in = in,
-                          .id_out = key_id};
+    struct key_ctx ctx = {
+        .a = a, .ws = ws, .key_hash = key_hash, .start = start, .in = in, .id_out = key_id};
     int rc = rf_tx_run(db, outer, RF_TX_WRITE, key_create_tx, &ctx, e);
     *identity_id = rc == RF_DB_OK ? ctx.identity_id : NULL;
     return rc;
@@ -459,8 +457,8 @@ static int key_read(struct rf_db_conn *c, struct key_ctx *ctx, struct rf_db_erro
     struct rf_db_rows rows;
     const char *owner = NULL;
     struct rf_db_param p[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
-    int rc = rf_db_exec(c, KEY_SELECT " WHERE k.workspace_id = ? AND k.id = ?", p, 2, ctx->a,
-                        &rows, e);
+    int rc =
+        rf_db_exec(c, KEY_SELECT " WHERE k.workspace_id = ? AND k.id = ?", p, 2, ctx->a, &rows, e);
     ctx->found = rc == RF_DB_OK && rows.nrows == 1;
     if (ctx->found) {
         key_from_row(&rows, 0, ctx->out, rf_now_ms(), &owner);
@@ -594,8 +592,7 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         if (rc != RF_DB_OK)
             return rc;
         struct rf_db_param q[] = {RF_TEXT(identity_id), RF_TEXT(ctx->key_id)};
-        rc = rf_db_exec(c, "UPDATE api_keys SET identity_id = ? WHERE id = ?", q, 2, NULL, NULL,
-                        e);
+        rc = rf_db_exec(c, "UPDATE api_keys SET identity_id = ? WHERE id = ?", q, 2, NULL, NULL, e);
         if (rc != RF_DB_OK)
             return identity_gone_retry(rc, e);
     }

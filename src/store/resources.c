@@ -51,8 +51,8 @@ static int res_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     if (rf_id_new(id, sizeof(id), "res_", 16))
         return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
     rf_now_rfc3339(now);
-    struct rf_db_param p[] = {RF_TEXT(id), RF_TEXT(ctx->ws), RF_TEXT(ctx->type),
-                              RF_TEXT(ctx->name), RF_TEXT(now)};
+    struct rf_db_param p[] = {RF_TEXT(id), RF_TEXT(ctx->ws), RF_TEXT(ctx->type), RF_TEXT(ctx->name),
+                              RF_TEXT(now)};
     rc = rf_db_exec(c,
                     "INSERT INTO resources (id, workspace_id, type, name, status, created_at)"
                     " VALUES (?, ?, ?, ?, 'ready', ?) RETURNING " RES_COLS,

@@ -213,9 +213,8 @@ int rf_store_user_create_result(const struct rf_user_wait *w, const struct rf_us
 /* *found=0 when absent or in another workspace. */
 int rf_store_user_get(struct rf_db *db, struct rf_arena *a, const char *ws, const char *id,
                       struct rf_user *out, int *found, struct rf_db_error *e);
-int rf_store_user_by_email(struct rf_db *db, struct rf_arena *a, const char *ws,
-                           const char *email, struct rf_user *out, int *found,
-                           struct rf_db_error *e);
+int rf_store_user_by_email(struct rf_db *db, struct rf_arena *a, const char *ws, const char *email,
+                           struct rf_user *out, int *found, struct rf_db_error *e);
 /* A keyset page of the workspace's users in creation order, as
  * rf_store_event_list. */
 int rf_store_user_list(struct rf_db *db, struct rf_arena *a, const char *ws,
@@ -227,9 +226,9 @@ int rf_store_user_delete(struct rf_db *db, const char *ws, const char *id, int *
                          struct rf_db_error *e);
 
 struct rf_user_patch {
-    const char *name;     /* NULL: keep */
-    int set_username;     /* 0: keep */
-    const char *username; /* with set_username: NULL releases */
+    const char *name;        /* NULL: keep */
+    int set_username;        /* 0: keep */
+    const char *username;    /* with set_username: NULL releases */
     const char *if_versions; /* If-Match, RF_IF_VERSION_SQL; NULL: unconditional */
 };
 /* RF_DB_UNIQUE when another user of the workspace holds the username
@@ -505,9 +504,8 @@ struct rf_idem {
 
 /* Takes the reservation (a unique insert) or says why not, in one write
  * transaction. lease_ms: how long an in-flight reservation is held. */
-int rf_store_idem_reserve(struct rf_db *db, struct rf_arena *a, struct rf_idem *k,
-                          int64_t now_ms, int64_t lease_ms, enum rf_idem_outcome *out,
-                          struct rf_db_error *e);
+int rf_store_idem_reserve(struct rf_db *db, struct rf_arena *a, struct rf_idem *k, int64_t now_ms,
+                          int64_t lease_ms, enum rf_idem_outcome *out, struct rf_db_error *e);
 
 /* Transaction body that stores the response (state done, kept until
  * expires_ms) — only if this request still owns the reservation; otherwise
@@ -523,8 +521,8 @@ int rf_store_idem_complete_tx(struct rf_db_conn *c, void *done, struct rf_db_err
 int rf_store_idem_release(struct rf_db *db, const struct rf_idem *k, struct rf_db_error *e);
 /* Deletes at most limit finished keys whose time is up (and reservations
  * whose lease ended more than grace_ms ago). *purged: rows deleted. */
-int rf_store_idem_purge(struct rf_db *db, int64_t now_ms, int64_t grace_ms, int limit,
-                        int *purged, struct rf_db_error *e);
+int rf_store_idem_purge(struct rf_db *db, int64_t now_ms, int64_t grace_ms, int limit, int *purged,
+                        struct rf_db_error *e);
 
 /* ---- resources ---- */
 

@@ -33,7 +33,8 @@ static int ws_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
         if (rc != RF_DB_OK || rows.nrows == 0)
             goto out;
     }
-    if (rf_id_new(ctx->ws_id, 64, "ws_", 16) || rf_id_new(ctx->root_key, RF_ROOT_KEY_MAX, "rk_", 32)) {
+    if (rf_id_new(ctx->ws_id, 64, "ws_", 16) ||
+        rf_id_new(ctx->root_key, RF_ROOT_KEY_MAX, "rk_", 32)) {
         rc = rf_db_fail(e, RF_DB_ERROR, "id generation failed");
         goto out;
     }
@@ -49,9 +50,9 @@ static int ws_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     rf_sha256_hex(ctx->root_key, strlen(ctx->root_key), hash);
     {
         struct rf_db_param p[] = {RF_TEXT(hash), RF_TEXT(ctx->ws_id), RF_TEXT(now)};
-        rc = rf_db_exec(c,
-                        "INSERT INTO root_keys (key_hash, workspace_id, created_at) VALUES (?, ?, ?)",
-                        p, 3, NULL, NULL, e);
+        rc = rf_db_exec(
+            c, "INSERT INTO root_keys (key_hash, workspace_id, created_at) VALUES (?, ?, ?)", p, 3,
+            NULL, NULL, e);
     }
     if (rc == RF_DB_OK)
         ctx->done = 1;

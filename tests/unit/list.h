@@ -16,6 +16,8 @@ UNIT(test_json_parse_errors)
 UNIT(test_input_check)
 UNIT(test_route_match)
 UNIT(test_if_match_parse)
+/* The order files run in; clang-format must not sort it. */
+/* clang-format off */
 #include "list.probe.h"
 #include "list.slug.h"
 #include "list.pg.h"
@@ -25,3 +27,4 @@ UNIT(test_if_match_parse)
 #include "list.groupcommit.h"
 #include "list.probehtml.h"
 #include "list.pool.h"
+/* clang-format on */

@@ -70,8 +70,8 @@ void test_sqlite_group_commit(void)
     CHECK_INT(rf_db_open(url, 2, &db, &e), RF_DB_OK);
     struct rf_db_conn *c;
     CHECK_INT(rf_db_acquire(db, 1, &c, &e), RF_DB_OK);
-    int rc = rf_db_exec(c, "CREATE TABLE IF NOT EXISTS gc (k TEXT NOT NULL UNIQUE)", NULL, 0,
-                        NULL, NULL, &e);
+    int rc = rf_db_exec(c, "CREATE TABLE IF NOT EXISTS gc (k TEXT NOT NULL UNIQUE)", NULL, 0, NULL,
+                        NULL, &e);
     rf_db_release(db, c);
     CHECK_INT(rc, RF_DB_OK);
 

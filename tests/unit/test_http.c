@@ -165,10 +165,8 @@ static void h_a(struct rf_req *r)
 void test_route_match(void)
 {
     static const struct rf_route routes[] = {
-        {"GET", "/healthz", h_a, 0, "h"},
-        {"POST", "/v1/users", h_a, 0, "c"},
-        {"GET", "/v1/users/{id}", h_a, 0, "g"},
-        {"PATCH", "/v1/users/{id}", h_a, 0, "p"},
+        {"GET", "/healthz", h_a, 0, "h"},         {"POST", "/v1/users", h_a, 0, "c"},
+        {"GET", "/v1/users/{id}", h_a, 0, "g"},   {"PATCH", "/v1/users/{id}", h_a, 0, "p"},
         {"GET", "/v1/a/{x}/b/{y}", h_a, 0, "ab"},
     };
     struct rf_arena a;
@@ -195,8 +193,8 @@ void test_route_match(void)
     CHECK_INT(known, 1);
     CHECK_STR(allow, "GET, PATCH");
 
-    static const char *const misses[] = {"/v1/users/", "/v1/users/a/b", "/v1/user", "/healthz/",
-                                         "/", "", "/v1/a//b/2", "/V1/users"};
+    static const char *const misses[] = {
+        "/v1/users/", "/v1/users/a/b", "/v1/user", "/healthz/", "/", "", "/v1/a//b/2", "/V1/users"};
     for (size_t i = 0; i < sizeof(misses) / sizeof(misses[0]); i++) {
         m = rf_route_match(routes, 5, "GET", misses[i], &r, &known, allow, sizeof(allow));
         if (m || known) {

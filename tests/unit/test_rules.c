@@ -1,6 +1,6 @@
+#include "core/arena.h"
 #include "core/rules.h"
 #include "core/util.h"
-#include "core/arena.h"
 #include "unit.h"
 
 void test_email_normalize(void);
@@ -31,8 +31,17 @@ void test_email_normalize(void)
 void test_email_invalid(void)
 {
     static const char *bad[] = {
-        "", "   ", "noat", "@example.com", "ann@", "a@b@c", "an n@example.com",
-        "ann@exa\tmple.com", "ann@example.com\x01", "ann@\x7f", "@",
+        "",
+        "   ",
+        "noat",
+        "@example.com",
+        "ann@",
+        "a@b@c",
+        "an n@example.com",
+        "ann@exa\tmple.com",
+        "ann@example.com\x01",
+        "ann@\x7f",
+        "@",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (norm(bad[i])) {
@@ -73,7 +82,7 @@ void test_username_rules(void)
         {"a b", RF_USERNAME_INVALID},
         {"caf\xc3\xa9", RF_USERNAME_INVALID},
         {"' OR 1=1 --", RF_USERNAME_INVALID},
-        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", RF_USERNAME_OK},   /* 39 */
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", RF_USERNAME_OK},       /* 39 */
         {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", RF_USERNAME_INVALID}, /* 40 */
         {"admin", RF_USERNAME_RESERVED},
         {"ADMIN", RF_USERNAME_RESERVED},
@@ -156,11 +165,21 @@ void test_utf8_printable(void)
         const char *s;
         int ok;
     } cases[] = {
-        {"abc", 1},           {"caf\xc3\xa9", 1},     {"\xe2\x82\xac", 1},
-        {"\xf0\x9f\x8e\x89", 1}, {"\xff", 0},           {"\xc3", 0},
-        {"\xc0\xaf", 0},       {"\xe0\x80\xaf", 0},    {"\xed\xa0\x80", 0},
-        {"\xf4\x90\x80\x80", 0}, {"a\tb", 0},           {"a\x7f", 0},
-        {"\xc2\x85", 0},       {"\xe2\x82", 0},        {"", 1},
+        {"abc", 1},
+        {"caf\xc3\xa9", 1},
+        {"\xe2\x82\xac", 1},
+        {"\xf0\x9f\x8e\x89", 1},
+        {"\xff", 0},
+        {"\xc3", 0},
+        {"\xc0\xaf", 0},
+        {"\xe0\x80\xaf", 0},
+        {"\xed\xa0\x80", 0},
+        {"\xf4\x90\x80\x80", 0},
+        {"a\tb", 0},
+        {"a\x7f", 0},
+        {"\xc2\x85", 0},
+        {"\xe2\x82", 0},
+        {"", 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         if (rf_utf8_printable(cases[i].s, strlen(cases[i].s)) != cases[i].ok) {
@@ -180,11 +199,11 @@ void test_time_parse(void)
     CHECK_INT(rf_time_parse("1970-01-01T00:00:00.5Z", &ms), 0);
     CHECK_INT(ms, 500);
     CHECK_INT(rf_time_parse("2024-02-29t12:00:00z", &ms), 0);
-    static const char *bad[] = {"2023-02-29T00:00:00Z", "2026-13-01T00:00:00Z",
-                                "2026-01-01 00:00:00Z", "2026-01-01T00:00:00",
-                                "2026-01-01T24:00:00Z", "0001-01-01T00:00:00+23:59",
+    static const char *bad[] = {"2023-02-29T00:00:00Z",      "2026-13-01T00:00:00Z",
+                                "2026-01-01 00:00:00Z",      "2026-01-01T00:00:00",
+                                "2026-01-01T24:00:00Z",      "0001-01-01T00:00:00+23:59",
                                 "9999-12-31T23:59:59-01:00", "2026-01-01T00:00:00.Z",
-                                "2026-01-01T00:00:00Zjunk", "tomorrow"};
+                                "2026-01-01T00:00:00Zjunk",  "tomorrow"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (rf_time_parse(bad[i], &ms) == 0) {
             unit_fail(__FILE__, __LINE__, "accepted '%s'", bad[i]);
