@@ -1,4 +1,4 @@
-/* The Idempotency-Key layer (SPEC §3.6), applied by the route table to
+/* The Idempotency-Key layer (docs/API.md, Idempotency), applied by the route table to
  * every POST and PATCH under /v1 (RF_ROUTE_IDEMPOTENT).
  *
  *   begin:  parse the key; take the reservation with one unique insert
@@ -177,7 +177,7 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
 #define IDEM_MAX_RUNS 12
 
 /* The body kept for replays. A new API key's plaintext exists only in the
- * response that made it (SPEC §3.4: only its SHA-256 is stored), so the
+ * response that made it (docs/SECURITY.md §4.2: only its SHA-256 is stored), so the
  * stored copy of a key create or reroll has "key": null; a replay still
  * tells the client which key was made. */
 static const char *stored_body(struct rf_req *r)

@@ -1,4 +1,4 @@
-/* Event slugs (SPEC §3.3): the URL-safe, human-readable base of an event's unique slug.
+/* Event slugs (docs/API.md, Events): the URL-safe, human-readable base of an event's unique slug.
  * Pure function, no allocation, no locale: unit-tested in tests/unit/test_slug.c. */
 #ifndef RF_SLUG_H
 #define RF_SLUG_H

@@ -12,7 +12,7 @@
 #include "core/arena.h"
 #include "core/problems.h"
 
-#define RF_BODY_MAX (1024 * 1024) /* SPEC §2: larger bodies get 413 */
+#define RF_BODY_MAX (1024 * 1024) /* docs/API.md, Conventions: larger bodies get 413 */
 #define RF_JSON_DEPTH_MAX 32
 #define RF_MAX_PATH_PARAMS 4
 
@@ -95,7 +95,7 @@ static inline void rf_req_wake(void *arg)
 enum rf_route_flags {
     RF_ROUTE_AUTH = 1 << 0,       /* needs a root key: sets r->ws */
     RF_ROUTE_JSON = 1 << 1,       /* takes a JSON object body */
-    RF_ROUTE_IDEMPOTENT = 1 << 2, /* Idempotency-Key layer (SPEC §3.6) */
+    RF_ROUTE_IDEMPOTENT = 1 << 2, /* Idempotency-Key layer (docs/API.md, Idempotency) */
     /* Touches no database and never blocks: answered on the event-loop
      * thread that read it, without a trip through the worker pool. */
     RF_ROUTE_LOOP = 1 << 3,

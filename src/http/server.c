@@ -414,7 +414,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     if (!cr) {
         /* First call: headers only. Answering here would make libmicrohttpd
-         * close the connection (DESIGN.md), so decide now, answer next call. */
+         * close the connection (docs/ARCHITECTURE.md, HTTP), so decide now,
+         * answer next call. */
         struct rf_conn *tc = conn_of(conn);
         if (rf_conns_refused(tc) || atomic_load(&draining) == DRAIN_FINAL)
             return MHD_NO; /* answered 503 at accept (conns.c), or stopping */

@@ -1,4 +1,4 @@
-/* racefree probe: the command-line race prober (SPEC §4). */
+/* racefree probe: the command-line race prober (docs/PROBE.md). */
 #ifndef RF_PROBE_H
 #define RF_PROBE_H
 

@@ -37,7 +37,7 @@ static const char *const m1[] = {
     " username_key TEXT,"
     " created_at TEXT NOT NULL,"
     " updated_at TEXT NOT NULL,"
-    /* The two rules of seeds 001 and 002, enforced where no race can pass. */
+    /* The two rules of seeds 001 and 002 (docs/RACES.md), enforced where no race can pass. */
     " CONSTRAINT users_ws_email_key UNIQUE (workspace_id, email),"
     " CONSTRAINT users_ws_username_key UNIQUE (workspace_id, username_key))",
     NULL,
