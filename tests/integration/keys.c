@@ -22,6 +22,20 @@
 #define RACE_VERIFIES 40
 #define VERIFY_CREDITS 10
 
+/* In the database: one identity for xid, and every key of the race on it. */
+static int all_keys_on(struct env *e, const char *xid)
+{
+    long ids = db_count(e, "SELECT COUNT(*) FROM identities WHERE external_id = ?", xid, NULL);
+    long keys = db_count(e,
+                         "SELECT COUNT(*) FROM api_keys k JOIN identities i ON i.id = k.identity_id"
+                         " WHERE i.external_id = ?",
+                         xid, NULL);
+    if (ids != 1 || keys != RACE_KEYS)
+        fprintf(stderr, "  %s: want one identity row and %d keys on it, found %ld and %ld\n", xid,
+                RACE_KEYS, ids, keys);
+    return ids == 1 && keys == RACE_KEYS ? 0 : -1;
+}
+
 /* Seed 003: N simultaneous key creates with one new externalId → one
  * identity; then N simultaneous PATCHes moving every key to another. */
 void race_key_identity(int nsrv, int rounds)
@@ -35,42 +49,26 @@ void race_key_identity(int nsrv, int rounds)
         burst_free(&b);
         snprintf(xid, sizeof(xid), "ext_%u", rf_rand_below(1u << 30));
         snprintf(body, sizeof(body), "{\"externalId\":\"%s\",\"name\":\"k\"}", xid);
-        for (int i = 0; i < RACE_KEYS; i++)
-            q[i] = (struct reqspec){"POST", "/v1/keys", e.key, body, NULL, i};
-        EXPECT(burst_fire(&e, q, RACE_KEYS, &b) == 0, "burst");
-        EXPECT_BURST(&b, "no-5xx; status 201=N; distinct .identityId=1");
+        struct reqspec one = {"POST", "/v1/keys", e.key, body, NULL, 0};
+        EXPECT_SAME(&e, &one, RACE_KEYS, &b, "no-5xx; status 201=N; distinct .identityId=1");
         for (int i = 0; i < RACE_KEYS; i++) {
             json_t *j = res_json(&b, (size_t)i);
             const char *kid = jstr(j, "keyId", NULL);
             snprintf(paths[i], sizeof(paths[i]), "/v1/keys/%s", kid ? kid : "none");
             json_decref(j);
         }
-        EXPECT(db_count(&e, "SELECT COUNT(*) FROM identities WHERE external_id = ?", xid, NULL) ==
-                   1,
-               "want exactly one identity row for %s", xid);
-        EXPECT(db_count(&e,
-                        "SELECT COUNT(*) FROM api_keys k JOIN identities i ON i.id = k.identity_id"
-                        " WHERE i.external_id = ?",
-                        xid, NULL) == RACE_KEYS,
-               "want %d keys pointing at it", RACE_KEYS);
+        EXPECT(all_keys_on(&e, xid) == 0, "after the creates");
 
         /* Move every key to a second new externalId at once. */
         char xid2[64], body2[128];
         snprintf(xid2, sizeof(xid2), "ext2_%u", rf_rand_below(1u << 30));
         snprintf(body2, sizeof(body2), "{\"externalId\":\"%s\"}", xid2);
+        burst_free(&b);
         for (int i = 0; i < RACE_KEYS; i++)
             q[i] = (struct reqspec){"PATCH", paths[i], e.key, body2, NULL, i};
-        burst_free(&b);
         EXPECT(burst_fire(&e, q, RACE_KEYS, &b) == 0, "burst");
         EXPECT_BURST(&b, "no-5xx; status 200=N");
-        EXPECT(db_count(&e, "SELECT COUNT(*) FROM identities WHERE external_id = ?", xid2, NULL) ==
-                   1,
-               "want exactly one identity row for %s", xid2);
-        EXPECT(db_count(&e,
-                        "SELECT COUNT(*) FROM api_keys k JOIN identities i ON i.id = k.identity_id"
-                        " WHERE i.external_id = ?",
-                        xid2, NULL) == RACE_KEYS,
-               "want every key moved to %s", xid2);
+        EXPECT(all_keys_on(&e, xid2) == 0, "after the PATCHes");
     }
 out:
     burst_free(&b);
@@ -91,7 +89,6 @@ void race_verify(int nsrv, int rounds)
 {
     struct env e;
     struct burst b = {0};
-    struct reqspec q[RACE_VERIFIES];
     char vbody[160], kid[64] = "";
     json_t *j = NULL;
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
@@ -105,9 +102,8 @@ void race_verify(int nsrv, int rounds)
         snprintf(kid, sizeof(kid), "%s", jstr(j, "keyId", NULL));
         json_decref(j);
         j = NULL;
-        for (int i = 0; i < RACE_VERIFIES; i++)
-            q[i] = (struct reqspec){"POST", "/v1/keys/verify", e.key, vbody, NULL, i};
-        EXPECT(burst_fire(&e, q, RACE_VERIFIES, &b) == 0, "burst");
+        struct reqspec one = {"POST", "/v1/keys/verify", e.key, vbody, NULL, 0};
+        EXPECT(burst_same(&e, &one, RACE_VERIFIES, &b) == 0, "burst");
         int valid = 0, exceeded = 0, other = 0;
         for (int i = 0; i < RACE_VERIFIES; i++) {
             json_t *r = res_json(&b, (size_t)i);
@@ -152,17 +148,8 @@ void t_race_verify_2srv(void)
 /* Creates a key from body; fills its id and plaintext. */
 static int key_make(struct env *e, const char *body, char kid[64], char key[128])
 {
-    json_t *j = NULL;
     struct reqspec c = {"POST", "/v1/keys", e->key, body, NULL, 0};
-    int st = http1(e, &c, &j);
-    int ok = st == 201 && jstr(j, "keyId", NULL) && jstr(j, "key", NULL);
-    if (ok) {
-        snprintf(kid, 64, "%s", jstr(j, "keyId", NULL));
-        snprintf(key, 128, "%s", jstr(j, "key", NULL));
-    } else
-        fprintf(stderr, "  create key %s: %d\n", body, st);
-    json_decref(j);
-    return ok ? 0 : -1;
+    return key_take(e, &c, kid, key, NULL);
 }
 
 /* Tallies verify answers by code; anything but a 200 with a known code is
@@ -273,10 +260,7 @@ static void race_ratelimit(int nsrv, int rounds)
                  "\"duration\":%lld}]}",
                  xid, DAY_MS);
         struct reqspec ci2 = {"POST", "/v1/identities", e.key, body, NULL, 0};
-        EXPECT(http1(&e, &ci2, &j) == 201, "identity");
-        snprintf(idn, sizeof(idn), "%s", jstr(j, "identity", "id"));
-        json_decref(j);
-        j = NULL;
+        EXPECT(http1_take(&e, &ci2, 201, "identity", "id", idn, sizeof(idn)), "identity");
         snprintf(body, sizeof(body), "{\"externalId\":\"%s-c\"}", xid);
         EXPECT(key_make(&e, body, kid, key) == 0, "key");
         snprintf(v2, sizeof(v2), "{\"key\":\"%s\",\"ratelimits\":[{\"name\":\"org\",\"cost\":3}]}",
@@ -322,10 +306,7 @@ static void t_race_ratelimit_all_or_nothing_n(int nsrv)
                  "\"duration\":%lld}]}",
                  xid, DAY_MS);
         struct reqspec ci = {"POST", "/v1/identities", e.key, body, NULL, 0};
-        EXPECT(http1(&e, &ci, &j) == 201, "identity");
-        snprintf(idn, sizeof(idn), "%s", jstr(j, "identity", "id"));
-        json_decref(j);
-        j = NULL;
+        EXPECT(http1_take(&e, &ci, 201, "identity", "id", idn, sizeof(idn)), "identity");
         snprintf(body, sizeof(body),
                  "{\"externalId\":\"%s\",\"remaining\":%d,\"ratelimits\":[{\"name\":\"tight\","
                  "\"limit\":10,\"duration\":%lld}]}",
@@ -537,6 +518,16 @@ static void *loop_run(void *arg)
 }
 
 /* Counts records sent after t (status/code as wanted or not). */
+/* Stops the looper's thread if it runs, and frees it. */
+static void loop_end(struct looper *l, pthread_t th, int started)
+{
+    if (started) {
+        atomic_store(&l->stop, 1);
+        pthread_join(th, NULL);
+    }
+    free(l);
+}
+
 static void loop_split(const struct looper *l, uint64_t t, int (*good)(int, const char *),
                        int *before_good, int *after, int *after_bad)
 {
@@ -597,11 +588,7 @@ void t_race_key_delete_vs_verify(void)
         EXPECT(http1(&e, &d, NULL) == 404, "a second DELETE: 404");
     }
 out:
-    if (started) {
-        atomic_store(&l->stop, 1);
-        pthread_join(th, NULL);
-    }
-    free(l);
+    loop_end(l, th, started);
     env_down(&e);
 }
 
@@ -613,7 +600,6 @@ static void race_reroll(int nsrv)
     enum { N = 20 };
     struct env e;
     struct burst b = {0};
-    struct reqspec q[VERIFIES];
     char kid[64], key[128], path[128], v[2][200], nkid[64] = "", nkey[128] = "";
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
     for (int round = 0; round < 3; round++) {
@@ -624,10 +610,8 @@ static void race_reroll(int nsrv)
                         kid, key) == 0,
                "key");
         snprintf(path, sizeof(path), "/v1/keys/%s/reroll", kid);
-        for (int i = 0; i < N; i++)
-            q[i] = (struct reqspec){"POST", path, e.key, "{\"expiration\":60000}", NULL, i};
-        EXPECT(burst_fire(&e, q, N, &b) == 0, "burst");
-        EXPECT_BURST(&b, "no-5xx; status 201=1; status 409=N-1");
+        struct reqspec one = {"POST", path, e.key, "{\"expiration\":60000}", NULL, 0};
+        EXPECT_SAME(&e, &one, N, &b, "no-5xx; status 201=1; status 409=N-1");
         int lost = count_with(&b, 409, "\"code\":\"key_rerolled\"");
         for (int i = 0; i < N; i++) {
             json_t *r = res_json(&b, (size_t)i);
@@ -755,11 +739,7 @@ void t_race_root_key_rotation(void)
                     "t1", NULL) == 1,
            "one live root key");
 out:
-    if (started) {
-        atomic_store(&l->stop, 1);
-        pthread_join(th, NULL);
-    }
-    free(l);
+    loop_end(l, th, started);
     env_down(&e);
 }
 
@@ -978,11 +958,7 @@ void t_keys_alias_and_refill_patch(void)
     snprintf(path, sizeof(path), "/v1/keys/%s/reroll", kid);
     struct reqspec rr = {
         "POST", path, e.key, "{\"expiration\":600000}", "Idempotency-Key: reroll-once\r\n", 0};
-    EXPECT(http1(&e, &rr, &j) == 201 && jstr(j, "key", NULL), "reroll");
-    snprintf(nkey, sizeof(nkey), "%s", jstr(j, "key", NULL));
-    snprintf(nkid, sizeof(nkid), "%s", jstr(j, "keyId", NULL));
-    json_decref(j);
-    j = NULL;
+    EXPECT(key_take(&e, &rr, nkid, nkey, NULL) == 0, "reroll");
     char like[160];
     snprintf(like, sizeof(like), "%%%s%%", nkey);
     EXPECT(db_count(&e, "SELECT COUNT(*) FROM idempotency_keys WHERE resp_body LIKE ?", like,
@@ -995,16 +971,12 @@ void t_keys_alias_and_refill_patch(void)
     j = NULL;
     snprintf(path, sizeof(path), "/v1/keys/%s", kid);
     struct reqspec p1 = {"PATCH", path, e.key, "{\"enabled\":false}", NULL, 0};
-    EXPECT(http1(&e, &p1, &j) == 409 && !strcmp(jstr(j, "code", NULL), "key_rerolled"),
+    EXPECT(http1_is(&e, &p1, 409, "code", NULL, "key_rerolled"),
            "PATCH of an alias: 409 key_rerolled");
-    json_decref(j);
-    j = NULL;
     snprintf(path, sizeof(path), "/v1/keys/%s/credits", kid);
     struct reqspec c1 = {"POST", path, e.key, "{\"op\":\"set\",\"value\":1000}", NULL, 0};
-    EXPECT(http1(&e, &c1, &j) == 409 && !strcmp(jstr(j, "code", NULL), "key_rerolled"),
+    EXPECT(http1_is(&e, &c1, 409, "code", NULL, "key_rerolled"),
            "credits of an alias: 409 key_rerolled");
-    json_decref(j);
-    j = NULL;
     snprintf(v, sizeof(v), "{\"key\":\"%s\"}", key);
     struct reqspec vo = {"POST", "/v1/keys/verify", e.key, v, NULL, 0};
     EXPECT(http1(&e, &vo, &j) == 200 && !strcmp(jstr(j, "code", NULL), "VALID") &&
@@ -1015,15 +987,9 @@ void t_keys_alias_and_refill_patch(void)
     snprintf(path, sizeof(path), "/v1/keys/%s", kid);
     struct reqspec d = {"DELETE", path, e.key, NULL, NULL, 0};
     EXPECT(http1(&e, &d, NULL) == 204, "DELETE of the alias");
-    EXPECT(http1(&e, &vo, &j) == 200 && !strcmp(jstr(j, "code", NULL), "NOT_FOUND"),
-           "the deleted alias: NOT_FOUND");
-    json_decref(j);
-    j = NULL;
+    EXPECT(http1_is(&e, &vo, 200, "code", NULL, "NOT_FOUND"), "the deleted alias: NOT_FOUND");
     snprintf(v, sizeof(v), "{\"key\":\"%s\"}", nkey);
-    EXPECT(http1(&e, &vo, &j) == 200 && !strcmp(jstr(j, "code", NULL), "VALID"),
-           "the successor lives on");
-    json_decref(j);
-    j = NULL;
+    EXPECT(http1_is(&e, &vo, 200, "code", NULL, "VALID"), "the successor lives on");
 
     /* PATCH remaining while a refill is due. */
     EXPECT(key_make(&e, "{\"remaining\":0,\"refill\":{\"interval\":\"daily\",\"amount\":10}}", kid,

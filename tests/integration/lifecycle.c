@@ -52,15 +52,13 @@ out:
  * the same races, still no 5xx, invariants intact. */
 void t_race_with_busy_faults(void)
 {
-    faults = "sqlite.busy=0.3";
-    race_user_create(MULTI, 3);
-    if (!test_failed)
-        race_event_create(MULTI, 3);
-    if (!test_failed)
-        race_key_identity(MULTI, 2);
-    if (!test_failed)
-        race_verify(MULTI, 3);
-    faults = NULL;
+    static void (*const races[])(int, int) = {race_user_create, race_event_create,
+                                              race_key_identity, race_verify};
+    static const int rounds[] = {3, 3, 2, 3};
+    for (size_t i = 0; i < sizeof(races) / sizeof(races[0]) && !test_failed; i++) {
+        faults = "sqlite.busy=0.3";
+        races[i](MULTI, rounds[i]);
+    }
 }
 
 /* A retry budget that runs out is 503 database_unavailable with
@@ -83,9 +81,20 @@ void t_busy_exhausted_is_503(void)
     struct reqspec g = {"GET", "/v1/users?email=busy%40example.com", e.key, NULL, NULL, 0};
     EXPECT(http1(&e, &g, NULL) == 200, "reads are unaffected");
 out:
-    faults = NULL;
     burst_free(&b);
     env_down(&e);
+}
+
+/* n resource creates for server 0, each with a key and a name of its own
+ * (tag-i): all of them wait out the provisioning delay. */
+static void keyed_creates(struct env *e, const char *tag, int n, struct reqspec *q,
+                          char (*hdrs)[64], char (*bodies)[64])
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(hdrs[i], 64, "Idempotency-Key: %s-%d\r\n", tag, i);
+        snprintf(bodies[i], 64, "{\"type\":\"redis\",\"name\":\"%s%d\"}", tag, i);
+        q[i] = (struct reqspec){"POST", "/v1/resources", e->key, bodies[i], hdrs[i], 0};
+    }
 }
 
 #define WAITERS 200
@@ -115,14 +124,8 @@ void t_provision_wait_holds_no_worker(void)
     struct burst b = {0};
     static struct reqspec q[WAITERS];
     static char hdrs[WAITERS][64], bodies[WAITERS][64];
-    serve_args[0] = "--provision-delay-ms";
-    serve_args[1] = "500";
-    EXPECT(env_up(&e, 1) == 0, "env_up");
-    for (int i = 0; i < WAITERS; i++) {
-        snprintf(hdrs[i], sizeof(hdrs[i]), "Idempotency-Key: wait-%d\r\n", i);
-        snprintf(bodies[i], sizeof(bodies[i]), "{\"type\":\"redis\",\"name\":\"w%d\"}", i);
-        q[i] = (struct reqspec){"POST", "/v1/resources", e.key, bodies[i], hdrs[i], 0};
-    }
+    EXPECT(env_up_with(&e, 1, "--provision-delay-ms", "500") == 0, "env_up");
+    keyed_creates(&e, "wait", WAITERS, q, hdrs, bodies);
     uint64_t t0 = rf_mono_ns();
     EXPECT(burst_fire(&e, q, WAITERS, &b) == 0, "burst");
     double ms = (double)(rf_mono_ns() - t0) / 1e6;
@@ -137,7 +140,6 @@ void t_provision_wait_holds_no_worker(void)
     EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL) == WAITERS,
            "want %d resources", WAITERS);
 out:
-    memset(serve_args, 0, sizeof(serve_args));
     burst_free(&b);
     env_down(&e);
 }
@@ -152,14 +154,8 @@ void t_stop_with_waiting_requests(void)
     struct env e;
     static struct reqspec q[STOPPERS];
     static char hdrs[STOPPERS][64], bodies[STOPPERS][64];
-    serve_args[0] = "--provision-delay-ms";
-    serve_args[1] = "30000";
-    EXPECT(env_up(&e, 1) == 0, "env_up");
-    for (int i = 0; i < STOPPERS; i++) {
-        snprintf(hdrs[i], sizeof(hdrs[i]), "Idempotency-Key: stop-%d\r\n", i);
-        snprintf(bodies[i], sizeof(bodies[i]), "{\"type\":\"redis\",\"name\":\"s%d\"}", i);
-        q[i] = (struct reqspec){"POST", "/v1/resources", e.key, bodies[i], hdrs[i], 0};
-    }
+    EXPECT(env_up_with(&e, 1, "--provision-delay-ms", "30000") == 0, "env_up");
+    keyed_creates(&e, "stop", STOPPERS, q, hdrs, bodies);
     pid_t child = fork();
     if (child == 0) { /* the clients: exit status = requests answered 201 */
         struct burst b = {0};
@@ -197,7 +193,6 @@ void t_stop_with_waiting_requests(void)
     EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL) == STOPPERS,
            "want %d resources", STOPPERS);
 out:
-    memset(serve_args, 0, sizeof(serve_args));
     env_down(&e);
 }
 

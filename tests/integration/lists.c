@@ -26,43 +26,58 @@ struct lrow {
     char id[64], del[160]; /* the list's id; the path that removes it */
 };
 
+static const char *const kind_path[] = {"/v1/users", "/v1/identities", "/v1/events", "/v1/keys"};
+
+/* A row from its create's answer: the id its list shows, the path that
+ * removes it. */
+static int row_of(const struct burst *b, size_t i, int kind, struct lrow *row)
+{
+    json_t *j = res_json(b, i);
+    const char *id = kind == 0   ? jstr(j, "user", "id")
+                     : kind == 1 ? jstr(j, "identity", "id")
+                     : kind == 2 ? jstr(j, "event", "id")
+                                 : jstr(j, "keyId", NULL);
+    const char *dk = kind == 1   ? jstr(j, "identity", "externalId")
+                     : kind == 2 ? jstr(j, "event", "slug")
+                                 : id;
+    int ok = b->res[i].http.status == 201 && id && dk;
+    if (ok) {
+        snprintf(row->id, sizeof(row->id), "%s", id);
+        snprintf(row->del, sizeof(row->del), "%s/%s", kind_path[kind], dk);
+    }
+    json_decref(j);
+    return ok;
+}
+
+/* The create body of a row of kind, told apart by tag. */
+static void body_of(int kind, char *buf, size_t len, const char *tag)
+{
+    if (kind == 0)
+        snprintf(buf, len, "{\"email\":\"%s@example.com\"}", tag);
+    else if (kind == 1)
+        snprintf(buf, len, "{\"externalId\":\"%s\"}", tag);
+    else if (kind == 2)
+        snprintf(buf, len, "{\"name\":\"%s\"}", tag);
+    else
+        snprintf(buf, len, "{\"externalId\":\"lister\"}");
+}
+
 static int list_create(struct env *e, int kind, int n, int tag, struct lrow *rows, int srv0)
 {
     struct reqspec q[LIST_MAX];
     char bodies[LIST_MAX][128];
     struct burst b = {0};
-    static const char *const paths[] = {"/v1/users", "/v1/identities", "/v1/events", "/v1/keys"};
     unsigned salt = rf_rand_below(1u << 30);
     for (int i = 0; i < n; i++) {
-        if (kind == 0)
-            snprintf(bodies[i], sizeof(bodies[i]), "{\"email\":\"l%d-%d-%u@example.com\"}", tag, i,
-                     salt);
-        else if (kind == 1)
-            snprintf(bodies[i], sizeof(bodies[i]), "{\"externalId\":\"l%d-%d-%u\"}", tag, i, salt);
-        else if (kind == 2)
-            snprintf(bodies[i], sizeof(bodies[i]), "{\"name\":\"l %d %d %u\"}", tag, i, salt);
-        else
-            snprintf(bodies[i], sizeof(bodies[i]), "{\"externalId\":\"lister\"}");
-        q[i] = (struct reqspec){"POST", paths[kind], e->key, bodies[i], NULL, srv0 + i};
+        char t[48];
+        snprintf(t, sizeof(t), "l%d-%d-%u", tag, i, salt);
+        body_of(kind, bodies[i], sizeof(bodies[i]), t);
+        q[i] = (struct reqspec){"POST", kind_path[kind], e->key, bodies[i], NULL, srv0 + i};
     }
     int made = 0;
     if (burst_fire(e, q, (size_t)n, &b) == 0)
-        for (int i = 0; i < n; i++) {
-            json_t *j = res_json(&b, (size_t)i);
-            const char *id = kind == 0   ? jstr(j, "user", "id")
-                             : kind == 1 ? jstr(j, "identity", "id")
-                             : kind == 2 ? jstr(j, "event", "id")
-                                         : jstr(j, "keyId", NULL);
-            const char *dk = kind == 1   ? jstr(j, "identity", "externalId")
-                             : kind == 2 ? jstr(j, "event", "slug")
-                                         : id;
-            if (b.res[i].http.status == 201 && id && dk) {
-                snprintf(rows[made].id, sizeof(rows[made].id), "%s", id);
-                snprintf(rows[made].del, sizeof(rows[made].del), "%s/%s", paths[kind], dk);
-                made++;
-            }
-            json_decref(j);
-        }
+        for (int i = 0; i < n; i++)
+            made += row_of(&b, (size_t)i, kind, &rows[made]);
     burst_free(&b);
     return made;
 }
@@ -89,7 +104,7 @@ static void race_list_cursor(int nsrv)
             snprintf(lpath, sizeof(lpath), "%s%slimit=7%s%s", lists[kind], kind == 3 ? "&" : "?",
                      cursor[0] ? "&cursor=" : "", cursor);
             q[0] = (struct reqspec){"GET", lpath, e.key, NULL, NULL, pages};
-            int nq = 1, created_from = npool;
+            int nq = 1;
             for (int w = 0; w < LIST_WRITERS; w++) {
                 if (w % 2 && next_del < npool) {
                     /* A key leaves the identity's list by being detached. */
@@ -101,25 +116,10 @@ static void race_list_cursor(int nsrv)
                             : (struct reqspec){"DELETE", pool[next_del].del, e.key, NULL, NULL, w};
                     next_del++;
                 } else {
-                    if (kind == 0)
-                        snprintf(wbodies[w], sizeof(wbodies[w]),
-                                 "{\"email\":\"w%d-%u@example.com\"}", w, salt);
-                    else if (kind == 1)
-                        snprintf(wbodies[w], sizeof(wbodies[w]), "{\"externalId\":\"w%d-%u\"}", w,
-                                 salt);
-                    else if (kind == 2)
-                        snprintf(wbodies[w], sizeof(wbodies[w]), "{\"name\":\"w %d %u\"}", w, salt);
-                    else
-                        snprintf(wbodies[w], sizeof(wbodies[w]), "{\"externalId\":\"lister\"}");
-                    q[nq] = (struct reqspec){"POST",
-                                             kind == 0   ? "/v1/users"
-                                             : kind == 1 ? "/v1/identities"
-                                             : kind == 2 ? "/v1/events"
-                                                         : "/v1/keys",
-                                             e.key,
-                                             wbodies[w],
-                                             NULL,
-                                             w};
+                    char t[48];
+                    snprintf(t, sizeof(t), "w%d-%u", w, salt);
+                    body_of(kind, wbodies[w], sizeof(wbodies[w]), t);
+                    q[nq] = (struct reqspec){"POST", kind_path[kind], e.key, wbodies[w], NULL, w};
                 }
                 nq++;
             }
@@ -130,27 +130,8 @@ static void race_list_cursor(int nsrv)
                 n5xx += st >= 500 || st == 0;
                 if (st != 201 || npool >= LIST_MAX)
                     continue;
-                json_t *j = res_json(&b, (size_t)i);
-                const char *id = kind == 0   ? jstr(j, "user", "id")
-                                 : kind == 1 ? jstr(j, "identity", "id")
-                                 : kind == 2 ? jstr(j, "event", "id")
-                                             : jstr(j, "keyId", NULL);
-                const char *dk = kind == 1   ? jstr(j, "identity", "externalId")
-                                 : kind == 2 ? jstr(j, "event", "slug")
-                                             : id;
-                if (id && dk) {
-                    snprintf(pool[npool].id, sizeof(pool[npool].id), "%s", id);
-                    snprintf(pool[npool].del, sizeof(pool[npool].del), "%s/%s",
-                             kind == 0   ? "/v1/users"
-                             : kind == 1 ? "/v1/identities"
-                             : kind == 2 ? "/v1/events"
-                                         : "/v1/keys",
-                             dk);
-                    npool++;
-                }
-                json_decref(j);
+                npool += row_of(&b, (size_t)i, kind, &pool[npool]);
             }
-            (void)created_from;
             EXPECT(b.res[0].http.status == 200, "%s: status %d", lpath, b.res[0].http.status);
             json_t *j = res_json(&b, 0);
             json_t *data = json_object_get(j, "data");

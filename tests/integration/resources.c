@@ -20,11 +20,8 @@ void t_quota(void)
     struct reqspec q[RACE_IDEM];
     char bodies[RACE_IDEM][96], path[128] = "";
     json_t *j = NULL;
-    serve_args[0] = "--resource-quota";
-    serve_args[1] = "5";
-    serve_args[2] = "--provision-delay-ms";
-    serve_args[3] = "50";
-    EXPECT(env_up(&e, MULTI) == 0, "env_up");
+    EXPECT(env_up_with(&e, MULTI, "--resource-quota", "5", "--provision-delay-ms", "50") == 0,
+           "env_up");
     for (int i = 0; i < 4; i++) {
         char body[96];
         snprintf(body, sizeof(body), "{\"type\":\"redis\",\"name\":\"pre%d\"}", i);
@@ -53,7 +50,6 @@ void t_quota(void)
     EXPECT(db_count(&e, "SELECT COUNT(*) FROM resources", NULL, NULL) == 5, "still 5");
 out:
     json_decref(j);
-    memset(serve_args, 0, sizeof(serve_args));
     burst_free(&b);
     env_down(&e);
 }
@@ -64,12 +60,9 @@ void t_race_resource_delete(void)
 {
     struct env e;
     struct burst b = {0};
-    struct reqspec q[RACE_SMALL];
     char path[128];
     json_t *j = NULL;
-    serve_args[0] = "--provision-delay-ms";
-    serve_args[1] = "0";
-    EXPECT(env_up(&e, MULTI) == 0, "env_up");
+    EXPECT(env_up_with(&e, MULTI, "--provision-delay-ms", "0") == 0, "env_up");
     for (int round = 0; round < RACE_ROUNDS; round++) {
         char body[96];
         burst_free(&b);
@@ -79,17 +72,14 @@ void t_race_resource_delete(void)
         j = NULL;
         EXPECT(http1(&e, &c, &j) == 201, "create");
         snprintf(path, sizeof(path), "/v1/resources/%s", jstr(j, "resource", "id"));
-        for (int i = 0; i < RACE_SMALL; i++)
-            q[i] = (struct reqspec){"DELETE", path, e.key, NULL, NULL, i};
-        EXPECT(burst_fire(&e, q, RACE_SMALL, &b) == 0, "burst");
-        EXPECT_BURST(&b, "no-5xx; status 204=1; status 404=N-1");
+        struct reqspec one = {"DELETE", path, e.key, NULL, NULL, 0};
+        EXPECT_SAME(&e, &one, RACE_SMALL, &b, "no-5xx; status 204=1; status 404=N-1");
         EXPECT(db_count(&e,
                         "SELECT (SELECT n FROM resource_counts) - (SELECT COUNT(*) FROM resources)",
                         NULL, NULL) == 0,
                "quota counter out of step with the rows");
     }
 out:
-    memset(serve_args, 0, sizeof(serve_args));
     json_decref(j);
     burst_free(&b);
     env_down(&e);

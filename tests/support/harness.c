@@ -21,6 +21,7 @@
 
 #include "core/util.h"
 #include "db/db.h"
+#include "fail.h"
 #include "harness.h"
 #include "probe/burst.h"
 #include "probe/expect.h"
@@ -43,16 +44,7 @@ int test_failed;
 
 /* ---------- failure reporting ---------- */
 
-void fail(const char *file, int line, const char *fmt, ...)
-{
-    va_list ap;
-    test_failed = 1;
-    fprintf(stderr, "  FAIL %s:%d: ", file, line);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
+TEST_FAIL_FN(fail, test_failed)
 
 /* ---------- processes ---------- */
 
@@ -242,6 +234,8 @@ void env_down(struct env *e)
     }
     rf_db_close(e->db);
     e->db = NULL;
+    memset(serve_args, 0, sizeof(serve_args));
+    faults = NULL;
     if (!getenv("KEEP") && !test_failed && e->dir[0]) {
         char cmd[600];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
@@ -277,6 +271,15 @@ int db_fresh(struct env *e)
     const char *slash = strrchr(pg_url, '/');
     snprintf(e->db_url, sizeof(e->db_url), "%.*s/%s", (int)(slash - pg_url), pg_url, name);
     return 0;
+}
+
+int env_up_args(struct env *e, int nsrv, const char *const *args)
+{
+    size_t n = 0;
+    for (; args[n] && n + 1 < sizeof(serve_args) / sizeof(serve_args[0]); n++)
+        serve_args[n] = args[n];
+    serve_args[n] = NULL;
+    return env_up(e, nsrv);
 }
 
 /* nsrv servers on one fresh database; workspaces made before they start. */
@@ -360,6 +363,20 @@ int burst_fire(struct env *e, const struct reqspec *specs, size_t n, struct burs
     return 0;
 }
 
+int burst_same(struct env *e, const struct reqspec *q, size_t n, struct burst *b)
+{
+    struct reqspec *specs = calloc(n ? n : 1, sizeof(*specs));
+    if (!specs)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        specs[i] = *q;
+        specs[i].srv = (int)i;
+    }
+    int rc = burst_fire(e, specs, n, b);
+    free(specs);
+    return rc;
+}
+
 void burst_free(struct burst *b)
 {
     if (b->res)
@@ -387,6 +404,20 @@ int http1(struct env *e, const struct reqspec *q, json_t **body)
     }
     burst_free(&b);
     return status;
+}
+
+int http1_is(struct env *e, const struct reqspec *q, int status, const char *a, const char *b,
+             const char *want)
+{
+    json_t *j = NULL;
+    int st = http1(e, q, &j);
+    const char *got = a ? jstr(j, a, b) : NULL;
+    int ok = st == status && (!a || (got && !strcmp(got, want)));
+    if (!ok)
+        fprintf(stderr, "  %s %s: want %d%s%s, got %d%s%s\n", q->method, q->path, status,
+                a ? " " : "", a ? want : "", st, got ? " " : "", got ? got : "");
+    json_decref(j);
+    return ok;
 }
 
 const char *jstr(json_t *j, const char *a, const char *b)
@@ -460,21 +491,45 @@ const char *hdr(const struct burst *b, size_t i, const char *name)
     return v;
 }
 
-/* A POST that must answer 201; copies one string field of the answer. */
+int http1_take(struct env *e, const struct reqspec *q, int status, const char *a, const char *b,
+               char *out, size_t outlen)
+{
+    json_t *j = NULL;
+    int st = http1(e, q, &j);
+    const char *v = jstr(j, a, b);
+    int ok = st == status && v;
+    if (ok)
+        snprintf(out, outlen, "%s", v);
+    else
+        fprintf(stderr, "  %s %s %s: status %d\n", q->method, q->path, q->body ? q->body : "", st);
+    json_decref(j);
+    return ok;
+}
+
+int key_take(struct env *e, const struct reqspec *q, char kid[64], char key[128], char idn[64])
+{
+    json_t *j = NULL;
+    int st = http1(e, q, &j);
+    const char *k = jstr(j, "keyId", NULL), *p = jstr(j, "key", NULL);
+    const char *i = jstr(j, "identityId", NULL);
+    int ok = st == 201 && k && p && (!idn || i);
+    if (ok) {
+        snprintf(kid, 64, "%s", k);
+        snprintf(key, 128, "%s", p);
+        if (idn)
+            snprintf(idn, 64, "%s", i);
+    } else {
+        fprintf(stderr, "  create key %s: %d\n", q->body ? q->body : "", st);
+    }
+    json_decref(j);
+    return ok ? 0 : -1;
+}
+
 int create1(struct env *e, const char *path, const char *body, const char *a, const char *b,
             char *out, size_t outlen)
 {
     struct reqspec c = {"POST", path, e->key, body, NULL, 0};
-    json_t *j = NULL;
-    int st = http1(e, &c, &j);
-    const char *v = jstr(j, a, b);
-    int ok = st == 201 && v;
-    if (ok)
-        snprintf(out, outlen, "%s", v);
-    else
-        fprintf(stderr, "  POST %s %s: status %d\n", path, body, st);
-    json_decref(j);
-    return ok ? 0 : -1;
+    return http1_take(e, &c, 201, a, b, out, outlen) ? 0 : -1;
 }
 
 /* One request: status, the parsed body (caller decrefs; NULL when not

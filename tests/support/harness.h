@@ -19,9 +19,11 @@ extern const char *bin;    /* the racefree binary */
 extern char test_bin[512]; /* bin + "-test": fault-injection hooks live */
 extern const char *pg_url; /* the cluster's admin URL (.../postgres); NULL: SQLite */
 extern const char *pg_dir; /* its directory, for scripts/pg.sh */
-/* When set, servers start from test_bin with RACEFREE_FAULTS=faults. */
+/* When set, servers start from test_bin with RACEFREE_FAULTS=faults;
+ * cleared by env_down. */
 extern const char *faults;
-/* Extra `serve` flags for the servers a test starts (NULL-terminated). */
+/* Extra `serve` flags for the servers a test starts (NULL-terminated):
+ * set by env_up_with, cleared by env_down. */
 extern const char *serve_args[8];
 extern int test_failed;
 
@@ -58,7 +60,12 @@ struct env {
 
 /* nsrv servers on one fresh database; workspaces made before they start. */
 int env_up(struct env *e, int nsrv);
-/* Stops every server; one that does not exit 0 on SIGTERM fails the test. */
+/* The same, the servers started with the `serve` flags args (NULL-ended)
+ * until env_down. */
+int env_up_args(struct env *e, int nsrv, const char *const *args);
+#define env_up_with(e, nsrv, ...) env_up_args((e), (nsrv), (const char *const[]){__VA_ARGS__, NULL})
+/* Stops every server; one that does not exit 0 on SIGTERM fails the test.
+ * The flags of env_up_with and the faults end here. */
 void env_down(struct env *e);
 /* A fresh database for e->dir: e->db_url is set. */
 int db_fresh(struct env *e);
@@ -89,6 +96,8 @@ struct burst {
 
 int burst_fire(struct env *e, const struct reqspec *specs, size_t n, struct burst *b);
 void burst_free(struct burst *b);
+/* n copies of one request, copy i to server i (of however many run). */
+int burst_same(struct env *e, const struct reqspec *q, size_t n, struct burst *b);
 /* Evaluates expectations written as `racefree probe` takes them, without
  * "--expect-" and separated by ';' ("status 201=1; status 200=N-1; no-5xx;
  * distinct .user.id=1", N being the burst's size), over b's responses;
@@ -102,15 +111,34 @@ int burst_expect_at(const char *file, int line, const struct burst *b, const cha
         if (burst_expect_at(__FILE__, __LINE__, (b), __VA_ARGS__))                                 \
             goto out;                                                                              \
     } while (0)
+/* Fires n copies of q (burst_same) into b, which must be empty, then
+ * checks the expectations on them. */
+#define EXPECT_SAME(e, q, n, b, ...)                                                               \
+    do {                                                                                           \
+        EXPECT(burst_same((e), (q), (n), (b)) == 0, "burst");                                      \
+        EXPECT_BURST((b), __VA_ARGS__);                                                            \
+    } while (0)
 /* Responses of b with status st whose body contains needle. */
 int count_with(const struct burst *b, int st, const char *needle);
 
 /* One request; returns status (0 on transport error), *body parsed JSON
  * (caller decrefs) when body is non-NULL. */
 int http1(struct env *e, const struct reqspec *q, json_t **body);
+/* One request: whether it answered status and, when a is set, the string
+ * at .a (.a.b when b is set) is want; what it answered instead is shown. */
+int http1_is(struct env *e, const struct reqspec *q, int status, const char *a, const char *b,
+             const char *want);
 /* The same, *body always set (NULL when not JSON) and whether it came back
  * as an idempotent replay. */
 int http1r(struct env *e, const struct reqspec *q, json_t **body, int *replayed);
+/* One request: whether it answered status with a string at .a (.a.b when b
+ * is set), which is copied to out. */
+int http1_take(struct env *e, const struct reqspec *q, int status, const char *a, const char *b,
+               char *out, size_t outlen);
+/* A request that makes a key (create, reroll): it must answer 201 with the
+ * key's id and plaintext, filled in kid and key, and its identity's id in
+ * idn unless idn is NULL. */
+int key_take(struct env *e, const struct reqspec *q, char kid[64], char key[128], char idn[64]);
 /* A POST that must answer 201; copies one string field of the answer. */
 int create1(struct env *e, const char *path, const char *body, const char *a, const char *b,
             char *out, size_t outlen);
