@@ -172,11 +172,8 @@ void t_idem_crash_during_handler(void)
     EXPECT(env_up_with(&e, 1, "--provision-delay-ms", "800", "--idempotency-lease", "1") == 0,
            "env_up");
     for (int run = 0; run < CRASH_RUNS; run++) {
-        char key[64], body[96], name[16];
-        snprintf(key, sizeof(key), "Idempotency-Key: crash-%d\r\n", run);
-        snprintf(name, sizeof(name), "c%d", run);
-        snprintf(body, sizeof(body), "{\"type\":\"mongodb\",\"name\":\"%s\"}", name);
-        struct reqspec q = {"POST", "/v1/resources", e.key, body, key, 0};
+        char key[64], body[96], name[24];
+        struct reqspec q = keyed_create(&e, "mongodb", "c", run, key, body, name);
         /* Fire and kill mid-handler: a child sends, the server dies under it. */
         pid_t child = fork();
         if (child == 0) {
@@ -211,11 +208,8 @@ void t_idem_crash_after_commit(void)
     faults = "idem.crash_after_commit=1";
     EXPECT(env_up_with(&e, 1, "--provision-delay-ms", "0") == 0, "env_up");
     for (int run = 0; run < CRASH_RUNS; run++) {
-        char key[64], body[96], name[16];
-        snprintf(key, sizeof(key), "Idempotency-Key: commit-%d\r\n", run);
-        snprintf(name, sizeof(name), "a%d", run);
-        snprintf(body, sizeof(body), "{\"type\":\"redis\",\"name\":\"%s\"}", name);
-        struct reqspec q = {"POST", "/v1/resources", e.key, body, key, 0};
+        char key[64], body[96], name[24];
+        struct reqspec q = keyed_create(&e, "redis", "a", run, key, body, name);
         int st = http1(&e, &q, NULL);
         EXPECT(st == 0, "the server must die before answering (got %d)", st);
         int wst = 0, gone = 0;
@@ -262,12 +256,8 @@ void t_idem_expiry(void)
                         "{\"type\":\"redis\",\"name\":\"a\"}",
                         "Idempotency-Key: ttl\r\n",
                         0};
-    struct reqspec b = {"POST",
-                        "/v1/resources",
-                        e.key,
-                        "{\"type\":\"redis\",\"name\":\"b\"}",
-                        "Idempotency-Key: ttl\r\n",
-                        0};
+    struct reqspec b = a; /* the same key, another body */
+    b.body = "{\"type\":\"redis\",\"name\":\"b\"}";
     EXPECT(http1(&e, &a, NULL) == 201, "first use");
     EXPECT(http1(&e, &b, NULL) == 422, "other body within the TTL: 422");
     long left = 1;

@@ -85,15 +85,13 @@ out:
     env_down(&e);
 }
 
-/* n resource creates for server 0, each with a key and a name of its own
- * (tag-i): all of them wait out the provisioning delay. */
+/* n resource creates, each waiting out the provisioning delay. */
 static void keyed_creates(struct env *e, const char *tag, int n, struct reqspec *q,
-                          char (*hdrs)[64], char (*bodies)[64])
+                          char (*hdrs)[64], char (*bodies)[96])
 {
     for (int i = 0; i < n; i++) {
-        snprintf(hdrs[i], 64, "Idempotency-Key: %s-%d\r\n", tag, i);
-        snprintf(bodies[i], 64, "{\"type\":\"redis\",\"name\":\"%s%d\"}", tag, i);
-        q[i] = (struct reqspec){"POST", "/v1/resources", e->key, bodies[i], hdrs[i], 0};
+        char name[24];
+        q[i] = keyed_create(e, "redis", tag, i, hdrs[i], bodies[i], name);
     }
 }
 
@@ -123,7 +121,7 @@ void t_provision_wait_holds_no_worker(void)
     struct env e;
     struct burst b = {0};
     static struct reqspec q[WAITERS];
-    static char hdrs[WAITERS][64], bodies[WAITERS][64];
+    static char hdrs[WAITERS][64], bodies[WAITERS][96];
     EXPECT(env_up_with(&e, 1, "--provision-delay-ms", "500") == 0, "env_up");
     keyed_creates(&e, "wait", WAITERS, q, hdrs, bodies);
     uint64_t t0 = rf_mono_ns();
@@ -153,7 +151,7 @@ void t_stop_with_waiting_requests(void)
 {
     struct env e;
     static struct reqspec q[STOPPERS];
-    static char hdrs[STOPPERS][64], bodies[STOPPERS][64];
+    static char hdrs[STOPPERS][64], bodies[STOPPERS][96];
     EXPECT(env_up_with(&e, 1, "--provision-delay-ms", "30000") == 0, "env_up");
     keyed_creates(&e, "stop", STOPPERS, q, hdrs, bodies);
     pid_t child = fork();

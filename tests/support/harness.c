@@ -525,6 +525,15 @@ int key_take(struct env *e, const struct reqspec *q, char kid[64], char key[128]
     return ok ? 0 : -1;
 }
 
+struct reqspec keyed_create(struct env *e, const char *type, const char *tag, int i, char hdr[64],
+                            char body[96], char name[24])
+{
+    snprintf(hdr, 64, "Idempotency-Key: %s-%d\r\n", tag, i);
+    snprintf(name, 24, "%s%d", tag, i);
+    snprintf(body, 96, "{\"type\":\"%s\",\"name\":\"%s\"}", type, name);
+    return (struct reqspec){"POST", "/v1/resources", e->key, body, hdr, 0};
+}
+
 int create1(struct env *e, const char *path, const char *body, const char *a, const char *b,
             char *out, size_t outlen)
 {

@@ -139,6 +139,10 @@ int http1_take(struct env *e, const struct reqspec *q, int status, const char *a
  * key's id and plaintext, filled in kid and key, and its identity's id in
  * idn unless idn is NULL. */
 int key_take(struct env *e, const struct reqspec *q, char kid[64], char key[128], char idn[64]);
+/* Resource create i of a series tag, for server 0: Idempotency-Key "tag-i",
+ * name "tagi", built in hdr, body and name. */
+struct reqspec keyed_create(struct env *e, const char *type, const char *tag, int i, char hdr[64],
+                            char body[96], char name[24]);
 /* A POST that must answer 201; copies one string field of the answer. */
 int create1(struct env *e, const char *path, const char *body, const char *a, const char *b,
             char *out, size_t outlen);
