@@ -22,8 +22,7 @@ void race_event_create(int nsrv, int rounds)
     char name[64], body[128], slugs[RACE_EVENTS][72];
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
     for (int round = 0; round < rounds; round++) {
-        burst_free(&b);
-        snprintf(name, sizeof(name), "Launch Party %u", rf_rand_below(1u << 30));
+        fresh(name, sizeof(name), "Launch Party ", "");
         snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
         struct reqspec one = {"POST", "/v1/events", e.key, body, NULL, 0};
         EXPECT_SAME(&e, &one, RACE_EVENTS, &b, "no-5xx; status 201=N; distinct .event.slug=N");
@@ -90,7 +89,7 @@ static void race_event_delete(int nsrv)
     char slug[96], dpath[160], name[64], body[128], body2[128];
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
     for (int round = 0; round < 5; round++) {
-        snprintf(name, sizeof(name), "Gala %u", rf_rand_below(1u << 30));
+        fresh(name, sizeof(name), "Gala ", "");
         snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
         snprintf(body2, sizeof(body2), "{\"name\":\"%s 2\"}", name);
         EXPECT(create1(&e, "/v1/events", body, "event", "slug", slug, sizeof(slug)) == 0, "1st");

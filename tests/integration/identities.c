@@ -21,8 +21,7 @@ void t_race_identity_create(void)
     char body[96], xid[48];
     EXPECT(env_up(&e, MULTI) == 0, "env_up");
     for (int round = 0; round < RACE_ROUNDS; round++) {
-        burst_free(&b);
-        snprintf(xid, sizeof(xid), "idn-race-%u", rf_rand_below(1u << 30));
+        fresh(xid, sizeof(xid), "idn-race-", "");
         snprintf(body, sizeof(body), "{\"externalId\":\"%s\"}", xid);
         struct reqspec one = {"POST", "/v1/identities", e.key, body, NULL, 0};
         EXPECT_SAME(&e, &one, RACE_SMALL, &b, "no-5xx; status 201=1; status 409=N-1");
@@ -55,7 +54,7 @@ static void race_identity_delete(int nsrv)
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
     for (int round = 0; round < IDEL_ROUNDS; round++) {
         burst_free(&b);
-        snprintf(xid, sizeof(xid), "gone-%u", rf_rand_below(1u << 30));
+        fresh(xid, sizeof(xid), "gone-", "");
         snprintf(body, sizeof(body), "{\"externalId\":\"%s\"}", xid);
         snprintf(dpath, sizeof(dpath), "/v1/identities/%s", xid);
         EXPECT(create1(&e, "/v1/identities", body, "identity", "id", idn, sizeof(idn)) == 0,

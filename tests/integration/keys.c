@@ -46,8 +46,7 @@ void race_key_identity(int nsrv, int rounds)
     char xid[64], body[128], paths[RACE_KEYS][96];
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
     for (int round = 0; round < rounds; round++) {
-        burst_free(&b);
-        snprintf(xid, sizeof(xid), "ext_%u", rf_rand_below(1u << 30));
+        fresh(xid, sizeof(xid), "ext_", "");
         snprintf(body, sizeof(body), "{\"externalId\":\"%s\",\"name\":\"k\"}", xid);
         struct reqspec one = {"POST", "/v1/keys", e.key, body, NULL, 0};
         EXPECT_SAME(&e, &one, RACE_KEYS, &b, "no-5xx; status 201=N; distinct .identityId=1");
@@ -61,7 +60,7 @@ void race_key_identity(int nsrv, int rounds)
 
         /* Move every key to a second new externalId at once. */
         char xid2[64], body2[128];
-        snprintf(xid2, sizeof(xid2), "ext2_%u", rf_rand_below(1u << 30));
+        fresh(xid2, sizeof(xid2), "ext2_", "");
         snprintf(body2, sizeof(body2), "{\"externalId\":\"%s\"}", xid2);
         burst_free(&b);
         for (int i = 0; i < RACE_KEYS; i++)
@@ -93,7 +92,6 @@ void race_verify(int nsrv, int rounds)
     json_t *j = NULL;
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
     for (int round = 0; round < rounds; round++) {
-        burst_free(&b);
         char cbody[96];
         snprintf(cbody, sizeof(cbody), "{\"remaining\":%d}", VERIFY_CREDITS);
         struct reqspec c = {"POST", "/v1/keys", e.key, cbody, NULL, 0};
@@ -232,7 +230,7 @@ static void race_ratelimit(int nsrv, int rounds)
 
         /* An identity limit: two keys of one identity share it. */
         burst_free(&b);
-        snprintf(xid, sizeof(xid), "org-%u", rf_rand_below(1u << 30));
+        fresh(xid, sizeof(xid), "org-", "");
         snprintf(body, sizeof(body),
                  "{\"externalId\":\"%s\",\"ratelimits\":[{\"name\":\"org\",\"limit\":%d,"
                  "\"duration\":%lld}]}",
@@ -300,7 +298,7 @@ static void t_race_ratelimit_all_or_nothing_n(int nsrv)
         burst_free(&b);
         /* round 0, 2: the key's limit (10) is the tightest; 1, 3: credits (6). */
         int credits = round % 2 ? 6 : 30, tight = round % 2 ? 6 : 10;
-        snprintf(xid, sizeof(xid), "aon-%u", rf_rand_below(1u << 30));
+        fresh(xid, sizeof(xid), "aon-", "");
         snprintf(body, sizeof(body),
                  "{\"externalId\":\"%s\",\"ratelimits\":[{\"name\":\"wide\",\"limit\":25,"
                  "\"duration\":%lld}]}",
@@ -603,7 +601,6 @@ static void race_reroll(int nsrv)
     char kid[64], key[128], path[128], v[2][200], nkid[64] = "", nkey[128] = "";
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
     for (int round = 0; round < 3; round++) {
-        burst_free(&b);
         EXPECT(key_make(&e,
                         "{\"remaining\":12,\"ratelimits\":[{\"name\":\"r\",\"limit\":1000,"
                         "\"duration\":86400000}]}",

@@ -65,7 +65,6 @@ void t_race_resource_delete(void)
     EXPECT(env_up_with(&e, MULTI, "--provision-delay-ms", "0") == 0, "env_up");
     for (int round = 0; round < RACE_ROUNDS; round++) {
         char body[96];
-        burst_free(&b);
         snprintf(body, sizeof(body), "{\"type\":\"redis\",\"name\":\"del%d\"}", round);
         struct reqspec c = {"POST", "/v1/resources", e.key, body, NULL, 0};
         json_decref(j);

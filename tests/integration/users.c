@@ -22,8 +22,7 @@ void race_user_create(int nsrv, int rounds)
     char email[64];
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
     for (int round = 0; round < rounds; round++) {
-        burst_free(&b);
-        snprintf(email, sizeof(email), "race-%u@example.com", rf_rand_below(1u << 30));
+        fresh(email, sizeof(email), "race-", "@example.com");
         char body[128];
         snprintf(body, sizeof(body), "{\"email\":\"%s\",\"name\":\"Racer\"}", email);
         struct reqspec one = {"POST", "/v1/users", e.key, body, NULL, 0};
@@ -82,7 +81,7 @@ static void race_username_claim(int nsrv)
     }
     for (int round = 0; round < RACE_ROUNDS; round++) {
         burst_free(&b);
-        snprintf(uname, sizeof(uname), "Race-%u", rf_rand_below(1u << 30));
+        fresh(uname, sizeof(uname), "Race-", "");
         for (int i = 0; i < RACE_CLAIMS; i++) {
             /* Every claimer spells it differently: uniqueness is case-insensitive. */
             char spelled[40];
@@ -258,9 +257,9 @@ static void race_user_delete(int nsrv)
         snprintf(cpath[i], sizeof(cpath[i]), "/v1/users/%.63s", claimer[i]);
     }
     for (int round = 0; round < 6; round++) {
-        snprintf(email, sizeof(email), "held-%u@example.com", rf_rand_below(1u << 30));
+        fresh(email, sizeof(email), "held-", "@example.com");
         snprintf(ebody, sizeof(ebody), "{\"email\":\"%s\"}", email);
-        snprintf(uname, sizeof(uname), "held-%u", rf_rand_below(1u << 30));
+        fresh(uname, sizeof(uname), "held-", "");
         snprintf(ubody, sizeof(ubody), "{\"username\":\"%s\"}", uname);
         rf_username_key(uname, strlen(uname), key);
         EXPECT(create1(&e, "/v1/users", ebody, "user", "id", uid, sizeof(uid)) == 0, "holder");

@@ -365,6 +365,7 @@ int burst_fire(struct env *e, const struct reqspec *specs, size_t n, struct burs
 
 int burst_same(struct env *e, const struct reqspec *q, size_t n, struct burst *b)
 {
+    burst_free(b);
     struct reqspec *specs = calloc(n ? n : 1, sizeof(*specs));
     if (!specs)
         return -1;
@@ -418,6 +419,12 @@ int http1_is(struct env *e, const struct reqspec *q, int status, const char *a, 
                 a ? " " : "", a ? want : "", st, got ? " " : "", got ? got : "");
     json_decref(j);
     return ok;
+}
+
+const char *fresh(char *buf, size_t len, const char *prefix, const char *suffix)
+{
+    snprintf(buf, len, "%s%u%s", prefix, rf_rand_below(1u << 30), suffix);
+    return buf;
 }
 
 const char *jstr(json_t *j, const char *a, const char *b)

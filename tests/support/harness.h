@@ -96,7 +96,8 @@ struct burst {
 
 int burst_fire(struct env *e, const struct reqspec *specs, size_t n, struct burst *b);
 void burst_free(struct burst *b);
-/* n copies of one request, copy i to server i (of however many run). */
+/* n copies of one request, copy i to server i (of however many run); what
+ * b held is freed first, so that each round's burst replaces the last. */
 int burst_same(struct env *e, const struct reqspec *q, size_t n, struct burst *b);
 /* Evaluates expectations written as `racefree probe` takes them, without
  * "--expect-" and separated by ';' ("status 201=1; status 200=N-1; no-5xx;
@@ -111,8 +112,8 @@ int burst_expect_at(const char *file, int line, const struct burst *b, const cha
         if (burst_expect_at(__FILE__, __LINE__, (b), __VA_ARGS__))                                 \
             goto out;                                                                              \
     } while (0)
-/* Fires n copies of q (burst_same) into b, which must be empty, then
- * checks the expectations on them. */
+/* Fires n copies of q into b (burst_same), then checks the expectations on
+ * them. */
 #define EXPECT_SAME(e, q, n, b, ...)                                                               \
     do {                                                                                           \
         EXPECT(burst_same((e), (q), (n), (b)) == 0, "burst");                                      \
@@ -150,6 +151,9 @@ json_t *res_json(const struct burst *b, size_t i);
 /* Response i's header name, NUL-terminated in a static buffer, or NULL. */
 const char *hdr(const struct burst *b, size_t i, const char *name);
 const char *jstr(json_t *j, const char *a, const char *b);
+/* prefix, a random number, suffix: a name no earlier round of a race used
+ * (the database outlives the rounds). Returns buf. */
+const char *fresh(char *buf, size_t len, const char *prefix, const char *suffix);
 /* One number from the database (-1 on error). */
 long db_count(struct env *e, const char *sql, const char *p1, const char *p2);
 /* Runs argv to completion, capturing stdout into out. Returns exit status. */
