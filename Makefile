@@ -26,7 +26,7 @@ LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/*.c) tests/support/testsrv.c
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/%.o)
-ITEST_SRC := $(wildcard tests/integration/*.c)
+ITEST_SRC := $(wildcard tests/integration/*.c) tests/support/harness.c
 ITEST_OBJ := $(ITEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps run test check unit itest san-test valgrind clean format format-check

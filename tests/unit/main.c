@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../support/fail.h"
 #include "unit.h"
 
 #define UNIT(n) void n(void);
@@ -21,16 +22,7 @@ static const struct {
 
 static int failed_current;
 
-void unit_fail(const char *file, int line, const char *fmt, ...)
-{
-    va_list ap;
-    failed_current = 1;
-    fprintf(stderr, "  FAIL %s:%d: ", file, line);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
+TEST_FAIL_FN(unit_fail, failed_current)
 
 int main(int argc, char **argv)
 {

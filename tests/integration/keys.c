@@ -1,5 +1,6 @@
-/* Race tests of the key operations past create (issue 14): ratelimits,
- * credit operations and refill, delete, reroll, root-key rotation. Each
+/* Keys: creates that join one identity (seed 003) and verifies that spend
+ * credits, then the operations past create (issue 14): ratelimits, credit
+ * operations and refill, delete, reroll, root-key rotation. Each
  * fires simultaneous requests at real servers and checks the invariant in
  * the responses and in the database. */
 #include <arpa/inet.h>
@@ -17,23 +18,136 @@
 #include "itest.h"
 #include "store/store.h"
 
+#define RACE_KEYS 48
+#define RACE_VERIFIES 40
+#define VERIFY_CREDITS 10
+
+/* In the database: one identity for xid, and every key of the race on it. */
+static int all_keys_on(struct env *e, const char *xid)
+{
+    long ids = db_count(e, "SELECT COUNT(*) FROM identities WHERE external_id = ?", xid, NULL);
+    long keys = db_count(e,
+                         "SELECT COUNT(*) FROM api_keys k JOIN identities i ON i.id = k.identity_id"
+                         " WHERE i.external_id = ?",
+                         xid, NULL);
+    if (ids != 1 || keys != RACE_KEYS)
+        fprintf(stderr, "  %s: want one identity row and %d keys on it, found %ld and %ld\n", xid,
+                RACE_KEYS, ids, keys);
+    return ids == 1 && keys == RACE_KEYS ? 0 : -1;
+}
+
+/* Seed 003: N simultaneous key creates with one new externalId → one
+ * identity; then N simultaneous PATCHes moving every key to another. */
+void race_key_identity(int nsrv, int rounds)
+{
+    struct env e;
+    struct burst b = {0};
+    struct reqspec q[RACE_KEYS];
+    char xid[64], body[128], paths[RACE_KEYS][96];
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < rounds; round++) {
+        fresh(xid, sizeof(xid), "ext_", "");
+        snprintf(body, sizeof(body), "{\"externalId\":\"%s\",\"name\":\"k\"}", xid);
+        struct reqspec one = {"POST", "/v1/keys", e.key, body, NULL, 0};
+        EXPECT_SAME(&e, &one, RACE_KEYS, &b, "no-5xx; status 201=N; distinct .identityId=1");
+        for (int i = 0; i < RACE_KEYS; i++) {
+            json_t *j = res_json(&b, (size_t)i);
+            const char *kid = jstr(j, "keyId", NULL);
+            snprintf(paths[i], sizeof(paths[i]), "/v1/keys/%s", kid ? kid : "none");
+            json_decref(j);
+        }
+        EXPECT(all_keys_on(&e, xid) == 0, "after the creates");
+
+        /* Move every key to a second new externalId at once. */
+        char xid2[64], body2[128];
+        fresh(xid2, sizeof(xid2), "ext2_", "");
+        snprintf(body2, sizeof(body2), "{\"externalId\":\"%s\"}", xid2);
+        burst_free(&b);
+        for (int i = 0; i < RACE_KEYS; i++)
+            q[i] = (struct reqspec){"PATCH", paths[i], e.key, body2, NULL, i};
+        EXPECT(burst_fire(&e, q, RACE_KEYS, &b) == 0, "burst");
+        EXPECT_BURST(&b, "no-5xx; status 200=N");
+        EXPECT(all_keys_on(&e, xid2) == 0, "after the PATCHes");
+    }
+out:
+    burst_free(&b);
+    env_down(&e);
+}
+
+void t_race_key_identity_1srv(void)
+{
+    race_key_identity(1, RACE_ROUNDS);
+}
+void t_race_key_identity_2srv(void)
+{
+    race_key_identity(MULTI, RACE_ROUNDS);
+}
+
+/* M simultaneous verifies of a key with R credits → exactly min(M, R). */
+void race_verify(int nsrv, int rounds)
+{
+    struct env e;
+    struct burst b = {0};
+    char vbody[160], kid[64] = "";
+    json_t *j = NULL;
+    EXPECT(env_up(&e, nsrv) == 0, "env_up");
+    for (int round = 0; round < rounds; round++) {
+        char cbody[96];
+        snprintf(cbody, sizeof(cbody), "{\"remaining\":%d}", VERIFY_CREDITS);
+        struct reqspec c = {"POST", "/v1/keys", e.key, cbody, NULL, 0};
+        EXPECT(http1(&e, &c, &j) == 201, "create key");
+        snprintf(vbody, sizeof(vbody), "{\"key\":\"%s\"}", jstr(j, "key", NULL));
+        snprintf(kid, sizeof(kid), "%s", jstr(j, "keyId", NULL));
+        json_decref(j);
+        j = NULL;
+        struct reqspec one = {"POST", "/v1/keys/verify", e.key, vbody, NULL, 0};
+        EXPECT(burst_same(&e, &one, RACE_VERIFIES, &b) == 0, "burst");
+        int valid = 0, exceeded = 0, other = 0;
+        for (int i = 0; i < RACE_VERIFIES; i++) {
+            json_t *r = res_json(&b, (size_t)i);
+            const char *code = jstr(r, "code", NULL);
+            json_int_t rem = json_integer_value(json_object_get(r, "remaining"));
+            if (b.res[i].http.status == 200 && code && !strcmp(code, "VALID") && rem >= 0)
+                valid++;
+            else if (b.res[i].http.status == 200 && code && !strcmp(code, "USAGE_EXCEEDED"))
+                exceeded++;
+            else {
+                other++;
+                fprintf(stderr, "  verify %d: %d %.200s\n", i, b.res[i].http.status,
+                        b.res[i].http.body ? b.res[i].http.body : "");
+            }
+            json_decref(r);
+        }
+        EXPECT(other == 0, "%d verifies were neither VALID nor USAGE_EXCEEDED", other);
+        EXPECT(valid == VERIFY_CREDITS && exceeded == RACE_VERIFIES - VERIFY_CREDITS,
+               "want %d VALID and %d USAGE_EXCEEDED, got %d and %d", VERIFY_CREDITS,
+               RACE_VERIFIES - VERIFY_CREDITS, valid, exceeded);
+        EXPECT(db_count(&e, "SELECT remaining FROM api_keys WHERE id = ?", kid, NULL) == 0,
+               "remaining must end at 0");
+    }
+out:
+    json_decref(j);
+    burst_free(&b);
+    env_down(&e);
+}
+
+void t_race_verify_1srv(void)
+{
+    race_verify(1, RACE_ROUNDS);
+}
+void t_race_verify_2srv(void)
+{
+    race_verify(MULTI, RACE_ROUNDS);
+}
+
 #define VERIFIES 40
 #define DAY_MS 86400000LL
 
 /* Creates a key from body; fills its id and plaintext. */
 static int key_make(struct env *e, const char *body, char kid[64], char key[128])
 {
-    json_t *j = NULL;
     struct reqspec c = {"POST", "/v1/keys", e->key, body, NULL, 0};
-    int st = http1(e, &c, &j);
-    int ok = st == 201 && jstr(j, "keyId", NULL) && jstr(j, "key", NULL);
-    if (ok) {
-        snprintf(kid, 64, "%s", jstr(j, "keyId", NULL));
-        snprintf(key, 128, "%s", jstr(j, "key", NULL));
-    } else
-        fprintf(stderr, "  create key %s: %d\n", body, st);
-    json_decref(j);
-    return ok ? 0 : -1;
+    return key_take(e, &c, kid, key, NULL);
 }
 
 /* Tallies verify answers by code; anything but a 200 with a known code is
@@ -116,7 +230,7 @@ static void race_ratelimit(int nsrv, int rounds)
 
         /* An identity limit: two keys of one identity share it. */
         burst_free(&b);
-        snprintf(xid, sizeof(xid), "org-%u", rf_rand_below(1u << 30));
+        fresh(xid, sizeof(xid), "org-", "");
         snprintf(body, sizeof(body),
                  "{\"externalId\":\"%s\",\"ratelimits\":[{\"name\":\"org\",\"limit\":%d,"
                  "\"duration\":%lld}]}",
@@ -144,10 +258,7 @@ static void race_ratelimit(int nsrv, int rounds)
                  "\"duration\":%lld}]}",
                  xid, DAY_MS);
         struct reqspec ci2 = {"POST", "/v1/identities", e.key, body, NULL, 0};
-        EXPECT(http1(&e, &ci2, &j) == 201, "identity");
-        snprintf(idn, sizeof(idn), "%s", jstr(j, "identity", "id"));
-        json_decref(j);
-        j = NULL;
+        EXPECT(http1_take(&e, &ci2, 201, "identity", "id", idn, sizeof(idn)), "identity");
         snprintf(body, sizeof(body), "{\"externalId\":\"%s-c\"}", xid);
         EXPECT(key_make(&e, body, kid, key) == 0, "key");
         snprintf(v2, sizeof(v2), "{\"key\":\"%s\",\"ratelimits\":[{\"name\":\"org\",\"cost\":3}]}",
@@ -187,16 +298,13 @@ static void t_race_ratelimit_all_or_nothing_n(int nsrv)
         burst_free(&b);
         /* round 0, 2: the key's limit (10) is the tightest; 1, 3: credits (6). */
         int credits = round % 2 ? 6 : 30, tight = round % 2 ? 6 : 10;
-        snprintf(xid, sizeof(xid), "aon-%u", rf_rand_below(1u << 30));
+        fresh(xid, sizeof(xid), "aon-", "");
         snprintf(body, sizeof(body),
                  "{\"externalId\":\"%s\",\"ratelimits\":[{\"name\":\"wide\",\"limit\":25,"
                  "\"duration\":%lld}]}",
                  xid, DAY_MS);
         struct reqspec ci = {"POST", "/v1/identities", e.key, body, NULL, 0};
-        EXPECT(http1(&e, &ci, &j) == 201, "identity");
-        snprintf(idn, sizeof(idn), "%s", jstr(j, "identity", "id"));
-        json_decref(j);
-        j = NULL;
+        EXPECT(http1_take(&e, &ci, 201, "identity", "id", idn, sizeof(idn)), "identity");
         snprintf(body, sizeof(body),
                  "{\"externalId\":\"%s\",\"remaining\":%d,\"ratelimits\":[{\"name\":\"tight\","
                  "\"limit\":10,\"duration\":%lld}]}",
@@ -408,6 +516,16 @@ static void *loop_run(void *arg)
 }
 
 /* Counts records sent after t (status/code as wanted or not). */
+/* Stops the looper's thread if it runs, and frees it. */
+static void loop_end(struct looper *l, pthread_t th, int started)
+{
+    if (started) {
+        atomic_store(&l->stop, 1);
+        pthread_join(th, NULL);
+    }
+    free(l);
+}
+
 static void loop_split(const struct looper *l, uint64_t t, int (*good)(int, const char *),
                        int *before_good, int *after, int *after_bad)
 {
@@ -468,11 +586,7 @@ void t_race_key_delete_vs_verify(void)
         EXPECT(http1(&e, &d, NULL) == 404, "a second DELETE: 404");
     }
 out:
-    if (started) {
-        atomic_store(&l->stop, 1);
-        pthread_join(th, NULL);
-    }
-    free(l);
+    loop_end(l, th, started);
     env_down(&e);
 }
 
@@ -484,35 +598,27 @@ static void race_reroll(int nsrv)
     enum { N = 20 };
     struct env e;
     struct burst b = {0};
-    struct reqspec q[VERIFIES];
     char kid[64], key[128], path[128], v[2][200], nkid[64] = "", nkey[128] = "";
     EXPECT(env_up(&e, nsrv) == 0, "env_up");
     for (int round = 0; round < 3; round++) {
-        burst_free(&b);
         EXPECT(key_make(&e,
                         "{\"remaining\":12,\"ratelimits\":[{\"name\":\"r\",\"limit\":1000,"
                         "\"duration\":86400000}]}",
                         kid, key) == 0,
                "key");
         snprintf(path, sizeof(path), "/v1/keys/%s/reroll", kid);
-        for (int i = 0; i < N; i++)
-            q[i] = (struct reqspec){"POST", path, e.key, "{\"expiration\":60000}", NULL, i};
-        EXPECT(burst_fire(&e, q, N, &b) == 0, "burst");
-        int n5xx = 0, won = count_status(&b, 201, &n5xx), lost = 0;
+        struct reqspec one = {"POST", path, e.key, "{\"expiration\":60000}", NULL, 0};
+        EXPECT_SAME(&e, &one, N, &b, "no-5xx; status 201=1; status 409=N-1");
+        int lost = count_with(&b, 409, "\"code\":\"key_rerolled\"");
         for (int i = 0; i < N; i++) {
             json_t *r = res_json(&b, (size_t)i);
-            if (b.res[i].http.status == 409 && jstr(r, "code", NULL) &&
-                !strcmp(jstr(r, "code", NULL), "key_rerolled"))
-                lost++;
             if (b.res[i].http.status == 201) {
                 snprintf(nkid, sizeof(nkid), "%s", jstr(r, "keyId", NULL));
                 snprintf(nkey, sizeof(nkey), "%s", jstr(r, "key", NULL));
             }
             json_decref(r);
         }
-        EXPECT(n5xx == 0 && won == 1 && lost == N - 1,
-               "want one 201 and %d x 409 key_rerolled, got %d and %d (%d 5xx)", N - 1, won, lost,
-               n5xx);
+        EXPECT(lost == N - 1, "want %d x 409 key_rerolled, got %d", N - 1, lost);
         EXPECT(db_count(&e, "SELECT COUNT(*) FROM api_keys WHERE limits_owner = ?", kid, NULL) == 1,
                "exactly one successor in the database");
         EXPECT(db_count(&e, "SELECT remaining FROM api_keys WHERE id = ?", nkid, NULL) == 12,
@@ -630,11 +736,7 @@ void t_race_root_key_rotation(void)
                     "t1", NULL) == 1,
            "one live root key");
 out:
-    if (started) {
-        atomic_store(&l->stop, 1);
-        pthread_join(th, NULL);
-    }
-    free(l);
+    loop_end(l, th, started);
     env_down(&e);
 }
 
@@ -853,11 +955,7 @@ void t_keys_alias_and_refill_patch(void)
     snprintf(path, sizeof(path), "/v1/keys/%s/reroll", kid);
     struct reqspec rr = {
         "POST", path, e.key, "{\"expiration\":600000}", "Idempotency-Key: reroll-once\r\n", 0};
-    EXPECT(http1(&e, &rr, &j) == 201 && jstr(j, "key", NULL), "reroll");
-    snprintf(nkey, sizeof(nkey), "%s", jstr(j, "key", NULL));
-    snprintf(nkid, sizeof(nkid), "%s", jstr(j, "keyId", NULL));
-    json_decref(j);
-    j = NULL;
+    EXPECT(key_take(&e, &rr, nkid, nkey, NULL) == 0, "reroll");
     char like[160];
     snprintf(like, sizeof(like), "%%%s%%", nkey);
     EXPECT(db_count(&e, "SELECT COUNT(*) FROM idempotency_keys WHERE resp_body LIKE ?", like,
@@ -870,16 +968,12 @@ void t_keys_alias_and_refill_patch(void)
     j = NULL;
     snprintf(path, sizeof(path), "/v1/keys/%s", kid);
     struct reqspec p1 = {"PATCH", path, e.key, "{\"enabled\":false}", NULL, 0};
-    EXPECT(http1(&e, &p1, &j) == 409 && !strcmp(jstr(j, "code", NULL), "key_rerolled"),
+    EXPECT(http1_is(&e, &p1, 409, "code", NULL, "key_rerolled"),
            "PATCH of an alias: 409 key_rerolled");
-    json_decref(j);
-    j = NULL;
     snprintf(path, sizeof(path), "/v1/keys/%s/credits", kid);
     struct reqspec c1 = {"POST", path, e.key, "{\"op\":\"set\",\"value\":1000}", NULL, 0};
-    EXPECT(http1(&e, &c1, &j) == 409 && !strcmp(jstr(j, "code", NULL), "key_rerolled"),
+    EXPECT(http1_is(&e, &c1, 409, "code", NULL, "key_rerolled"),
            "credits of an alias: 409 key_rerolled");
-    json_decref(j);
-    j = NULL;
     snprintf(v, sizeof(v), "{\"key\":\"%s\"}", key);
     struct reqspec vo = {"POST", "/v1/keys/verify", e.key, v, NULL, 0};
     EXPECT(http1(&e, &vo, &j) == 200 && !strcmp(jstr(j, "code", NULL), "VALID") &&
@@ -890,15 +984,9 @@ void t_keys_alias_and_refill_patch(void)
     snprintf(path, sizeof(path), "/v1/keys/%s", kid);
     struct reqspec d = {"DELETE", path, e.key, NULL, NULL, 0};
     EXPECT(http1(&e, &d, NULL) == 204, "DELETE of the alias");
-    EXPECT(http1(&e, &vo, &j) == 200 && !strcmp(jstr(j, "code", NULL), "NOT_FOUND"),
-           "the deleted alias: NOT_FOUND");
-    json_decref(j);
-    j = NULL;
+    EXPECT(http1_is(&e, &vo, 200, "code", NULL, "NOT_FOUND"), "the deleted alias: NOT_FOUND");
     snprintf(v, sizeof(v), "{\"key\":\"%s\"}", nkey);
-    EXPECT(http1(&e, &vo, &j) == 200 && !strcmp(jstr(j, "code", NULL), "VALID"),
-           "the successor lives on");
-    json_decref(j);
-    j = NULL;
+    EXPECT(http1_is(&e, &vo, 200, "code", NULL, "VALID"), "the successor lives on");
 
     /* PATCH remaining while a refill is due. */
     EXPECT(key_make(&e, "{\"remaining\":0,\"refill\":{\"interval\":\"daily\",\"amount\":10}}", kid,
