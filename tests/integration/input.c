@@ -87,7 +87,7 @@ out:
     env_down(&e);
 }
 
-/* Every bad input of SPEC §2, §3.1, §3.2: its 4xx problem+json, nothing
+/* Every bad input of docs/API.md (Conventions, Users, Usernames): its 4xx problem+json, nothing
  * written, and the server alive afterwards. */
 void t_bad_input(void)
 {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Security checks (issue 8 §6); docs/SECURITY.md says what each one guards.
+# Security checks; docs/SECURITY.md (section 9) says what each one guards.
 #
 #   tests/security/run.sh [--bin build/racefree] [--pg ADMIN_URL [--pg-dir DIR]]
 #                         [--only SUBSTR]   (of the names below)
