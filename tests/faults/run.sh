@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fault tests (docs/ARCHITECTURE.md, Operating): kill -9 under load on SQLite and
-# PostgreSQL, PostgreSQL stopped and started under load, SQLite on a full disk and locked by another process.
+# PostgreSQL, PostgreSQL stopped and started under load, SQLite on a full disk and
+# locked by another process.
 #
 #   tests/faults/run.sh --bin ./build/racefree [--only NAME,...] [--no-pg]
 #
