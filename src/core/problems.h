@@ -1,5 +1,5 @@
 /* The problem list: every RFC 9457 problem the server answers with, once
- * (docs/API.md §Errors). One row per problem, in the style of libuv's
+ * (docs/API.md, Conventions). One row per problem, in the style of libuv's
  * UV_ERRNO_MAP:
  *
  *   XX(ENUM, status, code, title, label)
