@@ -37,20 +37,21 @@ tally = rf_test.Tally(sep=" - ")
 ok, fail, check = tally.ok, tally.bad, tally.check
 
 
-def rss_kb(pid):
+def proc_status(pid, field):
+    """The number after FIELD: in /proc/PID/status; 0 when absent."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kb(pid):
+    return proc_status(pid, "VmRSS")
 
 
 def threads(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return 0
+    return proc_status(pid, "Threads")
 
 
 def accept_queue(port):

@@ -16,14 +16,7 @@ RF_OK_SEP=" - "
 
 BIN=./build/racefree
 IDLE=10000
-while [ $# -gt 0 ]; do
-    case $1 in
-    --bin) BIN=$2; shift 2 ;;
-    --only) ONLY=$2; shift 2 ;;
-    --idle) IDLE=$2; shift 2 ;;
-    *) echo "usage: $0 [--bin PATH] [--only SUBSTR] [--idle N]" >&2; exit 2 ;;
-    esac
-done
+rf_args --bin BIN PATH --only ONLY SUBSTR --idle IDLE N -- "$@"
 
 # The limits under test: small timeouts keep the run short.
 MAX_CONNS=4000

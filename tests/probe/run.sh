@@ -15,14 +15,7 @@ cd "$(dirname "$0")/../.."
 BIN=./build/racefree
 FIXTURE=./build/probe-fixture
 ONLY=
-while [ $# -gt 0 ]; do
-    case $1 in
-    --bin) BIN=$2; shift 2 ;;
-    --fixture) FIXTURE=$2; shift 2 ;;
-    --only) ONLY=$2; shift 2 ;;
-    *) echo "usage: $0 [--bin PATH] [--fixture PATH] [--only SUBSTR]" >&2; exit 2 ;;
-    esac
-done
+rf_args --bin BIN PATH --fixture FIXTURE PATH --only ONLY SUBSTR -- "$@"
 
 rf_init probe 600
 
@@ -51,7 +44,7 @@ run() {
         shift
     done
     shift
-    if [ -n "$ONLY" ] && [[ $name != *"$ONLY"* ]]; then return; fi
+    rf_want "$name" || return
     rm -f "$TMP/out" "$TMP/err"
     PROBE "$@" >"$TMP/out" 2>"$TMP/err"
     local rc=$?
@@ -126,23 +119,47 @@ run fixture-5xx-no-expectations 0 "500 ×5" "no expectations given" -- -n 5 "$FX
 
 USERS_EXPECT=(--expect-status 201=1 --expect-status 200=N-1 --expect-distinct .user.id=1)
 
-if [ -z "$ONLY" ] || [[ fixture-duplicates == *"$ONLY"* ]]; then
-    # The issue's bar: duplicates reported (exit 1) in at least 19 of 20 runs
-    # of a 32-request burst.
-    caught=0
-    for k in $(seq 20); do
-        PROBE -n 32 -d "{\"email\":\"dup-$k-{{round}}@example.com\"}" "${USERS_EXPECT[@]}" \
-            --verify "$FX/v1/users?email=dup-$k-1@example.com" --expect-verify-count .data=1 \
-            "$FX/v1/users" >"$TMP/out" 2>"$TMP/err"
+# race_check NAME RUNS NEED FAIL DIAG BURST ARGS...: `BURST K ARGS...` runs
+# burst K (1..RUNS) of a race; it must be caught, exit 1 with the line FAIL,
+# in at least NEED of them. A miss prints the output lines matching DIAG.
+race_check() {
+    local name=$1 runs=$2 need=$3 fail=$4 diag=$5 burst=$6 caught=0 rc k
+    shift 6
+    rf_want "$name" || return
+    for k in $(seq "$runs"); do
+        "$burst" "$k" "$@" >"$TMP/out" 2>"$TMP/err"
         rc=$?
-        if [ $rc -eq 1 ] && grep -q "FAIL  verify-count .data=1" "$TMP/out"; then
+        if [ $rc -eq 1 ] && grep -q "$fail" "$TMP/out"; then
             caught=$((caught + 1))
         else
-            echo "    missed run $k: exit $rc; $(grep -E '^  (status|spread)' "$TMP/out" | tr -s ' ' | tr '\n' ';')"
+            echo "    $name missed run $k: exit $rc; $(grep -E "$diag" "$TMP/out" | tr -s ' ' | tr '\n' ';')"
         fi
     done
-    if [ "$caught" -ge 19 ]; then ok "fixture-duplicates ($caught of 20 runs caught)"; else bad fixture-duplicates "caught $caught of 20"; fi
-fi
+    if [ "$caught" -ge "$need" ]; then ok "$name ($caught of $runs runs caught)"; else bad "$name" "caught $caught of $runs"; fi
+}
+
+# users_burst K NAME BASE probe-args...: 32 creates of one email at BASE;
+# {{round}} gives the burst's one round its own email.
+users_burst() {
+    local k=$1 name=$2 base=$3
+    shift 3
+    PROBE -n 32 "$@" -d "{\"email\":\"$name-$k-{{round}}@example.com\"}" "${USERS_EXPECT[@]}" \
+        --verify "$base/v1/users?email=$name-$k-1@example.com" --expect-verify-count .data=1 \
+        "$base/v1/users"
+}
+
+# dup_check NAME BASE_URL RUNS NEED probe-args...: the users race must be
+# caught (the verify count failing) in at least NEED of RUNS bursts.
+dup_check() {
+    local name=$1 base=$2 runs=$3 need=$4
+    shift 4
+    race_check "$name" "$runs" "$need" "FAIL  verify-count .data=1" '^  (status|spread|no reply)' \
+        users_burst "$name" "$base" "$@"
+}
+
+# The issue's bar: duplicates reported (exit 1) in at least 19 of 20 runs
+# of a 32-request burst.
+dup_check fixture-duplicates "$FX" 20 19
 
 run fixture-templates-distinct 0 "PASS  distinct .user.email=N" -- -n 16 \
     -d '{"email":"t-{{uuid}}-{{i}}@example.com"}' --expect-status 201=N \
@@ -157,7 +174,7 @@ printf '{"email":"file-{{i}}@example.com"}' >"$TMP/body.json"
 run fixture-body-file 0 "PASS  status 201=N" -- -n 4 -d "@$TMP/body.json" \
     --expect-status 201=N "$FX/v1/users"
 
-if [ -z "$ONLY" ] || [[ fixture-body-stdin == *"$ONLY"* ]]; then
+if rf_want fixture-body-stdin; then
     rm -f "$TMP/out" "$TMP/err"
     echo '{"email":"stdin-{{i}}@example.com"}' | PROBE -n 3 -d @- --expect-status 201=N \
         "$FX/v1/users" >"$TMP/out" 2>"$TMP/err"
@@ -167,7 +184,7 @@ fi
 run fixture-sync-none 0 "sync none" -- -n 8 --sync none -d '{"email":"none-{{i}}@x"}' \
     --expect-status 201=N "$FX/v1/users"
 
-if [ -z "$ONLY" ] || [[ fixture-json == *"$ONLY"* ]]; then
+if rf_want fixture-json; then
     rm -f "$TMP/out" "$TMP/err"
     PROBE -n 6 --rounds 2 --json --per-request -d '{"email":"json-{{round}}@x"}' \
         --expect-distinct .user.id=1 "$FX/v1/users" >"$TMP/out" 2>"$TMP/err"
@@ -195,27 +212,16 @@ printf '# pay with the coupon\nPOST /v1/checkout\nContent-Type: application/json
 COUPON=(--request "$TMP/redeem.txt:12" --request "$TMP/checkout.http:4"
     --expect-status redeem:200=1 --expect-status redeem:409=N-1 --expect-status checkout:200=N)
 
-if [ -z "$ONLY" ] || [[ mixed-coupon-race == *"$ONLY"* ]]; then
-    # The coupon race must be caught: at least 9 of 10 two-group bursts fail.
-    caught=0
-    for k in $(seq 10); do
-        PROBE "${COUPON[@]}" --var "k=$k" "$FX" >"$TMP/out" 2>"$TMP/err"
-        rc=$?
-        if [ $rc -eq 1 ] && grep -q "FAIL  status redeem:200=1" "$TMP/out"; then
-            caught=$((caught + 1))
-        else
-            echo "    missed run $k: exit $rc; $(grep -E '^  (group|  )' "$TMP/out" | tr -s ' ' | tr '\n' ';')"
-        fi
-    done
-    if [ "$caught" -ge 9 ]; then ok "mixed-coupon-race ($caught of 10 caught)"; else bad mixed-coupon-race "caught $caught of 10"; fi
-fi
+# The coupon race must be caught: at least 9 of 10 two-group bursts fail.
+coupon_burst() { PROBE "${COUPON[@]}" --var "k=$1" "$FX"; }
+race_check mixed-coupon-race 10 9 "FAIL  status redeem:200=1" '^  (group|  )' coupon_burst
 run mixed-coupon-racefree 0 "PASS: every expectation held" "redeem ×12:" "checkout ×4: 200 ×4" \
     -- "${COUPON[@]}" --var k=free --rounds 3 "$SX"
 # Without a URL the Host header says where to go.
 printf 'POST /v1/checkout HTTP/1.1\nHost: 127.0.0.1:%s\n\n{"code":"none"}' "$FPORT" >"$TMP/host.http"
 run mixed-host-header 0 "PASS" "1 groups" -- --request "pay=$TMP/host.http:3" \
     --expect-status pay:200=N
-if [ -z "$ONLY" ] || [[ mixed-json == *"$ONLY"* ]]; then
+if rf_want mixed-json; then
     rm -f "$TMP/out" "$TMP/err"
     PROBE "${COUPON[@]}" --var k=json --json --per-request --report "$TMP/mixed.html" "$SX" >"$TMP/out" 2>"$TMP/err"
     rc=$?
@@ -251,7 +257,7 @@ run max-spread-loose-enough 0 "PASS" -- -n 8 --server-time X-Arrival --max-sprea
     --expect-status 404=N "$FX/nothing"
 # A failure found in a loose burst is still a failure.
 run max-spread-fail-wins 1 "FAIL" -- -n 8 --max-spread 0 --expect-status 200=N "$FX/nothing"
-if [ -z "$ONLY" ] || [[ max-spread-json == *"$ONLY"* ]]; then
+if rf_want max-spread-json; then
     PROBE -n 4 --server-time X-Arrival --max-spread 0 --json "$FX/nothing" >"$TMP/out" 2>"$TMP/err"
     rc=$?
     if [ $rc -eq 3 ] && jq -e '.exit_code == 3 and .pass == false and .rounds[0].inconclusive
@@ -321,27 +327,6 @@ for p in sys.argv[1:]: socket.create_connection(("127.0.0.1", int(p)), 0.2).clos
     return 1
 }
 
-# dup_check NAME BASE_URL probe-args...: the users race on the fixture must
-# be caught (exit 1, the verify count failing) in at least 9 of 10 bursts of
-# 32, as the plain-HTTP lastbyte check above must in 19 of 20.
-dup_check() {
-    local name=$1 base=$2 caught=0 rc
-    shift 2
-    if [ -n "$ONLY" ] && [[ $name != *"$ONLY"* ]]; then return; fi
-    for k in $(seq 10); do
-        PROBE -n 32 "$@" -d "{\"email\":\"$name-$k@example.com\"}" "${USERS_EXPECT[@]}" \
-            --verify "$base/v1/users?email=$name-$k@example.com" --expect-verify-count .data=1 \
-            "$base/v1/users" >"$TMP/out" 2>"$TMP/err"
-        rc=$?
-        if [ $rc -eq 1 ] && grep -q "FAIL  verify-count .data=1" "$TMP/out"; then
-            caught=$((caught + 1))
-        else
-            echo "    $name missed run $k: exit $rc; $(grep -E '^  (status|spread|no reply)' "$TMP/out" | tr -s ' ' | tr '\n' ';')"
-        fi
-    done
-    if [ "$caught" -ge 9 ]; then ok "$name ($caught of 10 runs caught)"; else bad "$name" "caught $caught of 10"; fi
-}
-
 CERT_SUBJ=(-x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1")
 if ! timeout 60 openssl req "${CERT_SUBJ[@]}" -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
@@ -385,11 +370,11 @@ else
     run h2-packet-untrusted 2 "not trusted" -- -n 2 --sync packet "$FXS/nothing"
     run h2c-against-http1 2 "HTTP/2" -- -n 2 --h2c --timeout 3000 "$FX/nothing"
 
-    dup_check tls-lastbyte-duplicates "$FXS" "${CA[@]}"
-    dup_check h2-packet-duplicates "$FXS" "${CA[@]}" --sync packet
-    dup_check h2c-packet-duplicates "$FXC" --h2c
+    dup_check tls-lastbyte-duplicates "$FXS" 10 9 "${CA[@]}"
+    dup_check h2-packet-duplicates "$FXS" 10 9 "${CA[@]}" --sync packet
+    dup_check h2c-packet-duplicates "$FXC" 10 9 --h2c
 
-    if [ -z "$ONLY" ] || [[ h2-packet-json == *"$ONLY"* ]]; then
+    if rf_want h2-packet-json; then
         rm -f "$TMP/out" "$TMP/err"
         PROBE -n 6 --sync packet "${CA[@]}" --json --per-request --report "$TMP/h2.html" \
             -d '{"email":"h2json@x"}' --expect-distinct .user.id=1 "$FXS/v1/users" \

@@ -22,6 +22,9 @@
 #                           ($RF_OK_SEP between "ok" and NAME, default " ")
 #   rf_summary [LABEL]      "LABEL: N passed, N failed"; false if any failed
 #   rf_want NAME            true unless $ONLY is set and NAME lacks it
+#   rf_args FLAG VAR METAVAR... -- "$@"   each `FLAG VALUE` in the script's
+#                           arguments sets VAR; anything else prints the usage
+#                           line the triples make and exits 2
 #
 # Every runner ends with the "N passed, N failed" line scripts/test.sh sums.
 
@@ -147,6 +150,25 @@ rf_bad() {
 }
 
 rf_want() { [ -z "$ONLY" ] || [[ $1 == *"$ONLY"* ]]; }
+
+rf_args() { # FLAG VAR METAVAR... -- ARGS...
+    local -A var=()
+    local usage="usage: $0"
+    while [ "$1" != -- ]; do
+        var[$1]=$2
+        usage+=" [$1 $3]"
+        shift 3
+    done
+    shift
+    while [ $# -gt 0 ]; do
+        if [ $# -lt 2 ] || [ -z "${var[$1]:-}" ]; then
+            echo "$usage" >&2
+            exit 2
+        fi
+        printf -v "${var[$1]}" '%s' "$2"
+        shift 2
+    done
+}
 
 rf_summary() { # [LABEL]
     echo "${1:+$1: }$passed passed, $failed failed"

@@ -13,6 +13,7 @@ void test_sqlite_classify_codes(void);
 void test_sqlite_real_busy(void);
 void test_sqlite_driver_unique(void);
 void test_tx_run_retries_then_gives_up(void);
+int unit_dup_tx(struct rf_db_conn *c, void *ctx, struct rf_db_error *e);
 
 void test_sqlite_classify_codes(void)
 {
@@ -78,7 +79,8 @@ void test_sqlite_real_busy(void)
     CHECK_INT(rf_sqlite_retry_reason(ext), RF_DB_RETRY_BUSY);
 }
 
-static int dup_tx(struct rf_db_conn *c, void *ctx, struct rf_db_error *e)
+/* Inserts 'x' into u twice; test_pg.c runs it on PostgreSQL too. */
+int unit_dup_tx(struct rf_db_conn *c, void *ctx, struct rf_db_error *e)
 {
     (void)ctx;
     struct rf_db_param p[] = {RF_TEXT("x")};
@@ -95,18 +97,30 @@ static int create_tx(struct rf_db_conn *c, void *ctx, struct rf_db_error *e)
                       NULL, e);
 }
 
-void test_sqlite_driver_unique(void)
+/* The driver on a fresh temporary file named by tag. */
+static int tmp_open(const char *tag, int nconn, struct rf_db **db, struct rf_db_error *e)
 {
     char path[256], url[300];
-    tmpname(path, sizeof(path), "uniq");
+    tmpname(path, sizeof(path), tag);
     snprintf(url, sizeof(url), "sqlite:%s", path);
+    return rf_db_open(url, nconn, db, e);
+}
+
+static void tmp_close(const char *tag, struct rf_db *db)
+{
+    char path[256];
+    rf_db_close(db);
+    tmpname(path, sizeof(path), tag);
+}
+
+void test_sqlite_driver_unique(void)
+{
     struct rf_db *db;
     struct rf_db_error e;
-    CHECK_INT(rf_db_open(url, 2, &db, &e), RF_DB_OK);
+    CHECK_INT(tmp_open("uniq", 2, &db, &e), RF_DB_OK);
     int rc1 = rf_tx_run(db, NULL, RF_TX_WRITE, create_tx, NULL, &e);
-    int rc2 = rf_tx_run(db, NULL, RF_TX_WRITE, dup_tx, NULL, &e);
-    rf_db_close(db);
-    tmpname(path, sizeof(path), "uniq");
+    int rc2 = rf_tx_run(db, NULL, RF_TX_WRITE, unit_dup_tx, NULL, &e);
+    tmp_close("uniq", db);
     CHECK_INT(rc1, RF_DB_OK);
     CHECK_INT(rc2, RF_DB_UNIQUE);
     CHECK(strstr(e.constraint, "u.k") != NULL);
@@ -121,16 +135,12 @@ static int always_busy(struct rf_db_conn *c, void *ctx, struct rf_db_error *e)
 
 void test_tx_run_retries_then_gives_up(void)
 {
-    char path[256], url[300];
-    tmpname(path, sizeof(path), "retry");
-    snprintf(url, sizeof(url), "sqlite:%s", path);
     struct rf_db *db;
     struct rf_db_error e;
     int runs = 0;
-    CHECK_INT(rf_db_open(url, 1, &db, &e), RF_DB_OK);
+    CHECK_INT(tmp_open("retry", 1, &db, &e), RF_DB_OK);
     int rc = rf_tx_run(db, NULL, RF_TX_WRITE, always_busy, &runs, &e);
-    rf_db_close(db);
-    tmpname(path, sizeof(path), "retry");
+    tmp_close("retry", db);
     CHECK_INT(rc, RF_DB_RETRY);
     CHECK_INT(runs, RF_TX_MAX_ATTEMPTS);
     CHECK_INT(rf_db_open("mysql://x", 1, &db, &e), RF_DB_ERROR);

@@ -44,6 +44,31 @@ static const char *sample(const char *t, const char *series)
 
 #define H "racefree_http_request_duration_seconds"
 
+struct want {
+    const char *series, *value;
+};
+
+/* 1 when every series in w has its value in t; else the first that does
+ * not fails the test (the caller returns). */
+static int samples_are(const char *t, const struct want *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *got = sample(t, w[i].series);
+        if (strcmp(got, w[i].value) != 0) {
+            unit_fail(__FILE__, __LINE__, "sample %s == \"%s\", want \"%s\"", w[i].series, got,
+                      w[i].value);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+#define CHECK_SAMPLES(t, w)                                                                        \
+    do {                                                                                           \
+        if (!samples_are(t, w, sizeof(w) / sizeof((w)[0])))                                        \
+            return;                                                                                \
+    } while (0)
+
 void test_metrics_format_exact(void)
 {
     rf_metrics_reset();
@@ -54,25 +79,31 @@ void test_metrics_format_exact(void)
     rf_metrics_request(1000, 405, 1);                      /* out of range: unmatched too */
     const char *t = scrape();
 
-    CHECK_STR(sample(t, "racefree_http_requests_total{route=\"a.get\",code=\"200\"}"), "1");
-    CHECK_STR(sample(t, "racefree_http_requests_total{route=\"a.get\",code=\"404\"}"), "1");
-    CHECK_STR(sample(t, "racefree_http_requests_total{route=\"b\\\"q\\\\z\",code=\"other\"}"), "1");
-    CHECK_STR(sample(t, "racefree_http_requests_total{route=\"unmatched\",code=\"404\"}"), "1");
-    CHECK_STR(sample(t, "racefree_http_requests_total{route=\"unmatched\",code=\"405\"}"), "1");
-    CHECK_STR(sample(t, "racefree_http_requests_total{route=\"a.get\",code=\"201\"}"), "(none)");
+    static const struct want requests[] = {
+        {"racefree_http_requests_total{route=\"a.get\",code=\"200\"}", "1"},
+        {"racefree_http_requests_total{route=\"a.get\",code=\"404\"}", "1"},
+        {"racefree_http_requests_total{route=\"b\\\"q\\\\z\",code=\"other\"}", "1"},
+        {"racefree_http_requests_total{route=\"unmatched\",code=\"404\"}", "1"},
+        {"racefree_http_requests_total{route=\"unmatched\",code=\"405\"}", "1"},
+        {"racefree_http_requests_total{route=\"a.get\",code=\"201\"}", "(none)"},
+    };
+    CHECK_SAMPLES(t, requests);
 
-    CHECK_STR(sample(t, H "_bucket{route=\"a.get\",le=\"0.0005\"}"), "1");
-    CHECK_STR(sample(t, H "_bucket{route=\"a.get\",le=\"0.0025\"}"), "1");
-    CHECK_STR(sample(t, H "_bucket{route=\"a.get\",le=\"0.005\"}"), "2");
-    CHECK_STR(sample(t, H "_bucket{route=\"a.get\",le=\"10\"}"), "2");
-    CHECK_STR(sample(t, H "_bucket{route=\"a.get\",le=\"+Inf\"}"), "2");
-    CHECK_STR(sample(t, H "_sum{route=\"a.get\"}"), "0.003300000");
-    CHECK_STR(sample(t, H "_count{route=\"a.get\"}"), "2");
-    CHECK_STR(sample(t, H "_bucket{route=\"b\\\"q\\\\z\",le=\"10\"}"), "0");
-    CHECK_STR(sample(t, H "_bucket{route=\"b\\\"q\\\\z\",le=\"+Inf\"}"), "1");
-    CHECK_STR(sample(t, H "_sum{route=\"b\\\"q\\\\z\"}"), "20.000000000");
-    CHECK_STR(sample(t, H "_bucket{route=\"unmatched\",le=\"0.0005\"}"), "2");
-    CHECK_STR(sample(t, H "_count{route=\"unmatched\"}"), "2");
+    static const struct want durations[] = {
+        {H "_bucket{route=\"a.get\",le=\"0.0005\"}", "1"},
+        {H "_bucket{route=\"a.get\",le=\"0.0025\"}", "1"},
+        {H "_bucket{route=\"a.get\",le=\"0.005\"}", "2"},
+        {H "_bucket{route=\"a.get\",le=\"10\"}", "2"},
+        {H "_bucket{route=\"a.get\",le=\"+Inf\"}", "2"},
+        {H "_sum{route=\"a.get\"}", "0.003300000"},
+        {H "_count{route=\"a.get\"}", "2"},
+        {H "_bucket{route=\"b\\\"q\\\\z\",le=\"10\"}", "0"},
+        {H "_bucket{route=\"b\\\"q\\\\z\",le=\"+Inf\"}", "1"},
+        {H "_sum{route=\"b\\\"q\\\\z\"}", "20.000000000"},
+        {H "_bucket{route=\"unmatched\",le=\"0.0005\"}", "2"},
+        {H "_count{route=\"unmatched\"}", "2"},
+    };
+    CHECK_SAMPLES(t, durations);
 
     /* Every family has its HELP and TYPE once, before its samples. */
     const char *fams[][2] = {{"racefree_http_requests_total", "counter"},
@@ -100,12 +131,15 @@ void test_metrics_format_exact(void)
     rf_metrics_batch(3);
     rf_metrics_batch(500);
     t = scrape();
-    CHECK_STR(sample(t, "racefree_db_group_commit_batch_size_bucket{le=\"1\"}"), "1");
-    CHECK_STR(sample(t, "racefree_db_group_commit_batch_size_bucket{le=\"4\"}"), "2");
-    CHECK_STR(sample(t, "racefree_db_group_commit_batch_size_bucket{le=\"128\"}"), "2");
-    CHECK_STR(sample(t, "racefree_db_group_commit_batch_size_bucket{le=\"+Inf\"}"), "3");
-    CHECK_STR(sample(t, "racefree_db_group_commit_batch_size_sum"), "504");
-    CHECK_STR(sample(t, "racefree_db_group_commit_batch_size_count"), "3");
+    static const struct want batches[] = {
+        {"racefree_db_group_commit_batch_size_bucket{le=\"1\"}", "1"},
+        {"racefree_db_group_commit_batch_size_bucket{le=\"4\"}", "2"},
+        {"racefree_db_group_commit_batch_size_bucket{le=\"128\"}", "2"},
+        {"racefree_db_group_commit_batch_size_bucket{le=\"+Inf\"}", "3"},
+        {"racefree_db_group_commit_batch_size_sum", "504"},
+        {"racefree_db_group_commit_batch_size_count", "3"},
+    };
+    CHECK_SAMPLES(t, batches);
 }
 
 void test_metrics_format_cut_like_snprintf(void)

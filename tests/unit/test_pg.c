@@ -17,6 +17,8 @@
 enum rf_db_err rf_pg_classify(const char *sqlstate, int connection_ok);
 enum rf_db_retry_reason rf_pg_retry_reason(const char *sqlstate);
 int rf_pg_placeholders(const char *sql, char *out, size_t outlen);
+/* From test_db.c: inserts 'x' into u twice. */
+int unit_dup_tx(struct rf_db_conn *c, void *ctx, struct rf_db_error *e);
 
 void test_pg_classify(void);
 void test_pg_placeholders(void);
@@ -226,16 +228,6 @@ static int exec_tx(struct rf_db_conn *c, void *sql, struct rf_db_error *e)
     return rf_db_exec(c, sql, NULL, 0, NULL, NULL, e);
 }
 
-static int dup_tx(struct rf_db_conn *c, void *ctx, struct rf_db_error *e)
-{
-    (void)ctx;
-    struct rf_db_param p[] = {RF_TEXT("x")};
-    int rc = rf_db_exec(c, "INSERT INTO u (k) VALUES (?)", p, 1, NULL, NULL, e);
-    if (rc == RF_DB_OK)
-        rc = rf_db_exec(c, "INSERT INTO u (k) VALUES (?)", p, 1, NULL, NULL, e);
-    return rc;
-}
-
 void test_pg_unique(void)
 {
     struct scratch s;
@@ -246,7 +238,7 @@ void test_pg_unique(void)
     CHECK(scratch_open(&s, "uniq", 2, &db) == 0);
     int rc1 = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx,
                         "CREATE TABLE u (k TEXT, CONSTRAINT u_k_key UNIQUE (k))", &e);
-    int rc2 = rf_tx_run(db, NULL, RF_TX_WRITE, dup_tx, NULL, &e);
+    int rc2 = rf_tx_run(db, NULL, RF_TX_WRITE, unit_dup_tx, NULL, &e);
     struct rf_db_error e2 = e;
     /* The failed transaction left nothing behind and the connection works. */
     int rc3 = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx, "INSERT INTO u (k) VALUES ('x')", &e);
@@ -262,6 +254,31 @@ struct rows_ctx {
     struct rf_arena *a;
     struct rf_db_rows rows;
 };
+
+/* What a test against the server works in: its scratch schema with a pool
+ * on it, an arena, and rows for a transaction to fill. */
+struct pg_fix {
+    struct scratch s;
+    struct rf_db *db;
+    struct rf_db_error e;
+    struct rf_arena a;
+    struct rows_ctx ctx;
+};
+
+/* 1: go on. 0: return at once, the test skipped (no server) or failed (no
+ * scratch schema). The caller closes t->s and frees t->a. */
+static int fix_open(struct pg_fix *t, const char *tag, int nconn)
+{
+    if (!server_url())
+        return 0;
+    if (scratch_open(&t->s, tag, nconn, &t->db) != 0) {
+        unit_fail(__FILE__, __LINE__, "scratch_open(\"%s\", %d) failed", tag, nconn);
+        return 0;
+    }
+    rf_arena_init(&t->a, 0);
+    t->ctx = (struct rows_ctx){.a = &t->a};
+    return 1;
+}
 
 static int params_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
@@ -283,24 +300,18 @@ static int params_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 
 void test_pg_params(void)
 {
-    struct scratch s;
-    struct rf_db *db;
-    struct rf_db_error e;
-    struct rf_arena a;
-    if (!server_url())
+    struct pg_fix t;
+    if (!fix_open(&t, "params", 1))
         return;
-    CHECK(scratch_open(&s, "params", 1, &db) == 0);
-    rf_arena_init(&a, 0);
-    struct rows_ctx ctx = {.a = &a};
-    int rc = rf_tx_run(db, NULL, RF_TX_READ, params_tx, &ctx, &e);
+    int rc = rf_tx_run(t.db, NULL, RF_TX_READ, params_tx, &t.ctx, &t.e);
     /* Twice: the second run goes through the prepared statement. */
-    int rc2 = rc == RF_DB_OK ? rf_tx_run(db, NULL, RF_TX_READ, params_tx, &ctx, &e) : rc;
-    scratch_close(&s, db);
+    int rc2 = rc == RF_DB_OK ? rf_tx_run(t.db, NULL, RF_TX_READ, params_tx, &t.ctx, &t.e) : rc;
+    scratch_close(&t.s, t.db);
     if (rc2 != RF_DB_OK)
-        fprintf(stderr, "  %s\n", e.detail);
+        fprintf(stderr, "  %s\n", t.e.detail);
     CHECK_INT(rc, RF_DB_OK);
     CHECK_INT(rc2, RF_DB_OK);
-    const struct rf_db_rows *r = &ctx.rows;
+    const struct rf_db_rows *r = &t.ctx.rows;
     CHECK_INT(r->nrows, 1);
     CHECK_INT(r->ncols, 8);
     CHECK_STR(rf_db_cell(r, 0, 0), "it's \"quoted\" ?");
@@ -311,7 +322,7 @@ void test_pg_params(void)
     CHECK_STR(rf_db_cell(r, 0, 5), "");
     CHECK(rf_db_cell(r, 0, 6) == NULL);
     CHECK_STR(rf_db_cell(r, 0, 7), "t");
-    rf_arena_free(&a);
+    rf_arena_free(&t.a);
 }
 
 static int returning_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
@@ -341,25 +352,19 @@ static int returning_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 
 void test_pg_returning(void)
 {
-    struct scratch s;
-    struct rf_db *db;
-    struct rf_db_error e;
-    struct rf_arena a;
-    if (!server_url())
+    struct pg_fix t;
+    if (!fix_open(&t, "ret", 1))
         return;
-    CHECK(scratch_open(&s, "ret", 1, &db) == 0);
-    rf_arena_init(&a, 0);
-    struct rows_ctx ctx = {.a = &a};
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, returning_tx, &ctx, &e);
-    scratch_close(&s, db);
+    int rc = rf_tx_run(t.db, NULL, RF_TX_WRITE, returning_tx, &t.ctx, &t.e);
+    scratch_close(&t.s, t.db);
     if (rc != RF_DB_OK)
-        fprintf(stderr, "  %s\n", e.detail);
+        fprintf(stderr, "  %s\n", t.e.detail);
     CHECK_INT(rc, RF_DB_OK);
-    CHECK_INT(ctx.rows.nrows, 2);
-    CHECK_INT(ctx.rows.ncols, 2);
-    CHECK_STR(rf_db_cell(&ctx.rows, 0, 0), "b");
-    CHECK_STR(rf_db_cell(&ctx.rows, 1, 1), "2");
-    rf_arena_free(&a);
+    CHECK_INT(t.ctx.rows.nrows, 2);
+    CHECK_INT(t.ctx.rows.ncols, 2);
+    CHECK_STR(rf_db_cell(&t.ctx.rows, 0, 0), "b");
+    CHECK_STR(rf_db_cell(&t.ctx.rows, 1, 1), "2");
+    rf_arena_free(&t.a);
 }
 
 /* Write skew under SERIALIZABLE (the on-call doctors example): both read
@@ -501,48 +506,46 @@ void test_pg_migrate_concurrent(void)
  * CASE-with-int-parameters update, a username conflict. */
 void test_pg_store_users(void)
 {
-    struct scratch s;
-    struct rf_db *db;
-    struct rf_db_error e;
-    struct rf_arena a;
     struct rf_user u1, u2, u3;
     char ws[64], key[RF_ROOT_KEY_MAX], ws2[64], key2[RF_ROOT_KEY_MAX];
     int applied, exists = -1, exists2 = -1, created1 = -1, created2 = -1, created3 = -1;
     int found = -1, found2 = -1;
-    if (!server_url())
+    struct pg_fix t;
+    if (!fix_open(&t, "store", 2))
         return;
     CHECK_INT(rf_util_init(), 0);
-    CHECK(scratch_open(&s, "store", 2, &db) == 0);
-    rf_arena_init(&a, 0);
-    int rc = rf_store_migrate(db, &applied, &e);
+    int rc = rf_store_migrate(t.db, &applied, &t.e);
     if (rc == RF_DB_OK)
-        rc = rf_store_workspace_create(db, "w1", ws, key, &exists, &e);
+        rc = rf_store_workspace_create(t.db, "w1", ws, key, &exists, &t.e);
     if (rc == RF_DB_OK)
-        rc = rf_store_workspace_create(db, "w1", ws2, key2, &exists2, &e);
+        rc = rf_store_workspace_create(t.db, "w1", ws2, key2, &exists2, &t.e);
     if (rc == RF_DB_OK)
-        rc = rf_store_user_create(db, NULL, &a, ws, "ann@example.com", "Ann", &u1, &created1, &e);
+        rc = rf_store_user_create(t.db, NULL, &t.a, ws, "ann@example.com", "Ann", &u1, &created1,
+                                  &t.e);
     if (rc == RF_DB_OK)
-        rc = rf_store_user_create(db, NULL, &a, ws, "ann@example.com", NULL, &u2, &created2, &e);
+        rc = rf_store_user_create(t.db, NULL, &t.a, ws, "ann@example.com", NULL, &u2, &created2,
+                                  &t.e);
     if (rc == RF_DB_OK)
-        rc = rf_store_user_create(db, NULL, &a, ws, "bob@example.com", NULL, &u3, &created3, &e);
+        rc = rf_store_user_create(t.db, NULL, &t.a, ws, "bob@example.com", NULL, &u3, &created3,
+                                  &t.e);
     struct rf_user_patch claim = {.set_username = 1, .username = "Ann-1"};
     struct rf_user_patch steal = {.set_username = 1, .username = "ANN-1"};
     struct rf_user upd;
     if (rc == RF_DB_OK)
-        rc = rf_store_user_update(db, NULL, &a, ws, u1.id, &claim, &upd, &found, &e);
+        rc = rf_store_user_update(t.db, NULL, &t.a, ws, u1.id, &claim, &upd, &found, &t.e);
     int rc_steal = RF_DB_ERROR;
     struct rf_db_error es = {0};
     if (rc == RF_DB_OK)
-        rc_steal = rf_store_user_update(db, NULL, &a, ws, u3.id, &steal, &u3, &found2, &es);
+        rc_steal = rf_store_user_update(t.db, NULL, &t.a, ws, u3.id, &steal, &u3, &found2, &es);
     const char *auth_ws = NULL;
     int64_t auth_expires = -1;
     if (rc == RF_DB_OK)
-        rc = rf_store_auth(db, &a, key, &auth_ws, &auth_expires, &e);
+        rc = rf_store_auth(t.db, &t.a, key, &auth_ws, &auth_expires, &t.e);
     if (rc == RF_DB_OK)
-        rc = rf_store_ping(db, &e);
-    scratch_close(&s, db);
+        rc = rf_store_ping(t.db, &t.e);
+    scratch_close(&t.s, t.db);
     if (rc != RF_DB_OK)
-        fprintf(stderr, "  %s\n", e.detail);
+        fprintf(stderr, "  %s\n", t.e.detail);
     CHECK_INT(rc, RF_DB_OK);
     CHECK(applied >= 1);
     CHECK_INT(exists, 0);
@@ -558,7 +561,7 @@ void test_pg_store_users(void)
     CHECK_INT(rc_steal, RF_DB_UNIQUE);
     CHECK_STR(es.constraint, "users_ws_username_key");
     CHECK_STR(auth_ws, ws);
-    rf_arena_free(&a);
+    rf_arena_free(&t.a);
 }
 
 static const char *const sel_t = "SELECT * FROM t WHERE a = ?";
@@ -575,52 +578,46 @@ static int sel_t_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
  * driver prepares it again at once, inside one tx_run retries. */
 void test_pg_stale_statement(void)
 {
-    struct scratch s;
-    struct rf_db *db;
     struct rf_db_conn *c;
-    struct rf_db_error e;
-    struct rf_arena a;
-    if (!server_url())
+    struct pg_fix t;
+    if (!fix_open(&t, "stale", 1))
         return;
-    CHECK(scratch_open(&s, "stale", 1, &db) == 0);
-    rf_arena_init(&a, 0);
-    struct rows_ctx ctx = {.a = &a};
     struct rf_tx_stats before, after;
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx, "CREATE TABLE t (a BIGINT)", &e);
+    int rc = rf_tx_run(t.db, NULL, RF_TX_WRITE, exec_tx, "CREATE TABLE t (a BIGINT)", &t.e);
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx, "INSERT INTO t VALUES (1)", &e);
+        rc = rf_tx_run(t.db, NULL, RF_TX_WRITE, exec_tx, "INSERT INTO t VALUES (1)", &t.e);
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, NULL, RF_TX_READ, sel_t_tx, &ctx, &e);
-    int cols1 = ctx.rows.ncols;
+        rc = rf_tx_run(t.db, NULL, RF_TX_READ, sel_t_tx, &t.ctx, &t.e);
+    int cols1 = t.ctx.rows.ncols;
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx,
-                       "ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'", &e);
+        rc = rf_tx_run(t.db, NULL, RF_TX_WRITE, exec_tx,
+                       "ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'", &t.e);
     rf_tx_stats_get(&before);
     /* Inside a transaction (write=1: reads run in autocommit) the stale
      * plan aborts it: tx_run must run it again. */
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, NULL, RF_TX_WRITE, sel_t_tx, &ctx, &e);
+        rc = rf_tx_run(t.db, NULL, RF_TX_WRITE, sel_t_tx, &t.ctx, &t.e);
     rf_tx_stats_get(&after);
-    int cols2 = ctx.rows.ncols;
+    int cols2 = t.ctx.rows.ncols;
     /* Autocommit, no tx_run: the driver's own re-prepare. */
     if (rc == RF_DB_OK)
-        rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx,
-                       "ALTER TABLE t ADD COLUMN c TEXT DEFAULT 'y'", &e);
-    if (rc == RF_DB_OK && (rc = rf_db_acquire(db, 0, &c, &e)) == RF_DB_OK) {
-        rc = sel_t_tx(c, &ctx, &e);
-        rf_db_release(db, c);
+        rc = rf_tx_run(t.db, NULL, RF_TX_WRITE, exec_tx,
+                       "ALTER TABLE t ADD COLUMN c TEXT DEFAULT 'y'", &t.e);
+    if (rc == RF_DB_OK && (rc = rf_db_acquire(t.db, 0, &c, &t.e)) == RF_DB_OK) {
+        rc = sel_t_tx(c, &t.ctx, &t.e);
+        rf_db_release(t.db, c);
     }
-    int cols3 = ctx.rows.ncols;
-    scratch_close(&s, db);
+    int cols3 = t.ctx.rows.ncols;
+    scratch_close(&t.s, t.db);
     if (rc != RF_DB_OK)
-        fprintf(stderr, "  %s\n", e.detail);
+        fprintf(stderr, "  %s\n", t.e.detail);
     CHECK_INT(rc, RF_DB_OK);
     CHECK_INT(cols1, 1);
     CHECK_INT(cols2, 2);
     CHECK(after.retries >= before.retries + 1);
     CHECK_INT(cols3, 3);
-    CHECK_STR(rf_db_cell(&ctx.rows, 0, 2), "y");
-    rf_arena_free(&a);
+    CHECK_STR(rf_db_cell(&t.ctx.rows, 0, 2), "y");
+    rf_arena_free(&t.a);
 }
 
 static int pid_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
@@ -633,31 +630,25 @@ static int pid_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
  * transaction runs on a fresh session instead of failing. */
 void test_pg_reconnect(void)
 {
-    struct scratch s;
-    struct rf_db *db;
-    struct rf_db_error e;
-    struct rf_arena a;
     char sql[128];
-    if (!server_url())
+    struct pg_fix t;
+    if (!fix_open(&t, "reconn", 1))
         return;
-    CHECK(scratch_open(&s, "reconn", 1, &db) == 0);
-    rf_arena_init(&a, 0);
-    struct rows_ctx ctx = {.a = &a};
-    int rc = rf_tx_run(db, NULL, RF_TX_READ, pid_tx, &ctx, &e);
-    const char *pid1 = rc == RF_DB_OK ? rf_db_cell(&ctx.rows, 0, 0) : "0";
+    int rc = rf_tx_run(t.db, NULL, RF_TX_READ, pid_tx, &t.ctx, &t.e);
+    const char *pid1 = rc == RF_DB_OK ? rf_db_cell(&t.ctx.rows, 0, 0) : "0";
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid1);
     int rc_kill = admin_exec(sql);
     usleep(100 * 1000);
-    int rc2 = rf_tx_run(db, NULL, RF_TX_READ, pid_tx, &ctx, &e);
-    const char *pid2 = rc2 == RF_DB_OK ? rf_db_cell(&ctx.rows, 0, 0) : "0";
-    scratch_close(&s, db);
+    int rc2 = rf_tx_run(t.db, NULL, RF_TX_READ, pid_tx, &t.ctx, &t.e);
+    const char *pid2 = rc2 == RF_DB_OK ? rf_db_cell(&t.ctx.rows, 0, 0) : "0";
+    scratch_close(&t.s, t.db);
     if (rc2 != RF_DB_OK)
-        fprintf(stderr, "  %s\n", e.detail);
+        fprintf(stderr, "  %s\n", t.e.detail);
     CHECK_INT(rc, RF_DB_OK);
     CHECK_INT(rc_kill, RF_DB_OK);
     CHECK_INT(rc2, RF_DB_OK);
     CHECK(strcmp(pid1, pid2) != 0);
-    rf_arena_free(&a);
+    rf_arena_free(&t.a);
 }
 
 struct pool_arg {
@@ -703,69 +694,58 @@ static void *pool_thread(void *arg)
 void test_pg_pool_threads(void)
 {
     enum { N = 8 };
-    struct scratch s;
-    struct rf_db *db;
-    struct rf_db_error e;
-    struct rf_arena a;
     struct pool_arg p[N];
     pthread_t th[N];
-    if (!server_url())
+    struct pg_fix t;
+    if (!fix_open(&t, "pool", 3))
         return;
-    CHECK(scratch_open(&s, "pool", 3, &db) == 0);
-    int rc = rf_tx_run(db, NULL, RF_TX_WRITE, exec_tx,
-                       "CREATE TABLE c (k TEXT PRIMARY KEY, n BIGINT)", &e);
+    int rc = rf_tx_run(t.db, NULL, RF_TX_WRITE, exec_tx,
+                       "CREATE TABLE c (k TEXT PRIMARY KEY, n BIGINT)", &t.e);
     for (int i = 0; i < N; i++) {
-        p[i] = (struct pool_arg){.db = db, .id = i, .rc = rc};
+        p[i] = (struct pool_arg){.db = t.db, .id = i, .rc = rc};
         pthread_create(&th[i], NULL, pool_thread, &p[i]);
     }
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
-    rf_arena_init(&a, 0);
-    struct rows_ctx ctx = {.a = &a};
     struct rf_db_conn *c;
-    if (rc == RF_DB_OK && (rc = rf_db_acquire(db, 0, &c, &e)) == RF_DB_OK) {
-        rc = rf_db_exec(c, "SELECT sum(n), count(*) FROM c", NULL, 0, &a, &ctx.rows, &e);
-        rf_db_release(db, c);
+    if (rc == RF_DB_OK && (rc = rf_db_acquire(t.db, 0, &c, &t.e)) == RF_DB_OK) {
+        rc = rf_db_exec(c, "SELECT sum(n), count(*) FROM c", NULL, 0, &t.a, &t.ctx.rows, &t.e);
+        rf_db_release(t.db, c);
     }
-    scratch_close(&s, db);
+    scratch_close(&t.s, t.db);
     CHECK_INT(rc, RF_DB_OK);
     for (int i = 0; i < N; i++)
         CHECK_INT(p[i].rc, RF_DB_OK);
-    CHECK_STR(rf_db_cell(&ctx.rows, 0, 0), "400");
-    CHECK_STR(rf_db_cell(&ctx.rows, 0, 1), "8");
-    rf_arena_free(&a);
+    CHECK_STR(rf_db_cell(&t.ctx.rows, 0, 0), "400");
+    CHECK_STR(rf_db_cell(&t.ctx.rows, 0, 1), "8");
+    rf_arena_free(&t.a);
 }
 
 /* The statement cache is keyed by address; SQL built in a reused buffer
  * must still run as written, never as the statement prepared before. */
 void test_pg_recycled_sql(void)
 {
-    struct scratch s;
-    struct rf_db *db;
     struct rf_db_conn *c;
-    struct rf_db_error e;
-    struct rf_arena a;
     struct rf_db_rows r1 = {0}, r2 = {0};
     char sql[64];
-    if (!server_url())
+    struct pg_fix t;
+    if (!fix_open(&t, "recyc", 1))
         return;
-    CHECK(scratch_open(&s, "recyc", 1, &db) == 0);
-    rf_arena_init(&a, 0);
     struct rf_db_param p[] = {RF_TEXT("x")};
-    int rc = rf_db_acquire(db, 0, &c, &e);
+    int rc = rf_db_acquire(t.db, 0, &c, &t.e);
     if (rc == RF_DB_OK) {
         snprintf(sql, sizeof(sql), "SELECT ? || 'a'");
-        rc = rf_db_exec(c, sql, p, 1, &a, &r1, &e);
+        rc = rf_db_exec(c, sql, p, 1, &t.a, &r1, &t.e);
         snprintf(sql, sizeof(sql), "SELECT ? || 'b'");
         if (rc == RF_DB_OK)
-            rc = rf_db_exec(c, sql, p, 1, &a, &r2, &e);
-        rf_db_release(db, c);
+            rc = rf_db_exec(c, sql, p, 1, &t.a, &r2, &t.e);
+        rf_db_release(t.db, c);
     }
-    scratch_close(&s, db);
+    scratch_close(&t.s, t.db);
     CHECK_INT(rc, RF_DB_OK);
     CHECK_STR(rf_db_cell(&r1, 0, 0), "xa");
     CHECK_STR(rf_db_cell(&r2, 0, 0), "xb");
-    rf_arena_free(&a);
+    rf_arena_free(&t.a);
 }
 
 /* Coalesced user creates (store/users.c): many threads creating an
