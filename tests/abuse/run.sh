@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Connection abuse (issue 8 §3) and CLI completeness (issue 9 §4), black box:
+# Connection abuse (docs/SECURITY.md §4.6) and CLI completeness, black box:
 # a real `racefree serve` with explicit limits, attacked by tests/abuse/abuse.py
 # (slowloris, 10,000 idle connections from one and from many addresses,
 # oversized heads, pipelined garbage, slow bodies) while a normal client must

@@ -1,8 +1,7 @@
 /* Keys: creates that join one identity (seed 003) and verifies that spend
- * credits, then the operations past create (issue 14): ratelimits, credit
- * operations and refill, delete, reroll, root-key rotation. Each
- * fires simultaneous requests at real servers and checks the invariant in
- * the responses and in the database. */
+ * credits, then the operations past create (docs/API.md, Identities and API keys): ratelimits,
+ * credit operations and refill, delete, reroll, root-key rotation. Each fires simultaneous requests
+ * at real servers and checks the invariant in the responses and in the database. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>

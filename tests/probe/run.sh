@@ -200,7 +200,7 @@ if rf_want fixture-json; then
     fi
 fi
 
-# ---- mixed bursts, burst evidence, warm-up (issue 16) ----------------------------
+# ---- mixed bursts, burst evidence, warm-up (docs/PROBE.md) -------------------------
 
 start_server "$TMP/safe.log" "$FIXTURE" --safe --delay-us 5000 --max-seconds 600 || exit 1
 SX=http://127.0.0.1:$PORT
