@@ -175,27 +175,23 @@ json_t *rf_json_parse_object(const char *buf, size_t len, char *err, size_t errl
     return j;
 }
 
+/* The JSON types each field type accepts, one bit per json_type. */
+#define JT(t) (1u << (t))
+static const unsigned field_accepts[] = {
+    [RF_F_STRING] = JT(JSON_STRING),
+    [RF_F_STRING_OR_NULL] = JT(JSON_STRING) | JT(JSON_NULL),
+    [RF_F_INT] = JT(JSON_INTEGER),
+    [RF_F_INT_OR_NULL] = JT(JSON_INTEGER) | JT(JSON_NULL),
+    [RF_F_BOOL] = JT(JSON_TRUE) | JT(JSON_FALSE),
+    [RF_F_OBJECT] = JT(JSON_OBJECT),
+    [RF_F_OBJECT_OR_NULL] = JT(JSON_OBJECT) | JT(JSON_NULL),
+    [RF_F_ARRAY] = JT(JSON_ARRAY),
+};
+#undef JT
+
 static int type_ok(json_t *v, enum rf_field_type t)
 {
-    switch (t) {
-    case RF_F_STRING:
-        return json_is_string(v);
-    case RF_F_STRING_OR_NULL:
-        return json_is_string(v) || json_is_null(v);
-    case RF_F_INT:
-        return json_is_integer(v);
-    case RF_F_INT_OR_NULL:
-        return json_is_integer(v) || json_is_null(v);
-    case RF_F_BOOL:
-        return json_is_boolean(v);
-    case RF_F_OBJECT:
-        return json_is_object(v);
-    case RF_F_OBJECT_OR_NULL:
-        return json_is_object(v) || json_is_null(v);
-    case RF_F_ARRAY:
-        return json_is_array(v);
-    }
-    return 0;
+    return (field_accepts[t] >> json_typeof(v)) & 1u;
 }
 
 enum rf_input_err rf_input_check(json_t *obj, const struct rf_field *fields, size_t n,
