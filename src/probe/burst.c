@@ -216,21 +216,10 @@ static int send_upto(struct burst *b, size_t i, size_t limit)
             fail(b, i, en, "send: %s", strerror(en));
         return st;
     }
-    while (c->sent < limit) {
-        ssize_t w = send(c->fd, d + c->sent, limit - c->sent, MSG_NOSIGNAL);
-        if (w > 0) {
-            c->sent += (size_t)w;
-        } else if (w < 0 && errno == EINTR) {
-            continue;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return 0;
-        } else {
-            int e = w < 0 ? errno : EIO;
-            fail(b, i, e, "send: %s", strerror(e));
-            return -1;
-        }
-    }
-    return 1;
+    int en = 0, st = rf_send_from(c->fd, d, limit, &c->sent, &en);
+    if (st < 0)
+        fail(b, i, en, "send: %s", strerror(en));
+    return st;
 }
 
 /* Returns 1 once the handshake is done, else 0 (waiting, or failed). */
@@ -287,20 +276,11 @@ static void on_writable(struct burst *b, size_t i)
     }
     if (c->phase == PH_WARM_SEND) {
         const struct rf_burst_req *q = &b->reqs[i];
-        while (c->wsent < q->warmup_len) {
-            ssize_t w = send(c->fd, q->warmup + c->wsent, q->warmup_len - c->wsent, MSG_NOSIGNAL);
-            if (w > 0) {
-                c->wsent += (size_t)w;
-            } else if (w < 0 && errno == EINTR) {
-                continue;
-            } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                return;
-            } else {
-                int e = w < 0 ? errno : EIO;
-                fail(b, i, e, "send (warm-up): %s", strerror(e));
-                return;
-            }
-        }
+        int en = 0, st = rf_send_from(c->fd, q->warmup, q->warmup_len, &c->wsent, &en);
+        if (st < 0)
+            fail(b, i, en, "send (warm-up): %s", strerror(en));
+        if (st <= 0)
+            return;
         rf_httpres_init(&c->wres, b->max_response);
         c->wres.head_request = q->warmup_head;
         c->phase = PH_WARM_READ;

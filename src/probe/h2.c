@@ -543,27 +543,9 @@ static int conn_collect(struct h2burst *b, struct h2conn *c)
 /* Sends what is queued: 1 all sent, 0 socket full, -1 connection failed. */
 static int conn_flush(struct h2burst *b, struct h2conn *c)
 {
-    int e = 0, st;
-    if (c->tls) {
-        st = rf_tls_flush(c->tls, c->fd, &e);
-    } else {
-        st = 1;
-        while (c->ooff < c->olen) {
-            ssize_t w = send(c->fd, c->out + c->ooff, c->olen - c->ooff, MSG_NOSIGNAL);
-            if (w > 0) {
-                c->ooff += (size_t)w;
-            } else if (w < 0 && errno == EINTR) {
-                continue;
-            } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                st = 0;
-                break;
-            } else {
-                e = w < 0 ? errno : EIO;
-                st = -1;
-                break;
-            }
-        }
-    }
+    int e = 0;
+    int st = c->tls ? rf_tls_flush(c->tls, c->fd, &e)
+                    : rf_send_from(c->fd, c->out, c->olen, &c->ooff, &e);
     if (st < 0)
         conn_fail(b, c, e, "send: %s", strerror(e));
     return st;

@@ -187,12 +187,12 @@ size_t rf_tls_pending(const struct rf_tls *t)
     return t->len - t->off;
 }
 
-int rf_tls_flush(struct rf_tls *t, int fd, int *e)
+int rf_send_from(int fd, const char *buf, size_t len, size_t *off, int *e)
 {
-    while (t->off < t->len) {
-        ssize_t w = send(fd, t->out + t->off, t->len - t->off, MSG_NOSIGNAL);
+    while (*off < len) {
+        ssize_t w = send(fd, buf + *off, len - *off, MSG_NOSIGNAL);
         if (w > 0) {
-            t->off += (size_t)w;
+            *off += (size_t)w;
         } else if (w < 0 && errno == EINTR) {
             continue;
         } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -202,8 +202,15 @@ int rf_tls_flush(struct rf_tls *t, int fd, int *e)
             return -1;
         }
     }
-    t->off = t->len = 0;
     return 1;
+}
+
+int rf_tls_flush(struct rf_tls *t, int fd, int *e)
+{
+    int st = rf_send_from(fd, t->out, t->len, &t->off, e);
+    if (st == 1)
+        t->off = t->len = 0;
+    return st;
 }
 
 /* Feeds one read from fd to OpenSSL: 1 fed, 0 nothing yet, -1 error (*e, 0
