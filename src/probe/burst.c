@@ -1,6 +1,7 @@
 #include "probe/burst.h"
 #include "core/util.h"
 #include "probe/h2.h"
+#include "probe/sock.h"
 #include "probe/tls.h"
 
 #include <errno.h>
@@ -125,15 +126,11 @@ static void fail(struct burst *b, size_t i, int err, const char *fmt, ...)
 static int set_events(struct burst *b, size_t i, uint32_t ev)
 {
     struct conn *c = &b->c[i];
-    struct epoll_event e = {.events = ev, .data.u64 = i};
-    if (c->events == ev)
-        return 0;
-    if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &e) < 0) {
-        int e2 = errno;
-        fail(b, i, e2, "epoll_ctl: %s", strerror(e2));
+    if (rf_epoll_set(b->ep, EPOLL_CTL_MOD, c->fd, &c->events, ev, i) < 0) {
+        int e = errno;
+        fail(b, i, e, "epoll_ctl: %s", strerror(e));
         return -1;
     }
-    c->events = ev;
     return 0;
 }
 
@@ -186,13 +183,11 @@ static void start(struct burst *b, size_t i)
     }
     /* EPOLLIN from the start: a server may answer (and close) before it has
      * the whole request, and that answer is the result we want to keep. */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = i};
-    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+    if (rf_epoll_set(b->ep, EPOLL_CTL_ADD, c->fd, &c->events, EPOLLIN | EPOLLOUT, i) < 0) {
         int e = errno;
         fail(b, i, e, "epoll_ctl: %s", strerror(e));
         return;
     }
-    c->events = ev.events;
     c->phase = PH_CONNECTING;
 }
 

@@ -1,5 +1,6 @@
 #include "probe/tls.h"
 #include "core/util.h"
+#include "probe/sock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -185,24 +186,6 @@ static int drain(struct rf_tls *t)
 size_t rf_tls_pending(const struct rf_tls *t)
 {
     return t->len - t->off;
-}
-
-int rf_send_from(int fd, const char *buf, size_t len, size_t *off, int *e)
-{
-    while (*off < len) {
-        ssize_t w = send(fd, buf + *off, len - *off, MSG_NOSIGNAL);
-        if (w > 0) {
-            *off += (size_t)w;
-        } else if (w < 0 && errno == EINTR) {
-            continue;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return 0;
-        } else {
-            *e = w < 0 ? errno : EIO;
-            return -1;
-        }
-    }
-    return 1;
 }
 
 int rf_tls_flush(struct rf_tls *t, int fd, int *e)

@@ -51,9 +51,6 @@ size_t rf_tls_pending(const struct rf_tls *t);
  * Returns 1 when nothing is left, 0 when the socket is full, -1 with *e set
  * to an errno. */
 int rf_tls_flush(struct rf_tls *t, int fd, int *e);
-/* The same for a plain connection: sends buf[*off, len) to fd, advancing
- * *off, with rf_tls_flush's results. */
-int rf_send_from(int fd, const char *buf, size_t len, size_t *off, int *e);
 
 /* Reads from fd and decrypts into buf. Returns the plaintext length (> 0),
  * 0 at end of stream (close_notify or the peer closing), -1 when fd has
