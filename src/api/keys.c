@@ -135,10 +135,8 @@ void rf_api_identity_create(struct rf_req *r)
     const char *xid = json_string_value(json_object_get(r->body, "externalId"));
     int rc =
         rf_store_identity_create(r->app->db, r->tx, r->a, r->ws, xid, meta, &rl, &idn, &exists, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_db_failed(r, rc, e.detail))
         return;
-    }
     if (exists) {
         rf_reply_problem_field(r, RF_P_IDENTITY_EXISTS, "externalId",
                                "An identity with this externalId already exists.");
@@ -290,10 +288,8 @@ void rf_api_key_create(struct rf_req *r)
     struct rf_db_error e;
     int rc = rf_store_key_create(r->app->db, r->tx, r->a, r->ws, hash, start, &in, key_id,
                                  &identity_id, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_db_failed(r, rc, e.detail))
         return;
-    }
     rf_reply_json(
         r, 201,
         json_pack("{s:s, s:s, s:s?}", "keyId", key_id, "key", key, "identityId", identity_id));
@@ -442,10 +438,8 @@ void rf_api_key_verify(struct rf_req *r)
         in.key_hash = hash;
         in.now_ms = rf_now_ms();
         int rc = rf_store_key_verify(r->app->db, r->tx, r->a, r->ws, &in, out, &e);
-        if (rc != RF_DB_OK) {
-            rf_reply_db_error(r, rc, e.detail);
+        if (rf_api_db_failed(r, rc, e.detail))
             return;
-        }
         if (out->unknown_limit) {
             rf_reply_problem_field(r, RF_P_UNKNOWN_RATELIMIT, "ratelimits",
                                    "Neither the key nor its identity has a ratelimit named "
