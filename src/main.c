@@ -256,24 +256,21 @@ static int parse_opts(int argc, char **argv, struct config *c, const struct opti
                       void (*usage)(FILE *))
 {
     char flag[64];
-    const char *env;
-    c->db_url = (env = getenv("RACEFREE_DB")) && *env ? env : "sqlite:./racefree.db";
-    c->listen = (env = getenv("RACEFREE_LISTEN")) && *env ? env : "127.0.0.1:8080";
-    c->threads = 8;
-    c->provision_delay_ms = 200;
-    c->fingerprint_window_s = 10;
-    c->idempotency_lease_s = 60;
-    c->idempotency_ttl_s = 86400;
-    c->resource_quota = 0;
-    c->require_if_match = 0;
-    c->max_connections = 1024;
-    c->max_connections_per_ip = 0;
-    c->header_timeout_s = 10;
-    c->body_timeout_s = 30;
-    c->idle_timeout_s = 30;
-    c->max_header_bytes = 32 * 1024;
-    c->old_key = NULL;
-    c->expiration_ms = 0;
+    const char *db_env = getenv("RACEFREE_DB"), *listen_env = getenv("RACEFREE_LISTEN");
+    *c = (struct config){
+        .db_url = db_env && *db_env ? db_env : "sqlite:./racefree.db",
+        .listen = listen_env && *listen_env ? listen_env : "127.0.0.1:8080",
+        .threads = 8,
+        .provision_delay_ms = 200,
+        .fingerprint_window_s = 10,
+        .idempotency_lease_s = 60,
+        .idempotency_ttl_s = 86400,
+        .max_connections = 1024,
+        .header_timeout_s = 10,
+        .body_timeout_s = 30,
+        .idle_timeout_s = 30,
+        .max_header_bytes = 32 * 1024,
+    };
     int ch, idx = 0;
     optind = 1;
     opterr = 0; /* our messages name the command */
@@ -404,6 +401,25 @@ static void raise_nofile(const struct config *c)
                (unsigned long long)rl.rlim_cur, (unsigned long long)need, c->max_connections);
 }
 
+/* The prologue of a subcommand that takes options and no arguments: -1 to
+ * go on, else its exit code (0 after --help, 2 on a usage error). name, when
+ * given, is said in the complaint about a stray argument (serve's; migrate
+ * shows only its usage). */
+static int parse_opts_only(int argc, char **argv, struct config *c, const struct option *longopts,
+                           void (*usage)(FILE *), const char *name)
+{
+    int p = parse_opts(argc, argv, c, longopts, usage);
+    if (p)
+        return p > 0 ? 0 : 2;
+    if (optind < argc) {
+        if (name)
+            fprintf(stderr, "racefree: %s takes no arguments ('%s')\n", name, argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
 /* Purges finished idempotency keys whose time is up, a bounded batch per
  * second, so the table stays small without one long delete. */
 struct sweeper {
@@ -444,14 +460,9 @@ static void *sweep_loop(void *arg)
 static int cmd_serve(int argc, char **argv)
 {
     struct config c;
-    int p = parse_opts(argc, argv, &c, serve_opts, usage_serve);
-    if (p)
-        return p > 0 ? 0 : 2;
-    if (optind < argc) {
-        fprintf(stderr, "racefree: serve takes no arguments ('%s')\n", argv[optind]);
-        usage_serve(stderr);
-        return 2;
-    }
+    int p = parse_opts_only(argc, argv, &c, serve_opts, usage_serve, "serve");
+    if (p >= 0)
+        return p;
     /* A lease shorter than the slowest handler lets a retry take the key over
      * while the first run still provisions: refuse that configuration. */
     if ((long long)c.idempotency_lease_s * 1000 <= c.provision_delay_ms) {
@@ -529,13 +540,9 @@ static int cmd_serve(int argc, char **argv)
 static int cmd_migrate(int argc, char **argv)
 {
     struct config c;
-    int p = parse_opts(argc, argv, &c, common_opts, usage_migrate);
-    if (p)
-        return p > 0 ? 0 : 2;
-    if (optind < argc) {
-        usage_migrate(stderr);
-        return 2;
-    }
+    int p = parse_opts_only(argc, argv, &c, common_opts, usage_migrate, NULL);
+    if (p >= 0)
+        return p;
     struct rf_db *db = open_and_migrate(&c, 1);
     if (!db)
         return 1;

@@ -67,6 +67,9 @@ void rf_api_precondition_failed(struct rf_req *r);
 /* Validates an optional "name" member (1-200 bytes, no control
  * characters); replies 422 invalid_name and returns -1 if bad. */
 int rf_api_check_name(struct rf_req *r, json_t *v);
+/* Replies with the database's error and returns 1 when rc is one; 0 for
+ * RF_DB_OK. */
+int rf_api_db_failed(struct rf_req *r, int rc, const char *detail);
 /* The common end of a lookup: replies with the database error or 404
  * (not_found as detail) and returns 1; 0 when the object was found. */
 int rf_api_lookup_failed(struct rf_req *r, int rc, const char *detail, int found,

@@ -129,13 +129,19 @@ int rf_api_check_name(struct rf_req *r, json_t *v)
     return 0;
 }
 
+int rf_api_db_failed(struct rf_req *r, int rc, const char *detail)
+{
+    if (rc == RF_DB_OK)
+        return 0;
+    rf_reply_db_error(r, rc, detail);
+    return 1;
+}
+
 int rf_api_lookup_failed(struct rf_req *r, int rc, const char *detail, int found,
                          const char *not_found)
 {
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, detail);
+    if (rf_api_db_failed(r, rc, detail))
         return 1;
-    }
     if (!found) {
         rf_reply_problem(r, RF_P_NOT_FOUND, "%s", not_found);
         return 1;

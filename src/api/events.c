@@ -49,10 +49,8 @@ void rf_api_event_create(struct rf_req *r)
     struct rf_db_error e;
     int rc = rf_store_event_create(r->app->db, r->tx, r->a, r->ws, name, base,
                                    jstart ? starts : NULL, &ev, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_db_failed(r, rc, e.detail))
         return;
-    }
     rf_reply_json(r, 201, json_pack("{s:o}", "event", event_json(&ev)));
 }
 

@@ -123,10 +123,8 @@ int rf_api_idem_begin(struct rf_req *r, const char *header, const char *body, si
     struct rf_db_error e;
     int rc = rf_store_idem_reserve(app->db, r->a, k, rf_now_ms(),
                                    (int64_t)app->idempotency_lease_s * 1000, &out, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_db_failed(r, rc, e.detail))
         return 1;
-    }
     static const enum rf_metrics_idem counted[] = {
         [RF_IDEM_RESERVED] = RF_METRICS_IDEM_RESERVED,
         [RF_IDEM_REPLAY] = RF_METRICS_IDEM_REPLAYED,

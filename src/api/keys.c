@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -94,6 +95,26 @@ static int meta_text(struct rf_req *r, json_t *v, const char **out)
     return 0;
 }
 
+/* An identity as create, GET and a PATCH that set them show it: with its
+ * ratelimits (rl NULL: without). */
+static json_t *identity_with_limits(const struct rf_identity *idn, const struct rf_ratelimits *rl)
+{
+    json_t *j = identity_json(idn, 1);
+    if (j && rl)
+        json_object_set_new(j, "ratelimits", rf_api_ratelimits_json(rl));
+    return j;
+}
+
+/* The members an identity's create and patch share: meta and ratelimits
+ * (*jrl NULL when absent). Replies 422 and returns nonzero when bad. */
+static int identity_input(struct rf_req *r, const char **meta, struct rf_ratelimits *rl,
+                          json_t **jrl)
+{
+    return meta_text(r, json_object_get(r->body, "meta"), meta) ||
+           ((*jrl = json_object_get(r->body, "ratelimits")) &&
+            rf_api_ratelimits_parse(r, *jrl, rl));
+}
+
 void rf_api_identity_create(struct rf_req *r)
 {
     static const struct rf_field fields[] = {
@@ -106,8 +127,7 @@ void rf_api_identity_create(struct rf_req *r)
     json_t *jrl;
     if (rf_input_require(r, fields, RF_NFIELDS(fields)) ||
         check_external_id(r, json_object_get(r->body, "externalId")) ||
-        meta_text(r, json_object_get(r->body, "meta"), &meta) ||
-        ((jrl = json_object_get(r->body, "ratelimits")) && rf_api_ratelimits_parse(r, jrl, &rl)))
+        identity_input(r, &meta, &rl, &jrl))
         return;
     struct rf_identity idn;
     struct rf_db_error e;
@@ -115,19 +135,14 @@ void rf_api_identity_create(struct rf_req *r)
     const char *xid = json_string_value(json_object_get(r->body, "externalId"));
     int rc =
         rf_store_identity_create(r->app->db, r->tx, r->a, r->ws, xid, meta, &rl, &idn, &exists, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_db_failed(r, rc, e.detail))
         return;
-    }
     if (exists) {
         rf_reply_problem_field(r, RF_P_IDENTITY_EXISTS, "externalId",
                                "An identity with this externalId already exists.");
         return;
     }
-    json_t *j = identity_json(&idn, 1);
-    if (j)
-        json_object_set_new(j, "ratelimits", rf_api_ratelimits_json(&rl));
-    rf_reply_json(r, 201, json_pack("{s:o}", "identity", j));
+    rf_reply_json(r, 201, json_pack("{s:o}", "identity", identity_with_limits(&idn, &rl)));
 }
 
 void rf_api_identity_get(struct rf_req *r)
@@ -139,10 +154,7 @@ void rf_api_identity_get(struct rf_req *r)
     int rc = rf_store_identity_get(r->app->db, r->a, r->ws, r->params[0], &idn, &rl, &found, &e);
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No identity with this externalId."))
         return;
-    json_t *j = identity_json(&idn, 1);
-    if (j)
-        json_object_set_new(j, "ratelimits", rf_api_ratelimits_json(&rl));
-    rf_api_reply_object(r, "identity", j, idn.version);
+    rf_api_reply_object(r, "identity", identity_with_limits(&idn, &rl), idn.version);
 }
 
 void rf_api_identity_list(struct rf_req *r)
@@ -165,8 +177,7 @@ void rf_api_identity_patch(struct rf_req *r)
     struct rf_ratelimits rl;
     json_t *jrl;
     if (rf_api_if_match(r, &versions) || rf_input_require(r, fields, RF_NFIELDS(fields)) ||
-        meta_text(r, json_object_get(r->body, "meta"), &meta) ||
-        ((jrl = json_object_get(r->body, "ratelimits")) && rf_api_ratelimits_parse(r, jrl, &rl)))
+        identity_input(r, &meta, &rl, &jrl))
         return;
     struct rf_identity idn;
     struct rf_db_error e;
@@ -180,15 +191,32 @@ void rf_api_identity_patch(struct rf_req *r)
     }
     if (rf_api_lookup_failed(r, rc, e.detail, found, "No identity with this externalId."))
         return;
-    json_t *j = identity_json(&idn, 1);
-    if (j && jrl) /* shown when set; GET shows them always */
-        json_object_set_new(j, "ratelimits", rf_api_ratelimits_json(&rl));
-    rf_api_reply_object(r, "identity", j, idn.version);
+    /* The ratelimits shown when set; GET shows them always. */
+    rf_api_reply_object(r, "identity", identity_with_limits(&idn, jrl ? &rl : NULL), idn.version);
 }
 
 void rf_api_identity_delete(struct rf_req *r)
 {
     rf_api_delete(r, rf_store_identity_delete, "No identity with this externalId.");
+}
+
+/* An integer member that null clears (expires, remaining): *set when it
+ * is present, *has and *out when it is a number in [lo, hi]; outside that,
+ * replies 422 p with detail and returns -1. */
+static int nullable_int(struct rf_req *r, const char *name, int64_t lo, int64_t hi,
+                        enum rf_problem p, const char *detail, int *set, int *has, int64_t *out)
+{
+    json_t *v = json_object_get(r->body, name);
+    *set = v != NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        rf_reply_problem_field(r, p, name, "%s", detail);
+        return -1;
+    }
+    *has = 1;
+    *out = json_integer_value(v);
+    return 0;
 }
 
 /* Reads the key fields shared by create and patch into in. patch allows
@@ -213,28 +241,15 @@ static int key_input(struct rf_req *r, int patch, struct rf_key_input *in)
     if (meta_text(r, v, &in->meta))
         return -1;
     in->set_meta = v != NULL;
-    if ((v = json_object_get(r->body, "expires")) && !json_is_null(v)) {
-        /* A key that is born expired is a mistake, not a use case. */
-        if (json_integer_value(v) <= rf_now_ms()) {
-            rf_reply_problem_field(r, RF_P_INVALID_EXPIRES, "expires",
-                                   "expires is a time in the future, in Unix milliseconds.");
-            return -1;
-        }
-        in->has_expires = 1;
-        in->expires = json_integer_value(v);
-    }
-    in->set_expires = v != NULL;
-    if ((v = json_object_get(r->body, "remaining")) && !json_is_null(v)) {
-        /* 2^53 - 1: exact in every JSON client, and far from BIGINT's end. */
-        if (json_integer_value(v) < 0 || json_integer_value(v) > 9007199254740991LL) {
-            rf_reply_problem_field(r, RF_P_INVALID_REMAINING, "remaining",
-                                   "remaining is an integer 0-2^53-1 (null: unlimited).");
-            return -1;
-        }
-        in->has_remaining = 1;
-        in->remaining = json_integer_value(v);
-    }
-    in->set_remaining = v != NULL;
+    /* A key that is born expired is a mistake, not a use case; 2^53 - 1
+     * is exact in every JSON client, and far from BIGINT's end. */
+    if (nullable_int(r, "expires", rf_now_ms() + 1, INT64_MAX, RF_P_INVALID_EXPIRES,
+                     "expires is a time in the future, in Unix milliseconds.", &in->set_expires,
+                     &in->has_expires, &in->expires) ||
+        nullable_int(r, "remaining", 0, 9007199254740991LL, RF_P_INVALID_REMAINING,
+                     "remaining is an integer 0-2^53-1 (null: unlimited).", &in->set_remaining,
+                     &in->has_remaining, &in->remaining))
+        return -1;
     if ((v = json_object_get(r->body, "enabled"))) {
         in->set_enabled = 1;
         in->enabled = json_is_true(v);
@@ -273,10 +288,8 @@ void rf_api_key_create(struct rf_req *r)
     struct rf_db_error e;
     int rc = rf_store_key_create(r->app->db, r->tx, r->a, r->ws, hash, start, &in, key_id,
                                  &identity_id, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_db_failed(r, rc, e.detail))
         return;
-    }
     rf_reply_json(
         r, 201,
         json_pack("{s:s, s:s, s:s?}", "keyId", key_id, "key", key, "identityId", identity_id));
@@ -425,10 +438,8 @@ void rf_api_key_verify(struct rf_req *r)
         in.key_hash = hash;
         in.now_ms = rf_now_ms();
         int rc = rf_store_key_verify(r->app->db, r->tx, r->a, r->ws, &in, out, &e);
-        if (rc != RF_DB_OK) {
-            rf_reply_db_error(r, rc, e.detail);
+        if (rf_api_db_failed(r, rc, e.detail))
             return;
-        }
         if (out->unknown_limit) {
             rf_reply_problem_field(r, RF_P_UNKNOWN_RATELIMIT, "ratelimits",
                                    "Neither the key nor its identity has a ratelimit named "

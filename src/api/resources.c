@@ -62,10 +62,8 @@ static void resource_commit(struct rf_req *r)
     int rc = rf_store_resource_create(
         r->app->db, r->tx, r->a, r->ws, json_string_value(json_object_get(r->body, "type")),
         json_string_value(json_object_get(r->body, "name")), r->app->resource_quota, &o, &over, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_db_failed(r, rc, e.detail))
         return;
-    }
     if (over) {
         rf_reply_problem(r, RF_P_QUOTA_EXCEEDED,
                          "This workspace already holds its quota of %lld resources.",

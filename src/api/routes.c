@@ -98,10 +98,8 @@ void rf_api_authenticate(struct rf_req *r, const char *token)
     unsigned slot = auth_slot(hash);
     uint64_t now = rf_mono_ns();
     int rc = rf_store_auth(r->app->db, r->a, token, &r->ws, &expires, &e);
-    if (rc != RF_DB_OK) {
-        rf_reply_db_error(r, rc, e.detail);
+    if (rf_api_db_failed(r, rc, e.detail))
         return;
-    }
     uint64_t ttl = AUTH_TTL_NS;
     if (expires) { /* a rotated key: cached no longer than it lives */
         int64_t left_ms = expires - rf_now_ms();

@@ -65,10 +65,8 @@ void rf_api_user_create(struct rf_req *r)
             return;
         }
         r->then = NULL;
-        if (rc != RF_DB_OK) {
-            rf_reply_db_error(r, rc, e.detail);
+        if (rf_api_db_failed(r, rc, e.detail))
             return;
-        }
     }
     int rc = rf_store_user_create(r->app->db, r->tx, r->a, r->ws, email, name, u, &created, &e);
     user_create_reply(r, rc, &e, u, created);

@@ -1,20 +1,18 @@
 #include "core/timer.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 
+#include "core/service.h"
 #include "core/util.h"
 
 /* A binary min-heap on the deadline. */
 static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t thread;
-    int running, stop, flush;
+    struct rf_service s;
+    int flush;
     struct rf_timer **heap;
     size_t n, cap;
-} g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} g = {.s = {.mu = PTHREAD_MUTEX_INITIALIZER}};
 
 static void swap(size_t i, size_t j)
 {
@@ -49,56 +47,44 @@ static void sift_down(size_t i)
 static void *timer_main(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&g.mu);
-    while (!g.stop) {
+    pthread_mutex_lock(&g.s.mu);
+    while (!g.s.stop) {
         uint64_t now = rf_mono_ns();
         if (g.n && (g.flush || g.heap[0]->at <= now)) {
             struct rf_timer *t = g.heap[0];
             g.heap[0] = g.heap[--g.n];
             sift_down(0);
-            pthread_mutex_unlock(&g.mu);
+            pthread_mutex_unlock(&g.s.mu);
             t->fire(t);
-            pthread_mutex_lock(&g.mu);
+            pthread_mutex_lock(&g.s.mu);
             continue;
         }
         if (!g.n) {
-            pthread_cond_wait(&g.cv, &g.mu);
+            pthread_cond_wait(&g.s.cv, &g.s.mu);
         } else {
             struct timespec ts =
                 rf_timespec_in(CLOCK_MONOTONIC, (int64_t)((g.heap[0]->at - now) / 1000000u) + 1);
-            pthread_cond_timedwait(&g.cv, &g.mu, &ts);
+            pthread_cond_timedwait(&g.s.cv, &g.s.mu, &ts);
         }
     }
-    pthread_mutex_unlock(&g.mu);
+    pthread_mutex_unlock(&g.s.mu);
     return NULL;
 }
 
 int rf_timer_start(void)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g.cv, &ca);
-    pthread_condattr_destroy(&ca);
-    g.stop = 0;
-    if (pthread_create(&g.thread, NULL, timer_main, NULL) != 0) {
-        rf_log(RF_LOG_ERROR, "cannot start the timer thread");
-        pthread_cond_destroy(&g.cv);
-        return -1;
-    }
-    g.running = 1;
-    return 0;
+    return rf_service_start(&g.s, timer_main, "timer thread");
 }
 
 int rf_timer_add(struct rf_timer *t, int64_t delay_ms)
 {
     t->at = rf_mono_ns() + (uint64_t)(delay_ms > 0 ? delay_ms : 0) * 1000000u;
-    pthread_mutex_lock(&g.mu);
+    pthread_mutex_lock(&g.s.mu);
     if (g.n == g.cap) {
         size_t cap = g.cap ? 2 * g.cap : 256;
         struct rf_timer **h = realloc(g.heap, cap * sizeof(*h));
         if (!h) {
-            pthread_mutex_unlock(&g.mu);
+            pthread_mutex_unlock(&g.s.mu);
             return -1;
         }
         g.heap = h;
@@ -108,31 +94,26 @@ int rf_timer_add(struct rf_timer *t, int64_t delay_ms)
     sift_up(g.n++);
     /* Only a new earliest deadline changes how long the thread sleeps. */
     if (g.heap[0] == t || g.flush)
-        pthread_cond_signal(&g.cv);
-    pthread_mutex_unlock(&g.mu);
+        pthread_cond_signal(&g.s.cv);
+    pthread_mutex_unlock(&g.s.mu);
     return 0;
 }
 
 void rf_timer_flush(void)
 {
-    pthread_mutex_lock(&g.mu);
+    pthread_mutex_lock(&g.s.mu);
     g.flush = 1;
-    pthread_cond_signal(&g.cv);
-    pthread_mutex_unlock(&g.mu);
+    pthread_cond_signal(&g.s.cv);
+    pthread_mutex_unlock(&g.s.mu);
 }
 
 void rf_timer_stop(void)
 {
-    if (!g.running)
+    if (!g.s.running)
         return;
-    pthread_mutex_lock(&g.mu);
-    g.stop = 1;
-    pthread_cond_signal(&g.cv);
-    pthread_mutex_unlock(&g.mu);
-    pthread_join(g.thread, NULL);
-    pthread_cond_destroy(&g.cv);
+    rf_service_stop(&g.s);
     free(g.heap);
     g.heap = NULL;
     g.n = g.cap = 0;
-    g.running = g.flush = 0;
+    g.flush = 0;
 }

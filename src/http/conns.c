@@ -1,11 +1,11 @@
 #include "http/conns.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/service.h"
 #include "core/util.h"
 
 /* Each phase with a deadline has its own list, kept in order of phase start
@@ -28,17 +28,14 @@ struct list {
 };
 
 static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t reaper;
-    int running, stop;
+    struct rf_service s;
     struct rf_conns_limits lim;
     struct list lists[L_COUNT];
     unsigned live; /* open and not being closed by us */
     unsigned total;
     /* Since the last summary line. */
     unsigned timed_out, evicted, refused;
-} g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} g = {.s = {.mu = PTHREAD_MUTEX_INITIALIZER}};
 
 /* The answer to a connection over the limit when none can be evicted: the
  * problem shape every other error has (docs/API.md), written straight to the
@@ -83,9 +80,9 @@ static void append(struct rf_conn *c, int list, uint64_t now)
     l->last = c;
 }
 
-/* Under g.mu, which is also what keeps c->fd from being closed and reused
+/* Under g.s.mu, which is also what keeps c->fd from being closed and reused
  * meanwhile: libmicrohttpd reports a connection closed (rf_conns_close,
- * which takes g.mu) before it closes the socket. shutdown() rather than
+ * which takes g.s.mu) before it closes the socket. shutdown() rather than
  * close() wakes the event loop that owns the connection, which then closes it
  * as usual. */
 static void kill_conn(struct rf_conn *c)
@@ -123,7 +120,7 @@ struct rf_conn *rf_conns_open(int fd)
     if (!c)
         return NULL;
     c->fd = fd;
-    pthread_mutex_lock(&g.mu);
+    pthread_mutex_lock(&g.s.mu);
     append(c, L_HEAD, rf_mono_ns());
     g.live++;
     g.total++;
@@ -142,7 +139,7 @@ struct rf_conn *rf_conns_open(int fd)
             shutdown(fd, SHUT_WR);
         }
     }
-    pthread_mutex_unlock(&g.mu);
+    pthread_mutex_unlock(&g.s.mu);
     return c;
 }
 
@@ -150,12 +147,12 @@ void rf_conns_close(struct rf_conn *c)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&g.mu);
+    pthread_mutex_lock(&g.s.mu);
     if (c->list != L_DYING)
         g.live--;
     g.total--;
     unlink_conn(c);
-    pthread_mutex_unlock(&g.mu);
+    pthread_mutex_unlock(&g.s.mu);
     free(c);
 }
 
@@ -167,24 +164,24 @@ void rf_conns_phase(struct rf_conn *c, enum rf_conn_phase p)
                                   [RF_CONN_IDLE] = L_IDLE};
     if (!c)
         return;
-    pthread_mutex_lock(&g.mu);
+    pthread_mutex_lock(&g.s.mu);
     if (c->list != L_DYING && c->list != list_of[p]) {
         unlink_conn(c);
         append(c, list_of[p], rf_mono_ns());
     }
-    pthread_mutex_unlock(&g.mu);
+    pthread_mutex_unlock(&g.s.mu);
 }
 
 void rf_conns_request_line(struct rf_conn *c)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&g.mu);
+    pthread_mutex_lock(&g.s.mu);
     if (c->list == L_IDLE) {
         unlink_conn(c);
         append(c, L_HEAD, rf_mono_ns());
     }
-    pthread_mutex_unlock(&g.mu);
+    pthread_mutex_unlock(&g.s.mu);
 }
 
 /* Only the connection's own loop thread sets and reads the flag. */
@@ -206,9 +203,9 @@ int rf_conns_refused(const struct rf_conn *c)
 
 unsigned rf_conns_count(void)
 {
-    pthread_mutex_lock(&g.mu);
+    pthread_mutex_lock(&g.s.mu);
     unsigned n = g.total;
-    pthread_mutex_unlock(&g.mu);
+    pthread_mutex_unlock(&g.s.mu);
     return n;
 }
 
@@ -247,8 +244,8 @@ static void *reaper_main(void *arg)
 {
     (void)arg;
     uint64_t next_summary = rf_mono_ns() + SUMMARY_PERIOD_NS;
-    pthread_mutex_lock(&g.mu);
-    while (!g.stop) {
+    pthread_mutex_lock(&g.s.mu);
+    while (!g.s.stop) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += REAP_PERIOD_MS * 1000000L;
@@ -256,8 +253,8 @@ static void *reaper_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&g.cv, &g.mu, &ts);
-        if (g.stop)
+        pthread_cond_timedwait(&g.s.cv, &g.s.mu, &ts);
+        if (g.s.stop)
             break;
         uint64_t now = rf_mono_ns();
         reap(now);
@@ -273,39 +270,19 @@ static void *reaper_main(void *arg)
             g.timed_out = g.evicted = g.refused = 0;
         }
     }
-    pthread_mutex_unlock(&g.mu);
+    pthread_mutex_unlock(&g.s.mu);
     return NULL;
 }
 
 int rf_conns_start(const struct rf_conns_limits *l)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g.cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_lock(&g.mu);
+    pthread_mutex_lock(&g.s.mu);
     g.lim = *l;
-    g.stop = 0;
-    pthread_mutex_unlock(&g.mu);
-    if (pthread_create(&g.reaper, NULL, reaper_main, NULL) != 0) {
-        rf_log(RF_LOG_ERROR, "cannot start the connection reaper");
-        pthread_cond_destroy(&g.cv);
-        return -1;
-    }
-    g.running = 1;
-    return 0;
+    pthread_mutex_unlock(&g.s.mu);
+    return rf_service_start(&g.s, reaper_main, "connection reaper");
 }
 
 void rf_conns_stop(void)
 {
-    if (!g.running)
-        return;
-    pthread_mutex_lock(&g.mu);
-    g.stop = 1;
-    pthread_cond_signal(&g.cv);
-    pthread_mutex_unlock(&g.mu);
-    pthread_join(g.reaper, NULL);
-    pthread_cond_destroy(&g.cv);
-    g.running = 0;
+    rf_service_stop(&g.s);
 }

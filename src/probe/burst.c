@@ -1,6 +1,7 @@
 #include "probe/burst.h"
 #include "core/util.h"
 #include "probe/h2.h"
+#include "probe/sock.h"
 #include "probe/tls.h"
 
 #include <errno.h>
@@ -125,15 +126,11 @@ static void fail(struct burst *b, size_t i, int err, const char *fmt, ...)
 static int set_events(struct burst *b, size_t i, uint32_t ev)
 {
     struct conn *c = &b->c[i];
-    struct epoll_event e = {.events = ev, .data.u64 = i};
-    if (c->events == ev)
-        return 0;
-    if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &e) < 0) {
-        int e2 = errno;
-        fail(b, i, e2, "epoll_ctl: %s", strerror(e2));
+    if (rf_epoll_set(b->ep, EPOLL_CTL_MOD, c->fd, &c->events, ev, i) < 0) {
+        int e = errno;
+        fail(b, i, e, "epoll_ctl: %s", strerror(e));
         return -1;
     }
-    c->events = ev;
     return 0;
 }
 
@@ -186,13 +183,11 @@ static void start(struct burst *b, size_t i)
     }
     /* EPOLLIN from the start: a server may answer (and close) before it has
      * the whole request, and that answer is the result we want to keep. */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = i};
-    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+    if (rf_epoll_set(b->ep, EPOLL_CTL_ADD, c->fd, &c->events, EPOLLIN | EPOLLOUT, i) < 0) {
         int e = errno;
         fail(b, i, e, "epoll_ctl: %s", strerror(e));
         return;
     }
-    c->events = ev.events;
     c->phase = PH_CONNECTING;
 }
 
@@ -216,21 +211,10 @@ static int send_upto(struct burst *b, size_t i, size_t limit)
             fail(b, i, en, "send: %s", strerror(en));
         return st;
     }
-    while (c->sent < limit) {
-        ssize_t w = send(c->fd, d + c->sent, limit - c->sent, MSG_NOSIGNAL);
-        if (w > 0) {
-            c->sent += (size_t)w;
-        } else if (w < 0 && errno == EINTR) {
-            continue;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return 0;
-        } else {
-            int e = w < 0 ? errno : EIO;
-            fail(b, i, e, "send: %s", strerror(e));
-            return -1;
-        }
-    }
-    return 1;
+    int en = 0, st = rf_send_from(c->fd, d, limit, &c->sent, &en);
+    if (st < 0)
+        fail(b, i, en, "send: %s", strerror(en));
+    return st;
 }
 
 /* Returns 1 once the handshake is done, else 0 (waiting, or failed). */
@@ -287,20 +271,11 @@ static void on_writable(struct burst *b, size_t i)
     }
     if (c->phase == PH_WARM_SEND) {
         const struct rf_burst_req *q = &b->reqs[i];
-        while (c->wsent < q->warmup_len) {
-            ssize_t w = send(c->fd, q->warmup + c->wsent, q->warmup_len - c->wsent, MSG_NOSIGNAL);
-            if (w > 0) {
-                c->wsent += (size_t)w;
-            } else if (w < 0 && errno == EINTR) {
-                continue;
-            } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                return;
-            } else {
-                int e = w < 0 ? errno : EIO;
-                fail(b, i, e, "send (warm-up): %s", strerror(e));
-                return;
-            }
-        }
+        int en = 0, st = rf_send_from(c->fd, q->warmup, q->warmup_len, &c->wsent, &en);
+        if (st < 0)
+            fail(b, i, en, "send (warm-up): %s", strerror(en));
+        if (st <= 0)
+            return;
         rf_httpres_init(&c->wres, b->max_response);
         c->wres.head_request = q->warmup_head;
         c->phase = PH_WARM_READ;

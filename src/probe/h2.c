@@ -1,5 +1,6 @@
 #include "probe/h2.h"
 #include "core/util.h"
+#include "probe/sock.h"
 #include "probe/tls.h"
 
 #include <errno.h>
@@ -472,15 +473,13 @@ static void conn_fail(struct h2burst *b, struct h2conn *c, int err, const char *
 
 static int set_events(struct h2burst *b, struct h2conn *c, uint32_t ev)
 {
-    struct epoll_event e = {.events = ev, .data.u64 = c->idx};
-    if (c->events == ev || c->fd < 0)
+    if (c->fd < 0)
         return 0;
-    if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &e) < 0) {
-        int e2 = errno;
-        conn_fail(b, c, e2, "epoll_ctl: %s", strerror(e2));
+    if (rf_epoll_set(b->ep, EPOLL_CTL_MOD, c->fd, &c->events, ev, c->idx) < 0) {
+        int e = errno;
+        conn_fail(b, c, e, "epoll_ctl: %s", strerror(e));
         return -1;
     }
-    c->events = ev;
     return 0;
 }
 
@@ -500,13 +499,11 @@ static void conn_start(struct h2burst *b, struct h2conn *c)
         conn_fail(b, c, e, "%s", why);
         return;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = c->idx};
-    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+    if (rf_epoll_set(b->ep, EPOLL_CTL_ADD, c->fd, &c->events, EPOLLIN | EPOLLOUT, c->idx) < 0) {
         int e = errno;
         conn_fail(b, c, e, "epoll_ctl: %s", strerror(e));
         return;
     }
-    c->events = ev.events;
 }
 
 /* Queues whatever nghttp2 has to send, encrypted when TLS. */
@@ -543,27 +540,9 @@ static int conn_collect(struct h2burst *b, struct h2conn *c)
 /* Sends what is queued: 1 all sent, 0 socket full, -1 connection failed. */
 static int conn_flush(struct h2burst *b, struct h2conn *c)
 {
-    int e = 0, st;
-    if (c->tls) {
-        st = rf_tls_flush(c->tls, c->fd, &e);
-    } else {
-        st = 1;
-        while (c->ooff < c->olen) {
-            ssize_t w = send(c->fd, c->out + c->ooff, c->olen - c->ooff, MSG_NOSIGNAL);
-            if (w > 0) {
-                c->ooff += (size_t)w;
-            } else if (w < 0 && errno == EINTR) {
-                continue;
-            } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                st = 0;
-                break;
-            } else {
-                e = w < 0 ? errno : EIO;
-                st = -1;
-                break;
-            }
-        }
-    }
+    int e = 0;
+    int st = c->tls ? rf_tls_flush(c->tls, c->fd, &e)
+                    : rf_send_from(c->fd, c->out, c->olen, &c->ooff, &e);
     if (st < 0)
         conn_fail(b, c, e, "send: %s", strerror(e));
     return st;

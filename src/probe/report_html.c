@@ -57,6 +57,11 @@ static size_t utf8_seq(const unsigned char *s, size_t len, unsigned long *cp)
     return need;
 }
 
+/* The characters HTML text and attribute values escape. */
+static const char *const entity[] = {
+    ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
+};
+
 void rf_probe_html_escape(FILE *f, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -69,30 +74,15 @@ void rf_probe_html_escape(FILE *f, const char *s, size_t len)
             k++;
             continue;
         }
-        switch (cp) {
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&#39;", f);
-            break;
-        default:
-            /* C0 and C1 controls are parse errors in HTML, and NUL is dropped
-             * or replaced inconsistently; show that something was there. */
-            if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || (cp >= 0x7F && cp <= 0x9F))
-                fputs("\xEF\xBF\xBD", f);
-            else
-                fwrite(p + k, 1, m, f);
-        }
+        if (cp < sizeof(entity) / sizeof(entity[0]) && entity[cp])
+            fputs(entity[cp], f);
+        /* C0 and C1 controls are parse errors in HTML, and NUL is dropped
+         * or replaced inconsistently; show that something was there. */
+        else if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') ||
+                 (cp >= 0x7F && cp <= 0x9F))
+            fputs("\xEF\xBF\xBD", f);
+        else
+            fwrite(p + k, 1, m, f);
         k += m;
     }
 }

@@ -13,6 +13,16 @@ static int is_tchar(char c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+/* How many of the n bytes at s are token characters (is_tchar),
+ * from the start: a method or a header name. */
+static size_t token_len(const char *s, size_t n)
+{
+    size_t k = 0;
+    while (k < n && is_tchar(s[k]))
+        k++;
+    return k;
+}
+
 /* The line starting at p: its length without the line end in *n, and where
  * the next one starts. A file's last line may lack a line end. */
 static const char *next_line(const char *p, const char *end, size_t *n)
@@ -82,9 +92,7 @@ int rf_probe_reqfile_parse(struct rf_probe_reqfile *f, const char *data, size_t 
         rf_errf(err, errlen, "line %zu: control character in the request line", lineno);
         goto fail;
     }
-    size_t ml = 0;
-    while (ml < n && is_tchar(line[ml]))
-        ml++;
+    size_t ml = token_len(line, n);
     if (ml == 0 || ml > 32 || ml >= n || line[ml] != ' ') {
         /* The line is not NUL-terminated: it is a slice of the file. */
         rf_errf(err, errlen, "line %zu: want \"METHOD TARGET [HTTP/1.1]\", got \"%.*s\"", lineno,
@@ -153,9 +161,7 @@ int rf_probe_reqfile_parse(struct rf_probe_reqfile *f, const char *data, size_t 
             rf_errf(err, errlen, "line %zu: control character in a header", lineno);
             goto fail;
         }
-        size_t nl = 0;
-        while (nl < n && is_tchar(line[nl]))
-            nl++;
+        size_t nl = token_len(line, n);
         if (nl == 0 || nl >= n || line[nl] != ':') {
             rf_errf(err, errlen, "line %zu: want \"Name: value\", got \"%.*s\"", lineno,
                     (int)(n > 60 ? 60 : n), line);

@@ -1,5 +1,6 @@
 #include "probe/tls.h"
 #include "core/util.h"
+#include "probe/sock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -189,21 +190,10 @@ size_t rf_tls_pending(const struct rf_tls *t)
 
 int rf_tls_flush(struct rf_tls *t, int fd, int *e)
 {
-    while (t->off < t->len) {
-        ssize_t w = send(fd, t->out + t->off, t->len - t->off, MSG_NOSIGNAL);
-        if (w > 0) {
-            t->off += (size_t)w;
-        } else if (w < 0 && errno == EINTR) {
-            continue;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return 0;
-        } else {
-            *e = w < 0 ? errno : EIO;
-            return -1;
-        }
-    }
-    t->off = t->len = 0;
-    return 1;
+    int st = rf_send_from(fd, t->out, t->len, &t->off, e);
+    if (st == 1)
+        t->off = t->len = 0;
+    return st;
 }
 
 /* Feeds one read from fd to OpenSSL: 1 fed, 0 nothing yet, -1 error (*e, 0

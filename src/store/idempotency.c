@@ -29,15 +29,16 @@ static int reserve_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     struct rf_db_param ins[] = {RF_TEXT(k->ws),          RF_TEXT(k->kind),  RF_TEXT(k->key),
                                 RF_TEXT(k->fingerprint), RF_TEXT(k->owner), RF_INT(lease_end),
                                 RF_INT(ctx->now)};
-    rc = rf_db_exec(c,
-                    "INSERT INTO idempotency_keys (workspace_id, kind, idem_key, fingerprint,"
-                    " state, owner, lease_expires, created_at)"
-                    " VALUES (?, ?, ?, ?, 'in_flight', ?, ?, ?)"
-                    " ON CONFLICT (workspace_id, kind, idem_key) DO NOTHING RETURNING owner",
-                    ins, 7, ctx->a, &rows, e);
+    int n;
+    rc = rf_store_count(c,
+                        "INSERT INTO idempotency_keys (workspace_id, kind, idem_key, fingerprint,"
+                        " state, owner, lease_expires, created_at)"
+                        " VALUES (?, ?, ?, ?, 'in_flight', ?, ?, ?)"
+                        " ON CONFLICT (workspace_id, kind, idem_key) DO NOTHING RETURNING owner",
+                        ins, 7, &n, e);
     if (rc != RF_DB_OK)
         return rc;
-    if (rows.nrows == 1) {
+    if (n == 1) {
         ctx->out = RF_IDEM_RESERVED;
         return RF_DB_OK;
     }
@@ -76,15 +77,16 @@ static int reserve_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     struct rf_db_param up[] = {RF_TEXT(k->fingerprint), RF_TEXT(k->owner),  RF_INT(lease_end),
                                RF_INT(ctx->now),        RF_TEXT(k->ws),     RF_TEXT(k->kind),
                                RF_TEXT(k->key),         RF_TEXT(old_owner), RF_TEXT(state)};
-    rc = rf_db_exec(c,
-                    "UPDATE idempotency_keys SET fingerprint = ?, state = 'in_flight', owner = ?,"
-                    " lease_expires = ?, created_at = ?, status = NULL, resp_ctype = NULL,"
-                    " resp_body = NULL, resp_etag = NULL, expires_at = NULL"
-                    " WHERE " IDEM_WHERE " AND owner = ? AND state = ? RETURNING owner",
-                    up, 9, ctx->a, &rows, e);
+    rc = rf_store_count(
+        c,
+        "UPDATE idempotency_keys SET fingerprint = ?, state = 'in_flight', owner = ?,"
+        " lease_expires = ?, created_at = ?, status = NULL, resp_ctype = NULL,"
+        " resp_body = NULL, resp_etag = NULL, expires_at = NULL"
+        " WHERE " IDEM_WHERE " AND owner = ? AND state = ? RETURNING owner",
+        up, 9, &n, e);
     if (rc != RF_DB_OK)
         return rc;
-    if (rows.nrows == 0) /* someone else took it over first: look again */
+    if (n == 0) /* someone else took it over first: look again */
         return rf_db_fail(e, RF_DB_RETRY, "idempotency take-over lost");
     ctx->out = done ? RF_IDEM_RESERVED : RF_IDEM_TAKEN_OVER;
     return RF_DB_OK;

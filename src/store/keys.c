@@ -247,10 +247,11 @@ static int identity_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_erro
     if (rows.nrows == 0) {
         if (!ctx->if_versions)
             return RF_DB_OK;
-        struct rf_db_param k[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->external_id)};
-        rc = rf_db_exec(c, "SELECT id FROM identities WHERE workspace_id = ? AND external_id = ?",
-                        k, 2, ctx->a, &rows, e);
-        if (rc == RF_DB_OK && rows.nrows == 1)
+        int exists;
+        rc = rf_store_exists(c,
+                             "SELECT id FROM identities WHERE workspace_id = ? AND external_id = ?",
+                             ctx->ws, ctx->external_id, &exists, e);
+        if (exists)
             ctx->found = RF_STORE_STALE;
         return rc;
     }
@@ -390,6 +391,15 @@ static struct rf_db_param refill_last(const struct rf_key_input *in)
     if (in->refill == RF_REFILL_NONE)
         return RF_TEXT(NULL);
     return RF_INT(rf_refill_period_start(in->refill, (int)in->refill_day, rf_now_ms()));
+}
+
+/* A key that a conditional UPDATE matched no row of may still be there:
+ * the condition failed rather than the key being gone. */
+static int key_exists(struct rf_db_conn *c, const char *ws, const char *key_id, int *exists,
+                      struct rf_db_error *e)
+{
+    return rf_store_exists(c, "SELECT id FROM api_keys WHERE workspace_id = ? AND id = ?", ws,
+                           key_id, exists, e);
 }
 
 static int key_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
@@ -572,10 +582,9 @@ static int key_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     if (rc == RF_DB_OK && rows.nrows == 0 && in->if_versions) {
         /* Missing (404) or its version moved on (412): the UPDATE decided,
          * this read only names why. */
-        struct rf_db_param k[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
-        rc = rf_db_exec(c, "SELECT id FROM api_keys WHERE workspace_id = ? AND id = ?", k, 2,
-                        ctx->a, &rows, e);
-        if (rc == RF_DB_OK && rows.nrows == 1)
+        int exists;
+        rc = key_exists(c, ctx->ws, ctx->key_id, &exists, e);
+        if (exists)
             ctx->found = RF_STORE_STALE;
         return rc;
     }
@@ -775,10 +784,9 @@ static int reroll_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     if (rc != RF_DB_OK)
         return rc;
     if (rows.nrows == 0) {
-        struct rf_db_param q[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->key_id)};
-        rc = rf_db_exec(c, "SELECT id FROM api_keys WHERE workspace_id = ? AND id = ?", q, 2,
-                        ctx->a, &rows, e);
-        if (rc == RF_DB_OK && rows.nrows == 1)
+        int exists;
+        rc = key_exists(c, ctx->ws, ctx->key_id, &exists, e);
+        if (exists)
             ctx->res = RF_REROLL_ALREADY;
         return rc;
     }

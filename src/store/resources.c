@@ -37,14 +37,15 @@ static int res_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     struct rf_db_rows rows;
     ctx->flag = 0;
     struct rf_db_param q[] = {RF_TEXT(ctx->ws), RF_INT(ctx->quota > 0 ? ctx->quota : INT64_MAX)};
-    int rc = rf_db_exec(c,
-                        "INSERT INTO resource_counts (workspace_id, n) VALUES (?, 1)"
-                        " ON CONFLICT (workspace_id) DO UPDATE SET n = resource_counts.n + 1"
-                        " WHERE resource_counts.n < ? RETURNING n",
-                        q, 2, ctx->a, &rows, e);
+    int bumped;
+    int rc = rf_store_count(c,
+                            "INSERT INTO resource_counts (workspace_id, n) VALUES (?, 1)"
+                            " ON CONFLICT (workspace_id) DO UPDATE SET n = resource_counts.n + 1"
+                            " WHERE resource_counts.n < ? RETURNING n",
+                            q, 2, &bumped, e);
     if (rc != RF_DB_OK)
         return rc;
-    if (rows.nrows == 0) {
+    if (bumped == 0) {
         ctx->flag = 1;
         return RF_DB_OK;
     }

@@ -96,6 +96,13 @@ int rf_store_ref_write(struct rf_db *db, struct rf_tx *outer, rf_tx_fn fn, const
 int rf_store_count(struct rf_db_conn *c, const char *sql, const struct rf_db_param *p, int np,
                    int *nrows, struct rf_db_error *e);
 
+/* Whether the object (ws, id) is there: sql takes (ws, id), e.g. "SELECT
+ * id FROM users WHERE workspace_id = ? AND id = ?". What a conditional write
+ * that matched no row reads to tell a stale object (412) from a missing one
+ * (404); *exists is 0 on error. */
+int rf_store_exists(struct rf_db_conn *c, const char *sql, const char *ws, const char *id,
+                    int *exists, struct rf_db_error *e);
+
 /* Keyset pagination shared by the list endpoints: runs sql_first (params:
  * ws, limit) or, after a cursor, sql_after (params: ws, created, created,
  * id, limit), fetching limit+1 rows so *more tells whether a page follows;

@@ -189,6 +189,16 @@ int rf_store_count(struct rf_db_conn *c, const char *sql, const struct rf_db_par
     return rc;
 }
 
+int rf_store_exists(struct rf_db_conn *c, const char *sql, const char *ws, const char *id,
+                    int *exists, struct rf_db_error *e)
+{
+    struct rf_db_param p[] = {RF_TEXT(ws), RF_TEXT(id)};
+    int n;
+    int rc = rf_store_count(c, sql, p, 2, &n, e);
+    *exists = n > 0;
+    return rc;
+}
+
 struct page_ctx {
     struct rf_arena *a;
     const char *sql_first, *sql_after, *ws, *filter, *after_created, *after_id;

@@ -153,10 +153,10 @@ static int user_update_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e
     } else if (rc == RF_DB_OK && p->if_versions) {
         /* Nothing matched: a missing user (404) or one whose version moved
          * on (412). The write above already decided; this only names why. */
-        struct rf_db_param k[] = {RF_TEXT(ctx->ws), RF_TEXT(ctx->id)};
-        rc = rf_db_exec(c, "SELECT id FROM users WHERE workspace_id = ? AND id = ?", k, 2, ctx->a,
-                        &rows, e);
-        if (rc == RF_DB_OK && rows.nrows == 1)
+        int exists;
+        rc = rf_store_exists(c, "SELECT id FROM users WHERE workspace_id = ? AND id = ?", ctx->ws,
+                             ctx->id, &exists, e);
+        if (exists)
             ctx->found = RF_STORE_STALE;
     }
     return rc;

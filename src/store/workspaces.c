@@ -16,48 +16,39 @@ static int ws_create_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct ws_ctx *ctx = arg;
     char now[RF_TIME_MAX], hash[65];
-    struct rf_arena a;
-    struct rf_db_rows rows;
-    int rc;
+    int rc, n;
 
     ctx->done = 0;
     rf_now_rfc3339(now);
-    rf_arena_init(&a, 0);
     if (ctx->bootstrap) {
         /* Whoever inserts this row bootstraps; everyone else sees no row back. */
         struct rf_db_param p[] = {RF_TEXT(now)};
-        rc = rf_db_exec(c,
-                        "INSERT INTO rf_meta (k, v) VALUES ('bootstrapped', ?)"
-                        " ON CONFLICT (k) DO NOTHING RETURNING k",
-                        p, 1, &a, &rows, e);
-        if (rc != RF_DB_OK || rows.nrows == 0)
-            goto out;
+        rc = rf_store_count(c,
+                            "INSERT INTO rf_meta (k, v) VALUES ('bootstrapped', ?)"
+                            " ON CONFLICT (k) DO NOTHING RETURNING k",
+                            p, 1, &n, e);
+        if (rc != RF_DB_OK || n == 0)
+            return rc;
     }
     if (rf_id_new(ctx->ws_id, 64, "ws_", 16) ||
-        rf_id_new(ctx->root_key, RF_ROOT_KEY_MAX, "rk_", 32)) {
-        rc = rf_db_fail(e, RF_DB_ERROR, "id generation failed");
-        goto out;
-    }
+        rf_id_new(ctx->root_key, RF_ROOT_KEY_MAX, "rk_", 32))
+        return rf_db_fail(e, RF_DB_ERROR, "id generation failed");
     {
         struct rf_db_param p[] = {RF_TEXT(ctx->ws_id), RF_TEXT(ctx->name), RF_TEXT(now)};
-        rc = rf_db_exec(c,
-                        "INSERT INTO workspaces (id, name, created_at) VALUES (?, ?, ?)"
-                        " ON CONFLICT (name) DO NOTHING RETURNING id",
-                        p, 3, &a, &rows, e);
-        if (rc != RF_DB_OK || rows.nrows == 0)
-            goto out;
+        rc = rf_store_count(c,
+                            "INSERT INTO workspaces (id, name, created_at) VALUES (?, ?, ?)"
+                            " ON CONFLICT (name) DO NOTHING RETURNING id",
+                            p, 3, &n, e);
+        if (rc != RF_DB_OK || n == 0)
+            return rc;
     }
     rf_sha256_hex(ctx->root_key, strlen(ctx->root_key), hash);
-    {
-        struct rf_db_param p[] = {RF_TEXT(hash), RF_TEXT(ctx->ws_id), RF_TEXT(now)};
-        rc = rf_db_exec(
-            c, "INSERT INTO root_keys (key_hash, workspace_id, created_at) VALUES (?, ?, ?)", p, 3,
-            NULL, NULL, e);
-    }
+    struct rf_db_param p[] = {RF_TEXT(hash), RF_TEXT(ctx->ws_id), RF_TEXT(now)};
+    rc =
+        rf_db_exec(c, "INSERT INTO root_keys (key_hash, workspace_id, created_at) VALUES (?, ?, ?)",
+                   p, 3, NULL, NULL, e);
     if (rc == RF_DB_OK)
         ctx->done = 1;
-out:
-    rf_arena_free(&a);
     return rc;
 }
 
