@@ -26,7 +26,8 @@ struct rf_tls {
     char host[256];
     char *out; /* encrypted bytes for the socket: out[off, len) not yet sent */
     size_t len, off, cap;
-    int eof; /* the peer closed its side of the TCP connection */
+    int eof;   /* the peer closed its side of the TCP connection */
+    size_t rx; /* bytes the peer sent, encrypted */
 };
 
 /* The newest error on OpenSSL's queue, for a message. */
@@ -204,6 +205,7 @@ static int feed(struct rf_tls *t, int fd, int *e)
     for (;;) {
         ssize_t n = recv(fd, buf, sizeof(buf), 0);
         if (n > 0) {
+            t->rx += (size_t)n;
             if (BIO_write(t->rbio, buf, (int)n) != (int)n) {
                 *e = ENOMEM;
                 return -1;
@@ -283,7 +285,16 @@ int rf_tls_handshake(struct rf_tls *t, int fd, int *want_write, char *err, size_
             return 0;
         }
         if (fr < 0) {
-            if (e == 0)
+            /* A TLS server answers a hello it rejects with an alert; closing
+             * without a byte is what many plain-HTTP servers do with one
+             * (libmicrohttpd, unless the hello's random bytes happen to hold
+             * a line end, which earns a 400: "wrong version number"). */
+            if (e == 0 && t->rx == 0)
+                rf_errf(err, errlen,
+                        "TLS handshake with %s: the server closed the connection without a "
+                        "TLS reply (a plain-HTTP server? use http://)",
+                        t->host);
+            else if (e == 0)
                 rf_errf(err, errlen, "TLS handshake with %s: the server closed the connection",
                         t->host);
             else
