@@ -625,6 +625,22 @@ static int stale_statement(const PGresult *res)
     return state && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0);
 }
 
+/* Outside a transaction, a session the server dropped while it sat idle
+ * is replaced once: 1 to run the statement again on the new one, 0 when
+ * that does not apply (rc untouched), -1 when reconnecting failed (rc, e
+ * set). */
+static int replace_dropped(struct pg_conn *c, int autocommit, int *reconnected, int *rc,
+                           struct rf_db_error *e)
+{
+    if (!autocommit || *reconnected || PQstatus(c->h) == CONNECTION_OK)
+        return 0;
+    *rc = pg_connect(c, e);
+    if (*rc != RF_DB_OK)
+        return -1;
+    *reconnected = 1;
+    return 1;
+}
+
 static int pg_exec(struct rf_db_conn *cb, const char *sql, const struct rf_db_param *p, int np,
                    struct rf_arena *a, struct rf_db_rows *out, struct rf_db_error *e)
 {
@@ -692,8 +708,14 @@ static int pg_exec(struct rf_db_conn *cb, const char *sql, const struct rf_db_pa
                     goto out;
                 }
                 slot = prepared(c, sql, hash, conv, np, &rc, e);
-                if (rc != RF_DB_OK)
+                if (rc != RF_DB_OK) {
+                    /* The first call of a statement on a session the server
+                     * dropped fails at PREPARE, not at execute. */
+                    int again = replace_dropped(c, autocommit, &reconnected, &rc, e);
+                    if (again > 0)
+                        continue;
                     goto out;
+                }
             }
             if (slot >= 0)
                 res = PQexecPrepared(c->h, c->cache[slot].name, np, vals, NULL, NULL, 0);
@@ -702,14 +724,13 @@ static int pg_exec(struct rf_db_conn *cb, const char *sql, const struct rf_db_pa
         }
         if (res_ok(res))
             break;
-        if (autocommit && !reconnected && PQstatus(c->h) != CONNECTION_OK) {
+        int again = replace_dropped(c, autocommit, &reconnected, &rc, e);
+        if (again != 0) {
             PQclear(res);
             res = NULL;
-            rc = pg_connect(c, e);
-            if (rc != RF_DB_OK)
-                goto out;
-            reconnected = 1;
-            continue;
+            if (again > 0)
+                continue;
+            goto out;
         }
         if (!reused || attempt > 0 || !stale_statement(res)) {
             rc = pg_fail(c, res, e);

@@ -32,6 +32,7 @@ void test_pg_migrate_concurrent(void);
 void test_pg_store_users(void);
 void test_pg_stale_statement(void);
 void test_pg_reconnect(void);
+void test_pg_reconnect_prepare(void);
 void test_pg_pool_threads(void);
 void test_pg_recycled_sql(void);
 void test_pg_user_batch(void);
@@ -640,6 +641,39 @@ void test_pg_reconnect(void)
     int rc_kill = admin_exec(sql);
     usleep(100 * 1000);
     int rc2 = rf_tx_run(t.db, NULL, RF_TX_READ, pid_tx, &t.ctx, &t.e);
+    const char *pid2 = rc2 == RF_DB_OK ? rf_db_cell(&t.ctx.rows, 0, 0) : "0";
+    scratch_close(&t.s, t.db);
+    if (rc2 != RF_DB_OK)
+        fprintf(stderr, "  %s\n", t.e.detail);
+    CHECK_INT(rc, RF_DB_OK);
+    CHECK_INT(rc_kill, RF_DB_OK);
+    CHECK_INT(rc2, RF_DB_OK);
+    CHECK(strcmp(pid1, pid2) != 0);
+    rf_arena_free(&t.a);
+}
+
+static int pid_param_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
+{
+    struct rows_ctx *ctx = arg;
+    struct rf_db_param q[] = {RF_TEXT("x")};
+    return rf_db_exec(c, "SELECT pg_backend_pid(), ?::text", q, 1, ctx->a, &ctx->rows, e);
+}
+
+/* The same when the next statement has parameters and this session never
+ * prepared it: the dropped session shows at PREPARE, which must replace it
+ * too (it once answered 503 in the first seconds after a restart). */
+void test_pg_reconnect_prepare(void)
+{
+    char sql[128];
+    struct pg_fix t;
+    if (!fix_open(&t, "reconnp", 1))
+        return;
+    int rc = rf_tx_run(t.db, NULL, RF_TX_READ, pid_tx, &t.ctx, &t.e);
+    const char *pid1 = rc == RF_DB_OK ? rf_db_cell(&t.ctx.rows, 0, 0) : "0";
+    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid1);
+    int rc_kill = admin_exec(sql);
+    usleep(100 * 1000);
+    int rc2 = rf_tx_run(t.db, NULL, RF_TX_READ, pid_param_tx, &t.ctx, &t.e);
     const char *pid2 = rc2 == RF_DB_OK ? rf_db_cell(&t.ctx.rows, 0, 0) : "0";
     scratch_close(&t.s, t.db);
     if (rc2 != RF_DB_OK)
