@@ -627,31 +627,6 @@ static int pid_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     return rf_db_exec(c, "SELECT pg_backend_pid()", NULL, 0, ctx->a, &ctx->rows, e);
 }
 
-/* The server ends our idle session (as a restart would): the next
- * transaction runs on a fresh session instead of failing. */
-void test_pg_reconnect(void)
-{
-    char sql[128];
-    struct pg_fix t;
-    if (!fix_open(&t, "reconn", 1))
-        return;
-    int rc = rf_tx_run(t.db, NULL, RF_TX_READ, pid_tx, &t.ctx, &t.e);
-    const char *pid1 = rc == RF_DB_OK ? rf_db_cell(&t.ctx.rows, 0, 0) : "0";
-    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid1);
-    int rc_kill = admin_exec(sql);
-    usleep(100 * 1000);
-    int rc2 = rf_tx_run(t.db, NULL, RF_TX_READ, pid_tx, &t.ctx, &t.e);
-    const char *pid2 = rc2 == RF_DB_OK ? rf_db_cell(&t.ctx.rows, 0, 0) : "0";
-    scratch_close(&t.s, t.db);
-    if (rc2 != RF_DB_OK)
-        fprintf(stderr, "  %s\n", t.e.detail);
-    CHECK_INT(rc, RF_DB_OK);
-    CHECK_INT(rc_kill, RF_DB_OK);
-    CHECK_INT(rc2, RF_DB_OK);
-    CHECK(strcmp(pid1, pid2) != 0);
-    rf_arena_free(&t.a);
-}
-
 static int pid_param_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
 {
     struct rows_ctx *ctx = arg;
@@ -659,21 +634,20 @@ static int pid_param_tx(struct rf_db_conn *c, void *arg, struct rf_db_error *e)
     return rf_db_exec(c, "SELECT pg_backend_pid(), ?::text", q, 1, ctx->a, &ctx->rows, e);
 }
 
-/* The same when the next statement has parameters and this session never
- * prepared it: the dropped session shows at PREPARE, which must replace it
- * too (it once answered 503 in the first seconds after a restart). */
-void test_pg_reconnect_prepare(void)
+/* The server ends our idle session (as a restart would); then `next` must
+ * run on a fresh session instead of failing. */
+static void reconnect_after_kill(const char *schema, rf_tx_fn next)
 {
     char sql[128];
     struct pg_fix t;
-    if (!fix_open(&t, "reconnp", 1))
+    if (!fix_open(&t, schema, 1))
         return;
     int rc = rf_tx_run(t.db, NULL, RF_TX_READ, pid_tx, &t.ctx, &t.e);
     const char *pid1 = rc == RF_DB_OK ? rf_db_cell(&t.ctx.rows, 0, 0) : "0";
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid1);
     int rc_kill = admin_exec(sql);
     usleep(100 * 1000);
-    int rc2 = rf_tx_run(t.db, NULL, RF_TX_READ, pid_param_tx, &t.ctx, &t.e);
+    int rc2 = rf_tx_run(t.db, NULL, RF_TX_READ, next, &t.ctx, &t.e);
     const char *pid2 = rc2 == RF_DB_OK ? rf_db_cell(&t.ctx.rows, 0, 0) : "0";
     scratch_close(&t.s, t.db);
     if (rc2 != RF_DB_OK)
@@ -683,6 +657,21 @@ void test_pg_reconnect_prepare(void)
     CHECK_INT(rc2, RF_DB_OK);
     CHECK(strcmp(pid1, pid2) != 0);
     rf_arena_free(&t.a);
+}
+
+/* A statement without parameters (never prepared): the dropped session
+ * shows at execute. */
+void test_pg_reconnect(void)
+{
+    reconnect_after_kill("reconn", pid_tx);
+}
+
+/* A statement with parameters this session never prepared: the dropped
+ * session shows at PREPARE, which must replace it too (it once answered
+ * 503 in the first seconds after a restart). */
+void test_pg_reconnect_prepare(void)
+{
+    reconnect_after_kill("reconnp", pid_param_tx);
 }
 
 struct pool_arg {
