@@ -391,7 +391,7 @@ static void on_readable(struct burst *b, size_t i)
                 finish(b, i);
             } else if (st == RF_HTTPRES_ERROR) {
                 fail(b, i, RF_BURST_ERR_PROTO, "bad response: %s", r->http.err);
-            } else if ((size_t)got < sizeof(buf)) {
+            } else if ((size_t)got < sizeof(buf) && !(c->tls && rf_tls_buffered(c->tls))) {
                 return; /* drained; level-triggered epoll reports the rest */
             }
         } else if (got == 0) {

@@ -787,7 +787,11 @@ static void on_readable(struct h2burst *b, struct h2conn *c)
 {
     char buf[READ_CHUNK];
     char e[128];
-    for (int rounds = 0; c->phase != C_DONE && rounds < 16; rounds++) {
+    /* At most 16 reads before the other connections get a turn, but never
+     * while TLS holds bytes already taken off the socket: epoll would not
+     * report them again, and the streams in them would time out. */
+    for (int rounds = 0; c->phase != C_DONE && (rounds < 16 || (c->tls && rf_tls_buffered(c->tls)));
+         rounds++) {
         long got;
         if (c->tls) {
             got = rf_tls_recv(c->tls, c->fd, buf, sizeof(buf), e, sizeof(e));

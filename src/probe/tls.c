@@ -342,6 +342,11 @@ int rf_tls_encrypt(struct rf_tls *t, const void *p, size_t len, char *err, size_
     return 0;
 }
 
+int rf_tls_buffered(const struct rf_tls *t)
+{
+    return SSL_pending(t->ssl) > 0 || BIO_ctrl_pending(t->rbio) > 0;
+}
+
 long rf_tls_recv(struct rf_tls *t, int fd, char *buf, size_t cap, char *err, size_t errlen)
 {
     for (;;) {

@@ -58,4 +58,8 @@ int rf_tls_flush(struct rf_tls *t, int fd, int *e);
  * sends: queued bytes (a held final record) stay queued until rf_tls_flush. */
 long rf_tls_recv(struct rf_tls *t, int fd, char *buf, size_t cap, char *err, size_t errlen);
 
+/* Bytes already read from the socket that rf_tls_recv has not returned yet.
+ * epoll cannot see them: a reader that stops early must not wait for it. */
+int rf_tls_buffered(const struct rf_tls *t);
+
 #endif
